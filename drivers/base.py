@@ -1,0 +1,56 @@
+"""The contract every driver meets: passive, one device, ``read()`` on demand.
+
+A driver never schedules, retries, buffers or knows MQTT: the agent owns time. The agent's
+port owner thread opens the serial port and hands it to the driver; every transaction on
+that port happens on that thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from wire import Quality
+
+
+class ErrorKind(StrEnum):
+    """Why a read failed: the label of the per-device health counter it moves."""
+
+    TIMEOUT = "timeout"  # no answer (or not all of it) in time
+    CRC = "crc"  # an answer whose checksum is wrong
+    WRONG_ID = "wrong_id"  # an answer from another slave id than asked
+    EXCEPTION = "exception"  # a Modbus exception response
+    GARBAGE = "garbage"  # bytes that are no valid frame
+    INVALID_VALUE = "invalid_value"  # a sentinel ("no sensor") or out-of-range value
+    IO = "io"  # the port itself failed
+
+
+class DriverError(Exception):
+    """A failed read, naming the device (and register) and saying why."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One metric of one read. ``value`` is None when quality is not good."""
+
+    metric: str
+    value: float | None
+    unit: str = ""
+    quality: Quality = Quality.GOOD
+    error: str | None = None
+
+
+class Driver(Protocol):
+    """What the agent calls. ``read`` raises DriverError when the whole read failed."""
+
+    @property
+    def device_name(self) -> str: ...
+
+    def read(self) -> list[Measurement]: ...
+
+    def close(self) -> None: ...
