@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-class WaitTimeout(TimeoutError):
+class WaitTimeoutError(TimeoutError):
     """The condition did not hold before the deadline."""
 
 
@@ -28,5 +28,5 @@ def wait_until(
             return result
         if time.monotonic() >= deadline:
             text = message() if callable(message) else message
-            raise WaitTimeout(f"timed out after {timeout_s}s waiting for {text}")
+            raise WaitTimeoutError(f"timed out after {timeout_s}s waiting for {text}")
         time.sleep(interval_s)

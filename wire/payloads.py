@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 # A batch of 500 readings is about 60 KiB; anything far beyond is a fault or an attack.
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_READINGS = 2000
