@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from wire import Quality
 
 
@@ -54,3 +56,17 @@ class Driver(Protocol):
     def read(self) -> list[Measurement]: ...
 
     def close(self) -> None: ...
+
+
+class DeviceConfig(BaseModel):
+    """Fields every device has, whatever its driver; each driver's config model extends it.
+
+    ``interval_s`` is read by the agent (which owns time), never by the driver.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    driver: str
+    port: str = Field(min_length=1, description="name of a [[ports]] entry")
+    interval_s: float = Field(default=1.0, gt=0, le=86_400)
