@@ -1,8 +1,10 @@
-"""Start a private mosquitto for the demo and the tests: free loopback port, generated config.
+"""Start a private MQTT broker for the demo and the tests: free loopback port, generated config.
 
 Never assumes 1883 is ours. ``Mosquitto`` is a context manager; leaving it stops the broker
 with SIGTERM (SIGKILL after a grace period). ``stop()`` / ``start()`` let fault tests take the
-broker away and bring it back on the same port.
+broker away and bring it back on the same port. Where mosquitto is not installed, the demo
+(never the tests) falls back to amqtt, an embedded MQTT 3.1.1 broker from PyPI:
+``demo_broker`` picks one and says which.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +51,8 @@ def mosquitto_binary() -> str | None:
 class Mosquitto:
     """A mosquitto process on 127.0.0.1:<free port> with a config written to ``workdir``."""
 
+    name = "mosquitto"
+
     def __init__(
         self,
         workdir: Path,
@@ -85,10 +90,13 @@ class Mosquitto:
         ]
         self.config_path.write_text("\n".join(lines) + "\n")
 
+    def _command(self) -> list[str]:
+        return [self.binary, "-c", str(self.config_path)]
+
     def start(self, timeout_s: float = 10.0) -> None:
         self._write_config()
         self._process = subprocess.Popen(
-            [self.binary, "-c", str(self.config_path)],
+            self._command(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -97,10 +105,10 @@ class Mosquitto:
             if self._process.poll() is not None:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
                 log = self.log_path.read_text() if self.log_path.exists() else ""
-                raise BrokerError(f"mosquitto exited at start: {err}{log}".strip())
+                raise BrokerError(f"{self.name} exited at start: {err}{log}".strip())
             if time.monotonic() > deadline:
                 self.stop()
-                raise BrokerError(f"mosquitto did not listen on {self.port} in {timeout_s}s")
+                raise BrokerError(f"{self.name} did not listen on {self.port} in {timeout_s}s")
             time.sleep(0.02)
 
     def reload(self) -> None:
@@ -137,3 +145,43 @@ class Mosquitto:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class Amqtt(Mosquitto):
+    """The embedded fallback: amqtt's broker in a child process, anonymous, loopback only."""
+
+    name = "amqtt"
+
+    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        binary = shutil.which("amqtt", path=str(Path(sys.executable).parent))
+        if binary is None:
+            raise BrokerError(
+                "neither mosquitto nor amqtt is installed "
+                "(Debian: apt-get install mosquitto, or pip install 'edgewatch[broker]')"
+            )
+        self.binary = binary
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = workdir / "amqtt.yaml"
+        self.log_path = workdir / "amqtt.log"
+        self.extra_config = ""
+        self.allow_anonymous = True
+        self._process = None
+
+    def _write_config(self) -> None:
+        self.config_path.write_text(
+            f"listeners:\n  default:\n    type: tcp\n    bind: {self.host}:{self.port}\n"
+        )
+
+    def _command(self) -> list[str]:
+        return [self.binary, "-c", str(self.config_path)]
+
+
+def demo_broker(workdir: Path) -> Mosquitto:
+    """mosquitto where it is installed, else amqtt (saying so in one line)."""
+    if mosquitto_binary() is not None:
+        return Mosquitto(workdir)
+    print("[demo] mosquitto is not installed: using the embedded amqtt broker instead")
+    return Amqtt(workdir)

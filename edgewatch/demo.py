@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgewatch.broker import BrokerError, Mosquitto, free_port, port_accepts
+from edgewatch.broker import BrokerError, demo_broker, free_port, port_accepts
 from edgewatch.processes import Child, ProcessGroup
 from edgewatch.waiting import wait_until
 
@@ -177,12 +177,12 @@ def run(seconds: float | None, workdir: Path) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        broker = Mosquitto(workdir / "broker")
+        broker = demo_broker(workdir / "broker")
     except BrokerError as exc:
         print(f"[demo] {exc}", file=sys.stderr)
         return 2
     with broker, ProcessGroup(workdir / "logs") as procs:
-        print(f"[demo] mosquitto on 127.0.0.1:{broker.port}")
+        print(f"[demo] {broker.name} on 127.0.0.1:{broker.port}")
         center_ports = [free_port() for _ in CENTERS]
         for spec, port in zip(CENTERS, center_ports, strict=True):
             child = procs.start_cli(
