@@ -1,0 +1,239 @@
+"""The whole edgewatch system on one machine, as real processes: used by the demo, the
+end-to-end tests and the pipeline benchmark, so all three run the same thing.
+
+``LocalSystem`` starts reference tier centers, the controller, and simulated gateways (a
+firmware simulator on a pty plus the real agent reading it) as children of a ProcessGroup,
+each configured through the same files an operator would write.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgewatch.broker import free_port, port_accepts
+from edgewatch.processes import Child, ProcessGroup
+from edgewatch.waiting import wait_until
+
+
+@dataclass(frozen=True)
+class CenterSpec:
+    name: str
+    tier: str
+    place: str
+
+
+CENTERS = (
+    CenterSpec("chongqing-city", "city", "cq"),
+    CenterSpec("yuzhong-district", "district", "cq/yuzhong"),
+    CenterSpec("jiefangbei-street", "street", "cq/yuzhong/jiefangbei"),
+)
+GATEWAYS = {
+    "gw-demo-1": "cq/yuzhong/jiefangbei/grid-1",
+    "gw-demo-2": "cq/yuzhong/jiefangbei/grid-2",
+}
+
+
+class StartupError(RuntimeError):
+    """A part did not come up; the message says which and shows its log."""
+
+
+def get_json(url: str, timeout_s: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (loopback)
+        return json.load(response)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        get_json(url, timeout_s=0.5)
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+    return True
+
+
+def controller_config(
+    mqtt_port: int, http_port: int, db: Path, centers: dict[CenterSpec, int]
+) -> str:
+    lines = [
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n',
+        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n',
+        f'[storage]\npath = "{db}"\n',
+    ]
+    for gateway_id, place in GATEWAYS.items():
+        lines.append(f'[[gateways]]\nid = "{gateway_id}"\nplace = "{place}"\n')
+    for spec, port in centers.items():
+        lines.append(
+            f'[[centers]]\nname = "{spec.name}"\ntier = "{spec.tier}"\nplace = "{spec.place}"\n'
+            f'url = "http://127.0.0.1:{port}/ingest"\n'
+        )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class GatewayTiming:
+    """How often a simulated gateway polls and reports; the demo uses the defaults."""
+
+    poll_interval_s: float = 1.0
+    heartbeat_interval_s: float = 5.0
+    keepalive_s: int = 5
+
+
+def agent_config(
+    gateway_id: str, mqtt_port: int, data_dir: Path, pty: str, timing: GatewayTiming
+) -> str:
+    return f"""\
+[gateway]
+id = "{gateway_id}"
+data_dir = "{data_dir}"
+heartbeat_interval_s = {timing.heartbeat_interval_s}
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+keepalive_s = {timing.keepalive_s}
+
+[[ports]]
+name = "bus1"
+url = "{pty}"
+baud = 9600
+parity = "N"
+timeout_s = 0.3
+
+[[devices]]
+name = "river-gauge-1"
+driver = "modbus_rtu"
+port = "bus1"
+slave = 1
+interval_s = {timing.poll_interval_s}
+[[devices.registers]]
+metric = "level_cm"
+address = 0
+type = "u16"
+scale = 0.1
+unit = "cm"
+[[devices.registers]]
+metric = "status_word"
+address = 1
+type = "u16"
+"""
+
+
+def accepts_on(port: int) -> Callable[[], bool]:
+    return lambda: port_accepts("127.0.0.1", port)
+
+
+def wait_for_child(child: Child, what: str, ready: Callable[[], object], timeout_s: float) -> None:
+    """Wait until ``ready()``; fail at once, with its log, if the child exits meanwhile."""
+
+    def check() -> object:
+        if not child.alive:
+            raise StartupError(f"{child.name} exited while starting:\n{child.log_tail()}")
+        return ready()
+
+    try:
+        wait_until(check, timeout_s=timeout_s, interval_s=0.05, message=what)
+    except TimeoutError as exc:
+        raise StartupError(f"{exc}\n--- {child.log_path} ---\n{child.log_tail()}") from None
+
+
+@dataclass
+class SimulatedGateway:
+    gateway_id: str
+    config_path: Path
+    data_dir: Path
+    sim: Child
+    agent: Child
+
+
+@dataclass
+class LocalSystem:
+    """Start the parts one by one; the ProcessGroup stops them all."""
+
+    workdir: Path
+    mqtt_port: int
+    procs: ProcessGroup
+    centers: dict[CenterSpec, int] = field(default_factory=dict)
+    gateways: dict[str, SimulatedGateway] = field(default_factory=dict)
+    http_port: int = 0
+    controller: Child | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def api(self) -> str:
+        return f"{self.base_url}/api/v1"
+
+    def center_url(self, spec: CenterSpec) -> str:
+        return f"http://127.0.0.1:{self.centers[spec]}"
+
+    def start_centers(self) -> None:
+        for spec in CENTERS:
+            port = free_port()
+            child = self.procs.start_cli(
+                f"center-{spec.name}", "center", "run", "--name", spec.name,
+                "--tier", spec.tier, "--port", str(port),
+            )  # fmt: skip
+            wait_for_child(child, f"center {spec.name}", accepts_on(port), 20)
+            self.centers[spec] = port
+
+    def start_controller(self) -> Child:
+        self.http_port = free_port()
+        config_path = self.workdir / "controller.toml"
+        config_path.write_text(
+            controller_config(
+                self.mqtt_port, self.http_port, self.workdir / "controller.db", self.centers
+            )
+        )
+        self.controller = self.procs.start_cli(
+            "controller", "controller", "run", "--config", str(config_path)
+        )
+        wait_for_child(
+            self.controller, "controller API", lambda: http_ok(f"{self.api}/healthz"), 30
+        )
+        return self.controller
+
+    def start_gateway(
+        self, gateway_id: str, timing: GatewayTiming | None = None
+    ) -> SimulatedGateway:
+        manifest = self.workdir / f"{gateway_id}-sim.json"
+        sim = self.procs.start_cli(f"sim-{gateway_id}", "sim", "run", "--manifest", str(manifest))
+        wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
+        pty = json.loads(manifest.read_text())["devices"][0]["pty"]
+        data_dir = self.workdir / gateway_id
+        config_path = self.workdir / f"{gateway_id}.toml"
+        config_path.write_text(
+            agent_config(gateway_id, self.mqtt_port, data_dir, pty, timing or GatewayTiming())
+        )
+        agent = self.start_agent(gateway_id, config_path)
+        gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
+        self.gateways[gateway_id] = gateway
+        return gateway
+
+    def start_agent(self, gateway_id: str, config_path: Path) -> Child:
+        return self.procs.start_cli(
+            f"agent-{gateway_id}", "agent", "run", "--config", str(config_path)
+        )
+
+    def gateway_state(self, gateway_id: str) -> str | None:
+        try:
+            return str(get_json(f"{self.api}/gateways/{gateway_id}")["state"])
+        except (OSError, urllib.error.URLError, ValueError, KeyError):
+            return None
+
+    def summary(self) -> dict[str, Any]:
+        """The controller's summary, with what each center says it received."""
+        summary: dict[str, Any] = get_json(f"{self.api}/summary")
+        for spec, port in self.centers.items():
+            entry = summary.setdefault("centers", {}).setdefault(spec.name, {"tier": spec.tier})
+            try:
+                entry["received"] = get_json(f"http://127.0.0.1:{port}/received")["readings"]
+            except (OSError, urllib.error.URLError, ValueError, KeyError):
+                entry["received"] = 0
+        return summary
