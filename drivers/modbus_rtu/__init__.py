@@ -1,0 +1,33 @@
+"""Modbus RTU devices (function codes 03 and 04), on minimalmodbus. See README.md."""
+
+from __future__ import annotations
+
+import serial
+
+from drivers.base import DeviceConfig
+from drivers.modbus_rtu.config import (
+    ModbusRtuDeviceConfig,
+    RegisterConfig,
+    RegisterTable,
+    RegisterType,
+    WordOrder,
+)
+from drivers.modbus_rtu.driver import ModbusRtuDriver
+
+
+def create(config: DeviceConfig, serial_port: serial.Serial) -> ModbusRtuDriver:
+    """The registry's factory: a driver for ``config`` on an open ``serial_port``."""
+    if not isinstance(config, ModbusRtuDeviceConfig):
+        raise TypeError(f"modbus_rtu cannot drive a {type(config).__name__}")
+    return ModbusRtuDriver(config, serial_port)
+
+
+__all__ = [
+    "ModbusRtuDeviceConfig",
+    "ModbusRtuDriver",
+    "RegisterConfig",
+    "RegisterTable",
+    "RegisterType",
+    "WordOrder",
+    "create",
+]

@@ -1,0 +1,91 @@
+"""Every driver the agent knows, by the ``driver`` name used in device config.
+
+Adding a driver is one folder under drivers/ (``__init__.py`` with ``create``,
+``config.py``, ``driver.py``, ``README.md``) and one line in ``DRIVERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+from pydantic import ValidationError
+
+from drivers import modbus_rtu
+from drivers.base import DeviceConfig, Driver
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSpec:
+    """How to check a device's config and build its driver on an open serial port."""
+
+    config_model: type[DeviceConfig]
+    create: Callable[[DeviceConfig, serial.Serial], Driver]
+
+
+DRIVERS: dict[str, DriverSpec] = {
+    "modbus_rtu": DriverSpec(modbus_rtu.ModbusRtuDeviceConfig, modbus_rtu.create),
+}
+
+
+class DeviceConfigError(ValueError):
+    """A device config that cannot be used; the message names the device and the fix."""
+
+
+def parse_device_config(raw: Mapping[str, Any]) -> DeviceConfig:
+    """Check one ``[[devices]]`` table with its driver's config model.
+
+    Raises DeviceConfigError (a ValueError) naming the device, and for a bad register
+    the register's metric, e.g. ``device 'gauge-1' (modbus_rtu, slave 1): registers[0]
+    'level_cm'.address: Input should be greater than or equal to 0``.
+    """
+    name = raw.get("name", "?")
+    driver = raw.get("driver")
+    spec = DRIVERS.get(driver) if isinstance(driver, str) else None
+    if spec is None:
+        known = ", ".join(sorted(DRIVERS))
+        raise DeviceConfigError(f"device {name!r}: unknown driver {driver!r} (known: {known})")
+    try:
+        return spec.config_model.model_validate(dict(raw))
+    except ValidationError as exc:
+        label = f"{driver}, slave {raw['slave']}" if "slave" in raw else driver
+        header = f"device {name!r} ({label}): "
+        # Model-level checks already name the device: say it once.
+        problems = "; ".join(
+            _describe_error(raw, error).removeprefix(header) for error in exc.errors()
+        )
+        raise DeviceConfigError(header + problems) from exc
+
+
+def create_driver(config: DeviceConfig, serial_port: serial.Serial) -> Driver:
+    """Build the driver for a config from ``parse_device_config`` on an open port."""
+    return DRIVERS[config.driver].create(config, serial_port)
+
+
+def _describe_error(raw: Mapping[str, Any], error: Any) -> str:
+    """One pydantic error as a person reads it: list items named by their metric or name."""
+    parts: list[str] = []
+    node: Any = raw
+    for key in error["loc"]:
+        node = node.get(key) if isinstance(node, Mapping) else _item(node, key)
+        if isinstance(key, int):
+            label = node.get("metric") or node.get("name") if isinstance(node, Mapping) else None
+            parts.append(f"[{key}] {label!r}" if label else f"[{key}]")
+        else:
+            parts.append(f".{key}" if parts else str(key))
+    where = "".join(parts)
+    cause = error.get("ctx", {}).get("error")
+    message = str(cause) if error["type"] == "value_error" and cause else error["msg"]
+    return f"{where}: {message}" if where else message
+
+
+def _item(node: Any, index: Any) -> Any:
+    if (
+        isinstance(node, list | tuple)
+        and isinstance(index, int)
+        and -len(node) <= index < len(node)
+    ):
+        return node[index]
+    return None

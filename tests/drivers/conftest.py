@@ -1,0 +1,45 @@
+"""Drivers meet the simulated firmware on real ptys: the two sides share no code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import serial
+
+from firmware_sim import SimulatedBus, WaterLevelGauge
+
+# Short enough to keep timeouts cheap, long enough for a loaded CI machine's pty round trip.
+PORT_TIMEOUT_S = 0.5
+
+
+@pytest.fixture
+def gauge_bus() -> Iterator[SimulatedBus]:
+    """One water-level gauge at slave 1 on a fresh pty."""
+    with SimulatedBus([WaterLevelGauge(slave=1)]) as bus:
+        yield bus
+
+
+@pytest.fixture
+def serial_port(gauge_bus: SimulatedBus) -> Iterator[serial.Serial]:
+    """The gauge's line, opened as the agent's port owner would."""
+    with serial.Serial(gauge_bus.port_path, 9600, timeout=PORT_TIMEOUT_S) as port:
+        yield port
+
+
+def gauge_config(**overrides: Any) -> dict[str, Any]:
+    """A raw ``[[devices]]`` table for the simulated gauge."""
+    raw: dict[str, Any] = {
+        "name": "gauge-1",
+        "driver": "modbus_rtu",
+        "port": "bus1",
+        "slave": 1,
+        "registers": [
+            {"metric": "level_cm", "address": 0, "scale": 0.1, "unit": "cm"},
+            {"metric": "status", "address": 1},
+            {"metric": "firmware_version", "address": 2},
+        ],
+    }
+    raw.update(overrides)
+    return raw

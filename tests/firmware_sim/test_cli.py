@@ -1,0 +1,80 @@
+"""``firmware_sim.cli``: a real process serving ptys, a manifest, a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import serial
+
+from edgewatch.waiting import wait_until
+from firmware_sim import modbus
+from firmware_sim.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_run_in_process_for_some_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest_path = tmp_path / "run" / "manifest.json"
+    assert (
+        main(["run", "--devices", "2", "--seconds", "0.05", "--manifest", str(manifest_path)]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("gauge-1  model=water_level  pty=/dev/pts/")
+    assert "slave=1  baud=9600" in lines[0]
+    devices = json.loads(manifest_path.read_text())["devices"]
+    assert [(d["name"], d["slave"], d["bus"]) for d in devices] == [
+        ("gauge-1", 1, "bus1"),
+        ("gauge-2", 2, "bus1"),
+    ]
+    assert devices[0]["pty"] == devices[1]["pty"]
+    assert set(devices[0]) == {"name", "model", "bus", "pty", "slave", "baud", "parity"}
+    assert not [p for p in manifest_path.parent.iterdir() if p.name != "manifest.json"]
+
+
+def test_refuses_too_many_devices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--devices", "300", "--seconds", "0"]) == 2
+    assert "1-247" in capsys.readouterr().err
+
+
+def test_serves_until_sigterm(tmp_path: Path) -> None:
+    manifest_path = tmp_path / "manifest.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "firmware-sim")])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "firmware_sim.cli", "run", "--manifest", str(manifest_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(manifest_path.exists, timeout_s=10, message="the manifest")
+        (device,) = json.loads(manifest_path.read_text())["devices"]
+        assert device == {
+            "name": "gauge-1",
+            "model": "water_level",
+            "bus": "bus1",
+            "pty": device["pty"],
+            "slave": 1,
+            "baud": 9600,
+            "parity": "N",
+        }
+        with serial.Serial(device["pty"], 9600, timeout=2.0) as port:
+            port.write(modbus.read_request(1, 3, 2, 1))
+            assert port.read(7) == modbus.read_response(1, 3, [0x0102])
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert device["pty"] in stdout
