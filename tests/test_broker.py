@@ -7,6 +7,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edgewatch.broker import Amqtt, Mosquitto, port_accepts
 
@@ -17,10 +18,10 @@ def roundtrip(host: str, port: int) -> bytes:
     payloads: list[bytes] = []
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        payloads.append(message.payload)
+        payloads.append(bytes(message.payload))
         received.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.on_message = on_message
     client.connect(host, port)
     client.loop_start()

@@ -1,0 +1,207 @@
+"""The controller's TOML config: typed, checked once at start, errors that name the key.
+
+```toml
+[mqtt]
+host = "127.0.0.1"
+port = 1883
+
+[http]
+host = "127.0.0.1"
+port = 8080                      # 0: any free port (the bound port is reported)
+
+[storage]
+path = "controller.db"           # relative paths are relative to the config file
+
+[health]                         # optional, these are the defaults
+heartbeat_misses = 3
+default_heartbeat_interval_s = 5.0
+check_interval_s = 1.0
+
+[forwarding]                     # optional, these are the defaults
+batch_max_readings = 500
+request_timeout_s = 5.0
+backoff_initial_s = 0.1
+backoff_max_s = 3.0
+
+[[gateways]]
+id = "gw-demo-1"
+place = "cq/yuzhong/jiefangbei"
+
+[[centers]]
+name = "city"
+tier = "city"                    # city, district or street
+place = "cq"
+url = "http://127.0.0.1:9001/ingest"
+```
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic_core import ErrorDetails
+
+import wire
+
+# A place is a slash path city/district/street[/grid] of lower-case labels.
+PLACE_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*){0,3}$"
+Place = Annotated[str, Field(pattern=PLACE_PATTERN, max_length=255)]
+CenterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class ConfigError(ValueError):
+    """The config cannot be used; the message names the file and every offending key."""
+
+
+class Tier(StrEnum):
+    CITY = "city"
+    DISTRICT = "district"
+    STREET = "street"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    # A fixed client id with a persistent session: the broker keeps queueing for the
+    # controller while it restarts, and messages are acknowledged only once stored.
+    client_id: Annotated[str, Field(min_length=1, max_length=64)] = "edgewatch-controller"
+    keepalive_s: Annotated[int, Field(ge=1, le=600)] = 10
+
+
+class HttpConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class StorageConfig(_Section):
+    path: Path = Path("controller.db")
+
+
+class HealthConfig(_Section):
+    heartbeat_misses: Annotated[int, Field(ge=1, le=100)] = 3
+    default_heartbeat_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    check_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
+class ForwardingConfig(_Section):
+    batch_max_readings: Annotated[int, Field(ge=1, le=10_000)] = 500
+    request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    backoff_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.1
+    backoff_max_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+
+
+class GatewayConfig(_Section):
+    id: str
+    place: Place
+
+    @field_validator("id")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        try:
+            return wire.validate_gateway_id(value)
+        except wire.GatewayIdError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class CenterConfig(_Section):
+    name: CenterName
+    tier: Tier
+    place: Place
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)]
+
+
+class ControllerConfig(_Section):
+    mqtt: MqttConfig = MqttConfig()
+    http: HttpConfig = HttpConfig()
+    storage: StorageConfig = StorageConfig()
+    health: HealthConfig = HealthConfig()
+    forwarding: ForwardingConfig = ForwardingConfig()
+    gateways: list[GatewayConfig] = []
+    centers: list[CenterConfig] = []
+
+    @_model_validator(mode="after")
+    def _unique_names(self) -> ControllerConfig:
+        for key, names in (
+            ("gateways", [g.id for g in self.gateways]),
+            ("centers", [c.name for c in self.centers]),
+        ):
+            seen: set[str] = set()
+            for index, name in enumerate(names):
+                if name in seen:
+                    field = "id" if key == "gateways" else "name"
+                    raise ValueError(f"{key}[{index}].{field}: {name!r} is configured twice")
+                seen.add(name)
+        return self
+
+    def gateway_places(self) -> dict[str, str]:
+        return {g.id: g.place for g in self.gateways}
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "config"
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (remove it or check its spelling)"
+    if kind == "enum":
+        expected = str(error.get("ctx", {}).get("expected", ""))
+        choices = [c.strip(" '") for c in re.split(r",| or ", expected) if c.strip(" '")]
+        return f"must be one of {', '.join(choices)}"
+    if kind == "string_pattern_mismatch" and error["loc"][-1:] == ("place",):
+        return "must be a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 4 levels)"
+    if kind == "missing":
+        return "is required"
+    text = error["msg"].removeprefix("Value error, ")
+    return text[:1].lower() + text[1:]
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    lines: list[str] = []
+    for error in exc.errors():
+        message = _message(error)
+        # Model-level checks already put the key in front of their message.
+        lines.append(message if not error["loc"] else f"{_where(error['loc'])}: {message}")
+    return lines
+
+
+def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> ControllerConfig:
+    """Validate ``data`` (parsed TOML); relative storage paths are resolved from ``base_dir``."""
+    try:
+        config = ControllerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(format_errors(exc))) from None
+    if base_dir is not None and not config.storage.path.is_absolute():
+        storage = StorageConfig(path=base_dir / config.storage.path)
+        config = config.model_copy(update={"storage": storage})
+    return config
+
+
+def load_config(path: Path) -> ControllerConfig:
+    """Read and validate a TOML config file, or raise ConfigError naming the file and keys."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return parse_config(data, base_dir=path.parent)
+    except ConfigError as exc:
+        problems = str(exc).splitlines()
+        raise ConfigError(f"{path}: " + "\n  ".join(["invalid config:", *problems])) from None

@@ -1,0 +1,190 @@
+"""What the controller does with each decoded gateway message: health, storage, forwarding.
+
+``Fleet`` is the sink the MQTT ingest hands decoded messages to. It asks the health tracker
+what a message means for the gateway's state, stores the state and every transition (logged
+once), and queues readings for the store writer together with the centers that receive them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Mapping
+
+from sqlite_utils import Database
+
+import wire
+from controller.health import GatewayHealthState, HealthTracker, StatusVerdict, Transition
+from controller.routing import Router
+from controller.store import IncomingReadings, Lane, Store
+
+log = logging.getLogger(__name__)
+
+
+class Fleet:
+    def __init__(self, *, store: Store, tracker: HealthTracker, router: Router) -> None:
+        self.store = store
+        self.tracker = tracker
+        self.router = router
+        self._stale_logged: set[tuple[str, int]] = set()
+
+    def load(self, gateway_places: Mapping[str, str]) -> None:
+        """Record the configured gateways' places and take up the states stored last time."""
+
+        def register(db: Database) -> None:
+            db.execute("UPDATE gateways SET place = NULL")
+            db.conn.executemany(
+                "INSERT INTO gateways (id, place) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET place = excluded.place",
+                list(gateway_places.items()),
+            )
+
+        self.store.call(register)
+        rows = self.store.read(
+            lambda conn: conn.execute(
+                "SELECT id, state, session, heartbeat_interval_s FROM gateways"
+            ).fetchall()
+        )
+        for row in rows:
+            self.tracker.restore(
+                row["id"],
+                GatewayHealthState(row["state"]),
+                row["session"],
+                row["heartbeat_interval_s"],
+            )
+
+    # -- the ingest sink ------------------------------------------------------------------
+
+    def on_status(self, gateway: str, status: wire.Status) -> None:
+        verdict, transition = self.tracker.on_status(gateway, status)
+        if verdict is StatusVerdict.STALE:
+            if (gateway, status.session) not in self._stale_logged:
+                self._stale_logged.add((gateway, status.session))
+                log.info(
+                    "gateway %s: ignored %s status of older session %d",
+                    gateway,
+                    status.state.value,
+                    status.session,
+                )
+            return
+        now_ms = self.tracker.clock.wall_ms()
+        online = status.state is wire.GatewayState.ONLINE
+
+        def record(db: Database) -> None:
+            _ensure_gateway(db, gateway)
+            db.conn.execute(
+                "UPDATE gateways SET session = ?,"
+                " last_birth_ms = CASE WHEN ? THEN ? ELSE last_birth_ms END,"
+                " agent_version = CASE WHEN ? THEN ? ELSE agent_version END,"
+                " heartbeat_interval_s = CASE WHEN ? > 0 THEN ? ELSE heartbeat_interval_s END"
+                " WHERE id = ?",
+                (
+                    status.session,
+                    online,
+                    now_ms,
+                    online,
+                    status.agent_version,
+                    status.heartbeat_interval_s,
+                    status.heartbeat_interval_s,
+                    gateway,
+                ),
+            )
+            _record_transition(db, transition)
+
+        self._submit(record, transition)
+
+    def on_health(self, gateway: str, health: wire.Health) -> None:
+        transition = self.tracker.on_health(gateway, health)
+        now_ms = self.tracker.clock.wall_ms()
+        health_json = health.model_dump_json()
+        device_states = [
+            (gateway, name, device.state, now_ms, now_ms) for name, device in health.devices.items()
+        ]
+
+        def record(db: Database) -> None:
+            _ensure_gateway(db, gateway)
+            db.conn.execute(
+                "UPDATE gateways SET last_heartbeat_ms = ?, heartbeat_interval_s = ?,"
+                " health_json = ?, session = max(coalesce(session, 0), ?) WHERE id = ?",
+                (now_ms, health.heartbeat_interval_s, health_json, health.session, gateway),
+            )
+            db.conn.executemany(
+                "INSERT INTO devices (gateway, name, state, first_seen_ms, updated_ms)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway, name) DO UPDATE SET"
+                " state = excluded.state, updated_ms = excluded.updated_ms",
+                device_states,
+            )
+            _record_transition(db, transition)
+
+        self._submit(record, transition)
+
+    def on_readings(
+        self,
+        gateway: str,
+        lane: Lane,
+        batch: wire.ReadingBatch,
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
+        transition = self.tracker.on_data(gateway, batch.session)
+        if transition is not None:
+            self._submit(lambda db: _record_transition(db, transition), transition)
+        self.store.put_readings(
+            IncomingReadings(
+                gateway=gateway,
+                lane=lane,
+                session=batch.session,
+                readings=batch.readings,
+                received_ms=self.tracker.clock.wall_ms(),
+                centers=self.router.centers_for(gateway),
+                on_stored=on_stored,
+            )
+        )
+
+    def check_health(self) -> None:
+        for transition in self.tracker.check():
+            self._submit(functools.partial(_record_transition, transition=transition), transition)
+
+    def _submit(self, op: Callable[[Database], None], transition: Transition | None) -> None:
+        if transition is not None:
+            log.info(
+                "gateway %s: %s -> %s (%s)",
+                transition.gateway,
+                transition.from_state.value,
+                transition.to_state.value,
+                transition.reason,
+            )
+        self.store.submit(op)
+
+
+def _ensure_gateway(db: Database, gateway: str) -> None:
+    db.conn.execute("INSERT OR IGNORE INTO gateways (id) VALUES (?)", (gateway,))
+
+
+def _record_transition(db: Database, transition: Transition | None) -> None:
+    if transition is None:
+        return
+    _ensure_gateway(db, transition.gateway)
+    db.conn.execute(
+        "UPDATE gateways SET state = ?, state_reason = ?, state_since_ms = ? WHERE id = ?",
+        (transition.to_state.value, transition.reason, transition.at_ms, transition.gateway),
+    )
+    db.conn.execute(
+        "INSERT INTO gateway_transitions (gateway, from_state, to_state, reason, at_ms)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (
+            transition.gateway,
+            transition.from_state.value,
+            transition.to_state.value,
+            transition.reason,
+            transition.at_ms,
+        ),
+    )
+
+
+def health_of(row_json: str | None) -> dict[str, object] | None:
+    """The stored last health message as a dict (None before the first heartbeat)."""
+    if not row_json:
+        return None
+    value = json.loads(row_json)
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,188 @@
+"""The running controller: store writer, MQTT ingest, health ticker, outboxes and the API.
+
+``with Controller(config) as controller:`` starts everything (the HTTP API on
+``controller.api_url``; with ``[http] port = 0`` the bound port is ``controller.api_port``)
+and leaving the block stops everything within seconds, in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from contextlib import ExitStack
+from types import TracebackType
+
+import uvicorn
+from fastapi import FastAPI
+
+from controller.api import create_app
+from controller.config import ControllerConfig
+from controller.fleet import Fleet
+from controller.health import Clock, HealthTracker, SystemClock
+from controller.ingest import MqttIngest, Rejections
+from controller.outbox import Outboxes
+from controller.routing import Router
+from controller.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class ApiServer:
+    """uvicorn on its own thread, on a socket bound before start (so port 0 works)."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.requested_port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {exc}") from exc
+        self._socket = sock
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            self.app, lifespan="off", log_config=None, access_log=False, log_level="warning"
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="api-server", daemon=False
+        )
+        self._thread.start()
+        deadline_s = time.monotonic() + timeout_s
+        while not server.started and self._thread_alive() and time.monotonic() < deadline_s:
+            time.sleep(0.01)
+        if not server.started:
+            self.stop()
+            raise RuntimeError(f"the API server did not start on {self.host}:{self.port}")
+
+    def _thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        server, thread, sock = self._server, self._thread, self._socket
+        self._server = self._thread = self._socket = None
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive() and server is not None:
+                server.force_exit = True
+                thread.join(timeout_s)
+        if sock is not None:
+            sock.close()
+
+
+class Controller:
+    """The whole controller for one config; a context manager."""
+
+    def __init__(self, config: ControllerConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.store = Store(config.storage.path)
+        self.tracker = HealthTracker(
+            heartbeat_misses=config.health.heartbeat_misses,
+            default_heartbeat_interval_s=config.health.default_heartbeat_interval_s,
+            clock=self.clock,
+        )
+        self.router = Router(config.centers, config.gateway_places())
+        self.fleet = Fleet(store=self.store, tracker=self.tracker, router=self.router)
+        self.rejections = Rejections()
+        # While the controller itself is cut off from the broker it cannot judge gateways:
+        # the health check pauses, and every gateway gets a fresh timeout on reconnect.
+        self.ingest = MqttIngest(
+            config.mqtt, self.fleet, rejections=self.rejections, on_subscribed=self.tracker.grace
+        )
+        self.outboxes = Outboxes(config.centers, self.store, config.forwarding)
+        self.api = ApiServer(create_app(self), config.http.host, config.http.port)
+        self._ticker_stop = threading.Event()
+        self.health_ticks = 0  # health-ticker rounds so far, checked or paused
+        self._stack: ExitStack | None = None
+
+    @property
+    def mqtt_connected(self) -> bool:
+        return self.ingest.subscribed
+
+    @property
+    def api_port(self) -> int:
+        if self.api.port is None:
+            raise RuntimeError("the controller is not running")
+        return self.api.port
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.config.http.host}:{self.api_port}"
+
+    def start(self) -> None:
+        with ExitStack() as stack:
+            self.store.start()
+            stack.callback(self.store.stop)
+            self.fleet.load(self.config.gateway_places())
+            self.outboxes.start()
+            stack.callback(self.outboxes.stop)
+            self._start_ticker()
+            stack.callback(self._stop_ticker)
+            self.ingest.start()
+            stack.callback(self.ingest.stop)
+            self.api.start()
+            stack.callback(self.api.stop)
+            self._stack = stack.pop_all()
+        log.info(
+            "controller: API at %s/api/v1 (docs at %s/docs); MQTT %s:%d; store %s",
+            self.api_url,
+            self.api_url,
+            self.config.mqtt.host,
+            self.config.mqtt.port,
+            self.config.storage.path,
+        )
+
+    def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def __enter__(self) -> Controller:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- health ticker --------------------------------------------------------------------
+
+    def _start_ticker(self) -> None:
+        self._ticker_stop.clear()
+        self._ticker = threading.Thread(target=self._tick, name="health-ticker", daemon=False)
+        self._ticker.start()
+
+    def _stop_ticker(self) -> None:
+        self._ticker_stop.set()
+        self._ticker.join(5)
+
+    def _tick(self) -> None:
+        interval_s = self.config.health.check_interval_s
+        while not self._ticker_stop.wait(interval_s):
+            self.health_ticks += 1
+            if not self.ingest.subscribed:
+                continue
+            try:
+                self.fleet.check_health()
+            except Exception:
+                log.exception("health check failed; continuing")

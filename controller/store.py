@@ -1,0 +1,330 @@
+"""The controller's SQLite store: one writer thread, readers on their own connections.
+
+Everything that writes goes through the writer's queue: readings batches (coalesced, many
+per transaction, written with executemany) and small operations (``submit``/``call``) such
+as a gateway's state change or an outbox delivery receipt. Readers (the API, the outbox
+delivery threads) open their own connections; WAL lets them read while the writer writes.
+
+Readings are keyed (gateway, seq): INSERT OR IGNORE drops a redelivered reading, so a batch
+may arrive any number of times. The same transaction puts the newly stored readings in the
+outbox of every center that receives them, so nothing is stored without being forwarded.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+import wire
+from controller.schema import migrations
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Op = Callable[[Database], Any]
+
+# How much one transaction takes from the queue: big enough to amortise the commit.
+MAX_ITEMS_PER_TRANSACTION = 500
+MAX_READINGS_PER_TRANSACTION = 50_000
+BUSY_TIMEOUT_S = 10.0
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Lane(StrEnum):
+    LIVE = "live"
+    BACKLOG = "backlog"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingReadings:
+    """One decoded readings batch on its way to the writer."""
+
+    gateway: str
+    lane: Lane
+    session: int
+    readings: Sequence[wire.Reading]
+    received_ms: int
+    centers: tuple[str, ...] = ()
+    # Called on the writer thread once the batch is committed (e.g. the MQTT PUBACK).
+    on_stored: Callable[[], None] | None = None
+
+
+@dataclass(slots=True)
+class _OpItem:
+    op: Op
+    future: Future[Any]
+
+
+class _Stop:
+    pass
+
+
+_STOP = _Stop()
+_Item = IncomingReadings | _OpItem | _Stop
+
+_INSERT_READING = (
+    "INSERT OR IGNORE INTO readings (gateway, seq, ts_ms, device, metric, value, unit, quality,"
+    " session, lane, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_DEVICE = """
+INSERT INTO devices (gateway, name, last_seq, last_ts_ms, last_metric, last_value, last_unit,
+                     last_quality, first_seen_ms, updated_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (gateway, name) DO UPDATE SET
+    last_seq = excluded.last_seq, last_ts_ms = excluded.last_ts_ms,
+    last_metric = excluded.last_metric, last_value = excluded.last_value,
+    last_unit = excluded.last_unit, last_quality = excluded.last_quality,
+    updated_ms = excluded.updated_ms
+WHERE excluded.last_seq > coalesce(devices.last_seq, 0)
+"""
+
+
+class StoreError(RuntimeError):
+    """The store is not running, or an operation on it failed."""
+
+
+class Store:
+    """SQLite at ``path`` (WAL); ``with Store(path) as store:`` migrates and starts the writer."""
+
+    def __init__(self, path: Path, *, queue_max_items: int = 1000) -> None:
+        self.path = path
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_max_items)
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[frozenset[str]], None]] = []
+        self.write_errors = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._open()
+        try:
+            db.enable_wal()
+            migrations.apply(db)
+        finally:
+            db.close()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=False)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then stop the writer."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        thread.join(timeout_s)
+        if thread.is_alive():
+            log.error("store writer did not stop within %.1f s", timeout_s)
+
+    def __enter__(self) -> Store:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def on_readings_committed(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener(center names)`` after a commit put readings in those outboxes."""
+        self._listeners.append(listener)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def put_readings(self, batch: IncomingReadings) -> None:
+        """Queue a batch for the writer; blocks while the queue is full (back-pressure)."""
+        self._require_running()
+        self._queue.put(batch)
+
+    def submit(self, op: Callable[[Database], T]) -> Future[T]:
+        """Run ``op(db)`` on the writer thread inside a transaction; the future has its result."""
+        self._require_running()
+        future: Future[T] = Future()
+        self._queue.put(_OpItem(op, future))
+        return future
+
+    def call(self, op: Callable[[Database], T], timeout_s: float = 10.0) -> T:
+        return self.submit(op).result(timeout=timeout_s)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def connect(self) -> sqlite3.Connection:
+        """A read-only connection for the calling thread; the caller closes it."""
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self.connect()
+        try:
+            return fn(conn)
+        finally:
+            conn.close()
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _open(self) -> Database:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        db = Database(conn)
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    def _require_running(self) -> None:
+        if self._thread is None:
+            raise StoreError(f"store {self.path} is not running")
+
+    def _run(self) -> None:
+        db = self._open()
+        try:
+            while True:
+                items, stop = self._take()
+                if items:
+                    self._write(db, items)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+    def _take(self) -> tuple[list[IncomingReadings | _OpItem], bool]:
+        first = self._queue.get()
+        if isinstance(first, _Stop):
+            return [], True
+        items: list[IncomingReadings | _OpItem] = [first]
+        readings = len(first.readings) if isinstance(first, IncomingReadings) else 0
+        while len(items) < MAX_ITEMS_PER_TRANSACTION and readings < MAX_READINGS_PER_TRANSACTION:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Stop):
+                return items, True
+            items.append(item)
+            if isinstance(item, IncomingReadings):
+                readings += len(item.readings)
+        return items, False
+
+    def _write(self, db: Database, items: list[IncomingReadings | _OpItem]) -> None:
+        centers: set[str] = set()
+        try:
+            with db.atomic():
+                results = [self._apply(db, item, centers) for item in items]
+        except Exception:
+            if len(items) > 1:  # find the culprit: one transaction per item
+                for item in items:
+                    self._write(db, [item])
+                return
+            self.write_errors += 1
+            item = items[0]
+            if isinstance(item, _OpItem):
+                log.exception("store operation %s failed", getattr(item.op, "__name__", item.op))
+                item.future.set_exception(StoreError("store operation failed"))
+            else:
+                log.exception("could not store %d readings of %s", len(item.readings), item.gateway)
+            return
+        for item, result in zip(items, results, strict=True):
+            if isinstance(item, _OpItem):
+                item.future.set_result(result)
+            elif item.on_stored is not None:
+                _safely(item.on_stored)
+        if centers:
+            touched = frozenset(centers)
+            for listener in self._listeners:
+                _safely(functools.partial(listener, touched))
+
+    def _apply(self, db: Database, item: IncomingReadings | _OpItem, centers: set[str]) -> Any:
+        if isinstance(item, _OpItem):
+            return item.op(db)
+        stored = store_readings(db.conn, item)
+        if stored and item.centers:
+            centers.update(item.centers)
+        return stored
+
+
+def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
+    """Insert a batch (duplicates ignored), enqueue the new readings, update devices."""
+    before_id: int = conn.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0]
+    rows = [
+        (
+            batch.gateway,
+            r.seq,
+            r.ts_ms,
+            r.device,
+            r.metric,
+            r.value,
+            r.unit,
+            r.quality.value,
+            batch.session,
+            batch.lane.value,
+            batch.received_ms,
+        )
+        for r in batch.readings
+    ]
+    stored = conn.executemany(_INSERT_READING, rows).rowcount
+    if stored <= 0:
+        return 0
+    for center in batch.centers:
+        conn.execute(
+            "INSERT INTO outbox (center, reading_id, enqueued_ms)"
+            " SELECT ?, id, ? FROM readings WHERE id > ? ORDER BY id",
+            (center, batch.received_ms, before_id),
+        )
+    latest: dict[str, wire.Reading] = {}
+    for r in batch.readings:
+        if r.device not in latest or r.seq > latest[r.device].seq:
+            latest[r.device] = r
+    conn.executemany(
+        _UPSERT_DEVICE,
+        [
+            (
+                batch.gateway,
+                r.device,
+                r.seq,
+                r.ts_ms,
+                r.metric,
+                r.value,
+                r.unit,
+                r.quality.value,
+                batch.received_ms,
+                batch.received_ms,
+            )
+            for r in latest.values()
+        ],
+    )
+    conn.execute("INSERT OR IGNORE INTO gateways (id) VALUES (?)", (batch.gateway,))
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES ('readings_stored', ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        (stored,),
+    )
+    return stored
+
+
+def _safely(callback: Callable[[], object]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("store callback %r failed", callback)

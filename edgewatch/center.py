@@ -1,0 +1,231 @@
+"""A reference tier center: the smallest HTTP receiver of what the controller forwards.
+
+``edgewatch center run --name NAME --tier city|district|street --port N [--host 127.0.0.1]``
+
+- ``POST /ingest`` takes a batch ``{"kind": "readings", "center", "batch_id", "readings":
+  [...]}``; a batch whose ``Idempotency-Key`` was seen before is acknowledged and not
+  recorded twice.
+- ``GET /received`` returns ``{"name", "tier", "batches", "readings", "duplicates",
+  "last": [the last 20 readings]}``.
+
+``ReferenceCenter`` is the same server as a context manager, for tests (port 0 allowed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections import deque
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any
+
+TIERS = ("city", "district", "street")
+MAX_BODY_BYTES = 16 * 1024 * 1024
+LAST_READINGS = 20
+
+
+class ReferenceCenter:
+    """Records the batches POSTed to ``/ingest``; ``with ReferenceCenter(...) as center:``."""
+
+    def __init__(self, name: str, tier: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        if tier not in TIERS:
+            raise ValueError(f"tier {tier!r}: must be one of {', '.join(TIERS)}")
+        self.name = name
+        self.tier = tier
+        self.host = host
+        self.requested_port = port
+        self.readings: list[dict[str, Any]] = []
+        self.batches = 0
+        self.duplicates = 0
+        self.post_keys: list[str | None] = []  # the Idempotency-Key of every POST, in order
+        self._fail_posts = 0
+        self._keys: set[str] = set()
+        self._last: deque[dict[str, Any]] = deque(maxlen=LAST_READINGS)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError(f"center {self.name} is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Where the controller posts: ``http://HOST:PORT/ingest``."""
+        return f"http://{self.host}:{self.port}/ingest"
+
+    def start(self) -> None:
+        center = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.center = center
+        self._server = ThreadingHTTPServer((self.host, self.requested_port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"center-{self.name}",
+            daemon=False,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(5)
+
+    def __enter__(self) -> ReferenceCenter:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def fail_next_posts(self, count: int) -> None:
+        """Answer the next ``count`` POSTs with 503 without recording them (fault injection)."""
+        with self._lock:
+            self._fail_posts = count
+
+    def take_post(self, key: str | None) -> bool:
+        with self._lock:
+            self.post_keys.append(key)
+            if self._fail_posts > 0:
+                self._fail_posts -= 1
+                return True
+            return False
+
+    def record(self, key: str | None, batch: dict[str, Any]) -> bool:
+        """Record a batch; False if its idempotency key was seen before."""
+        readings = batch["readings"]
+        with self._lock:
+            if key is not None:
+                if key in self._keys:
+                    self.duplicates += 1
+                    return False
+                self._keys.add(key)
+            self.batches += 1
+            self.readings.extend(readings)
+            self._last.extend(readings)
+            return True
+
+    def received(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "name": self.name,
+                "tier": self.tier,
+                "batches": self.batches,
+                "readings": len(self.readings),
+                "duplicates": self.duplicates,
+                "last": list(self._last),
+            }
+
+    def seqs(self) -> set[tuple[str, int]]:
+        """The (gateway, seq) of every reading received."""
+        with self._lock:
+            return {(r["gateway"], r["seq"]) for r in self.readings}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    center: ReferenceCenter
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: the controller's API shows delivery
+
+    def _reply(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/received":
+            self._reply(HTTPStatus.OK, self.center.received())
+        elif self.path == "/healthz":
+            self._reply(HTTPStatus.OK, {"status": "ok"})
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
+
+    def do_POST(self) -> None:
+        if self.path != "/ingest":
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+            return
+        try:
+            batch = json.loads(self.rfile.read(length))
+            if not isinstance(batch, dict) or not isinstance(batch.get("readings"), list):
+                raise ValueError("expected an object with a readings list")
+        except ValueError as exc:
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        key = self.headers.get("Idempotency-Key")
+        if self.center.take_post(key):
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "injected failure"})
+            return
+        new = self.center.record(key, batch)
+        self._reply(HTTPStatus.OK, {"accepted": len(batch["readings"]), "duplicate": not new})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="edgewatch center", description="A reference tier center."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="serve until SIGTERM / Ctrl-C")
+    run.add_argument("--name", required=True)
+    run.add_argument("--tier", required=True, choices=TIERS)
+    run.add_argument("--port", type=int, required=True, help="0 picks a free port")
+    run.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        center = ReferenceCenter(args.name, args.tier, host=args.host, port=args.port)
+        center.start()
+    except OSError as exc:
+        print(f"edgewatch center: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(
+            f"edgewatch center {args.name} ({args.tier}): POST {center.url}, "
+            f"GET http://{args.host}:{center.port}/received",
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        center.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

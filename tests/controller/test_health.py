@@ -1,0 +1,95 @@
+"""The gateway health state machine with an injected clock: no waiting at all."""
+
+from __future__ import annotations
+
+import wire
+from controller.health import GatewayHealthState, HealthTracker, StatusVerdict
+from tests.controller.support import FakeClock, birth, health, offline
+
+ONLINE, OFFLINE = GatewayHealthState.ONLINE, GatewayHealthState.OFFLINE
+
+
+def tracker() -> tuple[HealthTracker, FakeClock]:
+    clock = FakeClock()
+    return HealthTracker(heartbeat_misses=3, default_heartbeat_interval_s=5, clock=clock), clock
+
+
+def test_birth_then_will_of_the_same_session() -> None:
+    health_tracker, _ = tracker()
+    verdict, up = health_tracker.on_status("gw", birth(1))
+    assert verdict is StatusVerdict.APPLIED
+    assert up is not None
+    assert (up.from_state, up.to_state, up.at_ms) == (GatewayHealthState.UNKNOWN, ONLINE, 1_000_000)
+    assert health_tracker.on_status("gw", birth(1)) == (StatusVerdict.APPLIED, None)  # no repeat
+    _, down = health_tracker.on_status("gw", offline(1))
+    assert down is not None
+    assert down.to_state is OFFLINE
+    assert down.reason == "offline status (session 1)"
+
+
+def test_will_of_an_older_session_is_stale_and_changes_nothing() -> None:
+    health_tracker, _ = tracker()
+    health_tracker.on_status("gw", birth(7))
+    assert health_tracker.on_status("gw", offline(6)) == (StatusVerdict.STALE, None)
+    assert health_tracker.state_of("gw") is ONLINE
+
+
+def test_timeout_after_three_intervals_from_the_birth() -> None:
+    health_tracker, clock = tracker()
+    health_tracker.on_status("gw", birth(1, heartbeat_interval_s=2.0))
+    clock.now_s += 5.9
+    assert health_tracker.check() == []
+    clock.now_s += 0.2
+    [down] = health_tracker.check()
+    assert down.to_state is OFFLINE
+    assert down.reason == "no heartbeat for 6.1 s (3 x 2 s)"
+    assert health_tracker.check() == []  # logged and stored once
+
+
+def test_heartbeats_and_data_keep_it_online_and_the_health_interval_wins() -> None:
+    health_tracker, clock = tracker()
+    health_tracker.on_status("gw", birth(1, heartbeat_interval_s=1.0))
+    assert health_tracker.on_health("gw", health(1, heartbeat_interval_s=10.0)) is None
+    clock.now_s += 25
+    assert health_tracker.on_data("gw", 1) is None
+    clock.now_s += 29
+    assert health_tracker.check() == []
+    clock.now_s += 2
+    assert [t.to_state for t in health_tracker.check()] == [OFFLINE]
+
+
+def test_traffic_returns_a_timed_out_gateway_but_not_one_that_said_goodbye() -> None:
+    health_tracker, clock = tracker()
+    health_tracker.on_status("gw", birth(1))
+    clock.now_s += 16
+    health_tracker.check()
+    back = health_tracker.on_health("gw", health(1, 5.0))
+    assert back is not None
+    assert back.reason == "heartbeat resumed (session 1)"
+
+    health_tracker.on_status("gw", offline(1))
+    assert health_tracker.on_data("gw", 1) is None  # late data of the session that left
+    assert health_tracker.state_of("gw") is OFFLINE
+    assert health_tracker.on_data("gw", 0) is None  # older session: proves nothing
+    newer = health_tracker.on_data("gw", 2)
+    assert newer is not None
+    assert newer.to_state is ONLINE
+
+
+def test_default_interval_applies_until_the_gateway_says_otherwise() -> None:
+    health_tracker, clock = tracker()
+    health_tracker.on_status(
+        "gw", wire.Status(state=wire.GatewayState.ONLINE, session=1, heartbeat_interval_s=0)
+    )
+    clock.now_s += 14.9
+    assert health_tracker.check() == []
+    clock.now_s += 0.2
+    assert len(health_tracker.check()) == 1
+
+
+def test_restored_online_gateway_gets_a_full_timeout_of_grace() -> None:
+    health_tracker, clock = tracker()
+    health_tracker.restore("gw", ONLINE, 4, 1.0)
+    clock.now_s += 2.9
+    assert health_tracker.check() == []
+    assert health_tracker.on_status("gw", offline(3)) == (StatusVerdict.STALE, None)

@@ -1,0 +1,101 @@
+"""The SQLite store on a real file: de-duplication, outbox enqueue, migrations, a sick op."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from controller.store import IncomingReadings, Lane, Store, StoreError
+from tests.controller.support import batch
+
+
+def incoming(seqs: range | list[int], *, centers: tuple[str, ...] = ("city",)) -> IncomingReadings:
+    return IncomingReadings(
+        gateway="gw-a",
+        lane=Lane.LIVE,
+        session=1,
+        readings=batch(seqs).readings,
+        received_ms=1_000,
+        centers=centers,
+    )
+
+
+def count(store: Store, sql: str) -> int:
+    return int(store.read(lambda conn: conn.execute(sql).fetchone()[0]))
+
+
+def test_duplicates_are_ignored_and_only_new_readings_are_enqueued(tmp_path: Path) -> None:
+    committed: list[frozenset[str]] = []
+    with Store(tmp_path / "c.db") as store:
+        store.on_readings_committed(committed.append)
+        store.put_readings(incoming(range(1, 11), centers=("city", "street")))
+        store.put_readings(incoming(range(5, 16), centers=("city", "street")))
+        store.put_readings(incoming([1, 2]))
+        store.call(lambda db: None)  # a barrier: everything before it is committed
+        assert count(store, "SELECT count(*) FROM readings") == 15
+        assert count(store, "SELECT count(*) FROM outbox WHERE center = 'city'") == 15
+        assert count(store, "SELECT count(*) FROM outbox WHERE center = 'street'") == 15
+        assert count(store, "SELECT value FROM counters") == 15
+        assert count(store, "SELECT last_seq FROM devices") == 15
+        assert frozenset({"city", "street"}) in committed
+
+
+def test_on_stored_runs_after_the_commit(tmp_path: Path) -> None:
+    seen: list[int] = []
+    with Store(tmp_path / "c.db") as store:
+        batch_in = incoming([1, 2, 3])
+        store.put_readings(
+            IncomingReadings(
+                gateway=batch_in.gateway,
+                lane=batch_in.lane,
+                session=1,
+                readings=batch_in.readings,
+                received_ms=1,
+                on_stored=lambda: seen.append(count(store, "SELECT count(*) FROM readings")),
+            )
+        )
+        store.call(lambda db: None)
+    assert seen == [3]
+
+
+def test_reopening_keeps_data_and_applies_no_migration_twice(tmp_path: Path) -> None:
+    with Store(tmp_path / "c.db") as store:
+        store.put_readings(incoming([1, 2]))
+    with Store(tmp_path / "c.db") as store:
+        store.put_readings(incoming([2, 3]))
+        store.call(lambda db: None)
+        assert count(store, "SELECT count(*) FROM readings") == 3
+        assert count(store, "SELECT count(*) FROM _sqlite_migrations") == 3
+        assert store.read(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
+
+
+def test_a_failing_operation_fails_alone_and_the_writer_carries_on(tmp_path: Path) -> None:
+    def broken(db: Database) -> None:
+        db.execute("INSERT INTO no_such_table VALUES (1)")
+
+    with Store(tmp_path / "c.db") as store:
+        store.put_readings(incoming([1]))
+        failing = store.submit(broken)
+        store.put_readings(incoming([2]))
+        with pytest.raises(StoreError):
+            failing.result(timeout=5)
+        store.call(lambda db: None)
+        assert count(store, "SELECT count(*) FROM readings") == 2
+        assert store.writer_alive
+
+
+def test_a_stopped_store_refuses_writes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    with pytest.raises(StoreError, match="not running"):
+        store.put_readings(incoming([1]))
+
+
+def test_many_batches_are_written_quickly(tmp_path: Path) -> None:
+    with Store(tmp_path / "c.db") as store:
+        for start in range(1, 20_001, 500):
+            store.put_readings(incoming(range(start, start + 500), centers=("a", "b", "c")))
+        store.call(lambda db: None, timeout_s=20)
+        assert count(store, "SELECT count(*) FROM readings") == 20_000
+        assert count(store, "SELECT count(*) FROM outbox") == 60_000
