@@ -1,0 +1,148 @@
+"""A simulated serial line: one pty, sentence devices that answer polls or push.
+
+Polls are read line by line (``\\n`` ends a line); a line with a good checksum goes to
+every polled device, and the one whose address it names answers, paced to the baud rate
+(``firmware_sim.timing``). Pushing devices write when their period comes round.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from firmware_sim.pty import PtyPort
+from firmware_sim.sentence_devices import SentenceDevice, parse_sentence
+from firmware_sim.timing import bits_per_char, transmit_s, wait_until_time
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 256
+_STOP_JOIN_TIMEOUT_S = 2.0
+_ALARM_CHECK_S = 0.05
+
+
+@dataclass(slots=True)
+class LineStats:
+    lines: int = 0  # whole lines received
+    bad_lines: int = 0  # lines that were no valid sentence
+    responses: int = 0
+    pushed: int = 0
+    cycles: int = 0  # turns of the serving loop: a test waits two to know a push is out
+
+
+class SerialLine:
+    """Serve ``devices`` on a fresh pty until the context exits (like ``SimulatedBus``)."""
+
+    def __init__(
+        self,
+        devices: Iterable[SentenceDevice],
+        *,
+        name: str = "line1",
+        baud: int = 9600,
+        parity: str = "N",
+        link_path: Path | None = None,
+        pace: bool = True,
+    ) -> None:
+        self.name = name
+        self.baud = baud
+        self.parity = parity
+        self.pace = pace
+        self.stats = LineStats()
+        self._devices = list(devices)
+        self._bits = bits_per_char(parity)
+        self._port = PtyPort(link_path=link_path)
+        self._thread: threading.Thread | None = None
+        self._wake_r = self._wake_w = -1
+
+    @property
+    def port_path(self) -> str:
+        return self._port.port_path
+
+    @property
+    def devices(self) -> list[SentenceDevice]:
+        return list(self._devices)
+
+    def __enter__(self) -> SerialLine:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._port.open()
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name=f"sim-line-{self.name}")
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            os.write(self._wake_w, b"x")
+            self._thread.join(timeout=_STOP_JOIN_TIMEOUT_S)
+            if self._thread.is_alive():
+                log.error("line %s: serving thread did not stop", self.name)
+            self._thread = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        self._port.close()
+
+    def _serve(self) -> None:
+        master_fd, buffer = self._port.master_fd, b""
+        while True:
+            pushes = [t for d in self._devices if (t := d.next_push_s()) is not None]
+            timeout_s = None
+            if pushes:  # alarms are checked every 50 ms, between regular sentences too
+                timeout_s = min(max(0.0, min(pushes) - time.monotonic()), _ALARM_CHECK_S)
+            readable, _, _ = select.select([master_fd, self._wake_r], [], [], timeout_s)
+            self.stats.cycles += 1
+            if self._wake_r in readable:
+                return
+            if master_fd in readable:
+                buffer += self._port.read_available()
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not self._poll(line):
+                        return
+                if len(buffer) > MAX_LINE_BYTES:
+                    buffer = b""
+                    self.stats.bad_lines += 1
+            for device in self._devices:
+                data = device.push()
+                if data:
+                    self._port.write_all(data)
+                    self.stats.pushed += 1
+
+    def _poll(self, line: bytes) -> bool:
+        """Answer one received line; False if stopped while pacing the answer."""
+        received_s = time.monotonic()
+        self.stats.lines += 1
+        body = parse_sentence(line)
+        if body is None:
+            self.stats.bad_lines += 1
+            return True
+        for device in self._devices:
+            answer = device.answer(body)
+            if answer is None:
+                continue
+            send_at = received_s + device.response_time_s + device.faults.late_s
+            if self.pace:
+                send_at += transmit_s(len(line) + 1 + len(answer), self.baud, self._bits)
+            if not wait_until_time(send_at, self._wake_r):
+                return False
+            self._port.write_all(answer)
+            self.stats.responses += 1
+        return True
