@@ -60,16 +60,6 @@ def test_a_valid_config_is_typed_with_defaults(tmp_path: Path) -> None:
     assert config.devices_on("bus1") == [config.devices[0]]
 
 
-def test_the_documented_sample_config_parses() -> None:
-    doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
-    sample = doc.split("## Agent config (TOML)")[1].split("```toml")[1].split("```")[0]
-
-    config = parse_config(sample)
-
-    assert config.gateway.id == "gw-demo-1"
-    assert [d.name for d in config.devices] == ["gauge-1"]
-
-
 def test_config_hash_is_stable_changes_with_config_and_ignores_the_password() -> None:
     first = parse_config(VALID).config_hash
     assert first == parse_config(VALID).config_hash
