@@ -9,20 +9,17 @@ from the pty's line settings) hears only noise and stays silent, as on a real li
 from __future__ import annotations
 
 import logging
-import os
 import select
 import termios
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from firmware_sim import modbus, modbus_ascii
 from firmware_sim.device import SimulatedDevice
 from firmware_sim.modbus import ExceptionCode, Request
-from firmware_sim.pty import PtyPort
+from firmware_sim.pty import PtyServer
 from firmware_sim.timing import (
     FRAME_GAP_CHARS,
     MODBUS_BITS_PER_CHAR,
@@ -36,7 +33,6 @@ BROADCAST_SLAVE = 0
 # A pty delivers a request in one chunk or a few, with no real character timing; the gap
 # only ends frames whose length the function code does not tell, and flushes runts.
 DEFAULT_FRAME_GAP_S = 0.05
-_STOP_JOIN_TIMEOUT_S = 2.0
 _ASCII_BITS_PER_CHAR = 10  # 7 data bits, parity, start, stop
 _TERMIOS_BAUDS = {
     getattr(termios, f"B{baud}"): baud
@@ -63,7 +59,7 @@ class BusStats:
     wrong_baud: int = 0  # frames for a device set to another baud rate than the client
 
 
-class SimulatedBus:
+class SimulatedBus(PtyServer):
     """Serve ``devices`` (by slave address) on a fresh pty until the context exits.
 
     ``port_path`` is the ``/dev/pts/N`` a client opens; with ``link_path`` a symlink to it
@@ -72,6 +68,8 @@ class SimulatedBus:
     speed: the bus paces answers to ``baud`` (``pace=False`` answers at once) and compares
     the client's baud setting with each device's; parity is information for manifests.
     """
+
+    kind = "bus"
 
     def __init__(
         self,
@@ -87,7 +85,7 @@ class SimulatedBus:
     ) -> None:
         if mode not in ("rtu", "ascii"):
             raise ValueError(f"bus {name!r}: mode {mode!r} is not rtu or ascii")
-        self.name = name
+        super().__init__(name, link_path=link_path)
         self.baud = baud
         self.parity = parity
         self.mode = mode
@@ -101,53 +99,10 @@ class SimulatedBus:
                 device.baud = baud  # set up for this bus, until commissioned otherwise
             self._devices.append(device)
         self._frame_gap_s = frame_gap_s
-        self._port = PtyPort(link_path=link_path)
-        self._thread: threading.Thread | None = None
-        self._wake_r = self._wake_w = -1
-
-    @property
-    def port_path(self) -> str:
-        return self._port.port_path
-
-    @property
-    def link_path(self) -> Path | None:
-        return self._port.link_path
 
     @property
     def devices(self) -> list[SimulatedDevice]:
         return list(self._devices)
-
-    def __enter__(self) -> SimulatedBus:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._port.open()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name=f"sim-bus-{self.name}")
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving (at once: the thread is woken through a pipe) and close the pty."""
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=_STOP_JOIN_TIMEOUT_S)
-            if self._thread.is_alive():
-                log.error("bus %s: serving thread did not stop", self.name)
-            self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
-        self._port.close()
 
     def _serve(self) -> None:
         master_fd, buffer = self._port.master_fd, b""

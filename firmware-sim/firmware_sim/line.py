@@ -8,23 +8,19 @@ every polled device, and the one whose address it names answers, paced to the ba
 from __future__ import annotations
 
 import logging
-import os
 import select
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from firmware_sim.pty import PtyPort
+from firmware_sim.pty import PtyServer
 from firmware_sim.sentence_devices import SentenceDevice, parse_sentence
 from firmware_sim.timing import bits_per_char, transmit_s, wait_until_time
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 256
-_STOP_JOIN_TIMEOUT_S = 2.0
 _ALARM_CHECK_S = 0.05
 
 
@@ -37,8 +33,10 @@ class LineStats:
     cycles: int = 0  # turns of the serving loop: a test waits two to know a push is out
 
 
-class SerialLine:
+class SerialLine(PtyServer):
     """Serve ``devices`` on a fresh pty until the context exits (like ``SimulatedBus``)."""
+
+    kind = "line"
 
     def __init__(
         self,
@@ -50,55 +48,17 @@ class SerialLine:
         link_path: Path | None = None,
         pace: bool = True,
     ) -> None:
-        self.name = name
+        super().__init__(name, link_path=link_path)
         self.baud = baud
         self.parity = parity
         self.pace = pace
         self.stats = LineStats()
         self._devices = list(devices)
         self._bits = bits_per_char(parity)
-        self._port = PtyPort(link_path=link_path)
-        self._thread: threading.Thread | None = None
-        self._wake_r = self._wake_w = -1
-
-    @property
-    def port_path(self) -> str:
-        return self._port.port_path
 
     @property
     def devices(self) -> list[SentenceDevice]:
         return list(self._devices)
-
-    def __enter__(self) -> SerialLine:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._port.open()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name=f"sim-line-{self.name}")
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=_STOP_JOIN_TIMEOUT_S)
-            if self._thread.is_alive():
-                log.error("line %s: serving thread did not stop", self.name)
-            self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
-        self._port.close()
 
     def _serve(self) -> None:
         master_fd, buffer = self._port.master_fd, b""
