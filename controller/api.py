@@ -21,7 +21,11 @@ admin) and a place: a scoped token sees only gateways at or below its place; oth
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from controller.api_deps import ApiBackend
 from controller.api_fleet import devices, gateways
@@ -34,6 +38,35 @@ API_PREFIX = "/api/v1"
 __all__ = ["API_PREFIX", "ApiBackend", "create_app"]
 
 
+_TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """422 details that name the field: ``loc``, ``field`` (dotted) and a message that starts
+    with it. The offending input is not echoed back (it may be large or hostile)."""
+    out: list[dict[str, Any]] = []
+    for error in errors:
+        loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
+        if error.get("type") in _TAG_ERRORS:
+            loc.append(str(error.get("ctx", {}).get("discriminator", "type")).strip("'"))
+        # Tagged unions add the tag as a level ("body.set-interval.args"): keep it, it helps.
+        field = ".".join(str(p) for p in loc) or "request"
+        out.append(
+            {
+                "loc": loc,
+                "field": field,
+                "type": str(error.get("type", "")),
+                "msg": f"{field}: {error.get('msg', 'invalid')}",
+            }
+        )
+    return out
+
+
+async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(status_code=422, content={"detail": validation_errors(exc.errors())})
+
+
 def create_app(backend: ApiBackend) -> FastAPI:
     app = FastAPI(
         title="edgewatch controller",
@@ -41,6 +74,7 @@ def create_app(backend: ApiBackend) -> FastAPI:
         version="0.2.0",
     )
     app.state.backend = backend
+    app.add_exception_handler(RequestValidationError, _on_invalid)
     for router in (gateways, devices, registry, commands, audit, centers, summary):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(probes, prefix=API_PREFIX)
