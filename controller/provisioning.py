@@ -113,12 +113,18 @@ class Provisioner:
 
     def sync(self, conn: sqlite3.Connection) -> None:
         """Write both files from the store and reload the broker."""
-        if self.broker.password_file is None or self.broker.acl_file is None:
-            return
         rows = conn.execute(
             "SELECT gateway, password_line FROM mqtt_credentials WHERE revoked_ms IS NULL"
             " ORDER BY gateway"
         ).fetchall()
+        if self.sync_files_only([(g, line) for g, line in rows]):
+            self.reload()
+
+    def sync_files_only(self, credentials: list[tuple[str, str]]) -> bool:
+        """Write both files for (gateway, password line) pairs; False if not managed."""
+        if self.broker.password_file is None or self.broker.acl_file is None:
+            return False
+        rows = credentials
         lines = [line for _, line in rows]
         if self._controller_line:
             lines.insert(0, self._controller_line)
@@ -129,7 +135,7 @@ class Provisioner:
             )
         except OSError as exc:
             raise ProvisioningError(f"cannot write the broker's files: {exc}") from exc
-        self.reload()
+        return True
 
     def reload(self) -> None:
         if self.broker.reload_command:
