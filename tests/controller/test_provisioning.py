@@ -97,9 +97,13 @@ def test_provisioned_gateway_publishes_only_as_itself_and_revocation_cuts_it_off
         gw_a = connect(broker, "gw-a", creds["gw-a"]["password"])
         assert connected(gw_a)
         spoof = batch(range(1, 4), device="spoofed")
-        gw_a.publish(wire.topic_for("gw-b", wire.TopicKind.READINGS), wire.encode(spoof), qos=1).wait_for_publish(5)
+        gw_a.publish(
+            wire.topic_for("gw-b", wire.TopicKind.READINGS), wire.encode(spoof), qos=1
+        ).wait_for_publish(5)
         own = batch(range(1, 4), device="honest")
-        gw_a.publish(wire.topic_for("gw-a", wire.TopicKind.READINGS), wire.encode(own), qos=1).wait_for_publish(5)
+        gw_a.publish(
+            wire.topic_for("gw-a", wire.TopicKind.READINGS), wire.encode(own), qos=1
+        ).wait_for_publish(5)
         wait_until(lambda: get_json(client, "/api/v1/summary")["readings_stored"] == 3, timeout_s=5)
         devices = [d["id"] for d in get_json(client, "/api/v1/devices")]
         assert devices == ["gw-a.honest"]  # the spoofed batch never arrived
@@ -113,4 +117,3 @@ def test_provisioned_gateway_publishes_only_as_itself_and_revocation_cuts_it_off
         actions = [a["action"] for a in get_json(client, "/api/v1/audit")]
         assert actions[:1] == ["gateway.revoke"]
         assert actions.count("gateway.create") == 2
-
