@@ -39,7 +39,7 @@ Family = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-
 
 
 @gateways.get("", response_model=list[GatewayOut])
-def list_gateways(  # noqa: PLR0917
+async def list_gateways(  # noqa: PLR0917
     backend: BackendDep,
     principal: Viewer,
     page: PageDep,
