@@ -153,7 +153,7 @@ def test_backoff_doubles_to_its_cap_and_an_answer_restores_the_interval(max_s: f
         poller.poll()
         poller.advance_schedule()
         waits.append(round(poller.next_due_s - clock.now_s, 6))
-    assert waits[:4] == [0.02, 0.04, 0.08, 0.16]
+    assert waits[:4] == [0.02, min(max_s, 0.5), 1.0, 2.0]  # one retry, then from 0.5 s
     assert max(waits) == max_s  # reached, never passed
     assert waits[-1] == max_s
 
@@ -171,7 +171,9 @@ def test_backoff_rule() -> None:
     assert device_retry_s(0, interval_s=60) == 60  # a slow gauge keeps its interval
     assert device_retry_s(5, interval_s=60) == 60  # and is never tried more often
     assert device_retry_s(1, interval_s=1) == 1  # one lost answer: no backoff yet
-    assert device_retry_s(2, interval_s=1) == 2
+    assert device_retry_s(2, interval_s=1) == 1
+    assert device_retry_s(3, interval_s=1) == 2
+    assert device_retry_s(2, interval_s=0.01) == 0.5
     with pytest.raises(ValueError, match="positive"):
         backoff_s(1, base_s=0, max_s=1)
 
