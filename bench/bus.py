@@ -17,8 +17,9 @@ paced at the baud rate. Every slave is polled as fast as the bus allows (interva
   answers), over their rate with none dead. The dead slave has the port's default timeout
   (0.3 s) and the default bounded backoff (one retry, then 0.5 s doubling to 30 s); the
   window (10 s) starts the moment it dies, so it includes the backoff's ramp: tries at
-  0, 0.001, 0.5, 1.5, 3.5 and 7.5 s cost 1.8 s of bus; later windows lose less. The figure can exceed 1:
-  the dead slave's share of a saturated bus goes to the others. For contrast,
+  0, 0.001, 0.5, 1.5, 3.5 and 7.5 s cost 1.8 s of bus; later windows lose less. The
+  figure can exceed 1: the dead slave's share of a saturated bus goes to the others. For
+  contrast,
   ``isolation_ratio_no_backoff`` retries the dead slave at its interval.
 
 Prints a line per run, then one JSON object (medians) as the last line.
@@ -104,7 +105,7 @@ def measure(
     dead_slave: int | None = None,
     backoff_max_s: float = 30.0,
 ) -> dict[str, float]:
-    """Good reads per second, per device over ``seconds`` (after a warm-up read of every live slave)."""
+    """Good reads per second, per device, over ``seconds`` after a warm-up read of each."""
     devices = [SimulatedDevice(ten_registers(), slave=s) for s in range(1, SLAVES + 1)]
     sink = CountingSink()
     with SimulatedBus(devices, baud=baud) as bus:

@@ -116,3 +116,12 @@ def test_parse_slaves() -> None:
 def test_snippet_of_nothing_is_still_valid_toml() -> None:
     text = config_snippet(ProbeResult("/dev/ttyUSB0", "N", [9600], 247))
     assert parse_config(HEADER + text).ports == ()
+
+
+def test_the_field_guide_sample_is_a_config_the_agent_accepts() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "field-guide.md").read_text()
+    sample = guide.split("```toml\n")[1].split("```")[0]
+
+    config = parse_config(HEADER + sample)
+
+    assert [d.name for d in config.devices] == ["slave-1"]
