@@ -134,6 +134,13 @@ class MqttIngest:
         client.loop_start()
         self._client = client
 
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """Publish at QoS 1 (e.g. a command to a gateway); False when not connected."""
+        client = self._client
+        if client is None or not self._subscribed.is_set():
+            return False
+        return client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+
     def stop(self, timeout_s: float = 3.0) -> None:
         """Say offline (retained), disconnect cleanly and stop the network thread."""
         client, self._client = self._client, None

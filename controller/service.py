@@ -17,9 +17,11 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
-from controller.api import create_app
+from controller.api import API_PREFIX, create_app
 from controller.config import ControllerConfig
 from controller.fleet import Fleet
+from controller.gaps import GapDetector, GapWatch
+from controller.gaps_api import router as gaps_router
 from controller.health import Clock, HealthTracker, SystemClock
 from controller.ingest import MqttIngest, Rejections
 from controller.outbox import Outboxes
@@ -102,14 +104,23 @@ class Controller:
         self.rejections = Rejections()
         # While the controller itself is cut off from the broker it cannot judge gateways:
         # the health check pauses, and every gateway gets a fresh timeout on reconnect.
+        self.gaps = GapDetector(self.store, self._publish, self.clock, config.gaps)
         self.ingest = MqttIngest(
-            config.mqtt, self.fleet, rejections=self.rejections, on_subscribed=self.tracker.grace
+            config.mqtt,
+            GapWatch(self.fleet, self.gaps),
+            rejections=self.rejections,
+            on_subscribed=self.tracker.grace,
         )
         self.outboxes = Outboxes(config.centers, self.store, config.forwarding)
-        self.api = ApiServer(create_app(self), config.http.host, config.http.port)
+        app = create_app(self)
+        app.include_router(gaps_router, prefix=API_PREFIX)
+        self.api = ApiServer(app, config.http.host, config.http.port)
         self._ticker_stop = threading.Event()
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
         self._stack: ExitStack | None = None
+
+    def _publish(self, topic: str, payload: bytes) -> bool:
+        return self.ingest.publish(topic, payload)
 
     @property
     def mqtt_connected(self) -> bool:
@@ -132,6 +143,8 @@ class Controller:
             self.fleet.load(self.config.gateway_places())
             self.outboxes.start()
             stack.callback(self.outboxes.stop)
+            self.gaps.start()
+            stack.callback(self.gaps.stop)
             self._start_ticker()
             stack.callback(self._stop_ticker)
             self.ingest.start()

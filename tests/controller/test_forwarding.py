@@ -193,7 +193,7 @@ def test_batches_after_a_drained_outbox_get_fresh_idempotency_keys(
             wait_until(lambda: controller.mqtt_connected, timeout_s=5)
             for first in (1, 3, 5):
                 publisher.publish(topic, batch([first, first + 1]))
-                wait_until(lambda f=first: len(center.seqs()) == f + 1, timeout_s=5)
+                wait_until(lambda f=first: len(center.seqs()) == f + 1, timeout_s=5)  # type: ignore[misc]
     assert center.seqs() == {("gw-x", seq) for seq in range(1, 7)}
     assert center.duplicates == 0
     assert len(set(center.post_keys)) == len(center.post_keys)
