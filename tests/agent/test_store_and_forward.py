@@ -109,7 +109,7 @@ def test_a_replay_command_republishes_acked_rows_on_the_backlog_lane(
     assert (accepted.outcome, succeeded.outcome) == ("accepted", "succeeded")
     assert json.loads(succeeded.detail) == {"replayed": 4, "unavailable": 0}
     backlog = [r.seq for b in recorder.decoded(TopicKind.BACKLOG, ReadingBatch) for r in b.readings]
-    assert [3, 4, 5, 6] == backlog[:4]
+    assert backlog[:4] == [3, 4, 5, 6]
     failed = results(recorder, "r2")[1]
     assert failed.outcome == "failed"
     assert json.loads(failed.detail)["unavailable"] > 800_000
