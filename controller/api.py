@@ -32,6 +32,7 @@ from controller.api_fleet import devices, gateways
 from controller.api_ops import audit, commands
 from controller.api_registry import registry
 from controller.api_system import centers, probes, summary
+from controller.gaps_api import gaps
 
 API_PREFIX = "/api/v1"
 
@@ -75,7 +76,7 @@ def create_app(backend: ApiBackend) -> FastAPI:
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
-    for router in (gateways, devices, registry, commands, audit, centers, summary):
+    for router in (gateways, gaps, devices, registry, commands, audit, centers, summary):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(probes, prefix=API_PREFIX)
     app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look

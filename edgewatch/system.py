@@ -195,13 +195,15 @@ class LocalSystem:
             wait_for_child(child, f"center {spec.name}", accepts_on(port), 20)
             self.centers[spec] = port
 
-    def start_controller(self) -> Child:
+    def start_controller(self, extra_config: str = "") -> Child:
+        """Start (or restart) the controller; ``extra_config`` is appended to its TOML."""
         self.http_port = free_port()
         config_path = self.workdir / "controller.toml"
         config_path.write_text(
             controller_config(
                 self.mqtt_port, self.http_port, self.workdir / "controller.db", self.centers
             )
+            + extra_config
         )
         self.controller = self.procs.start_cli(
             "controller", "controller", "run", "--config", str(config_path)
