@@ -67,7 +67,7 @@ def test_reopening_keeps_data_and_applies_no_migration_twice(tmp_path: Path) -> 
         store.put_readings(incoming([2, 3]))
         store.call(lambda db: None)
         assert count(store, "SELECT count(*) FROM readings") == 3
-        assert count(store, "SELECT count(*) FROM _sqlite_migrations") == 3
+        assert count(store, "SELECT count(*) FROM _sqlite_migrations") == 4
         assert store.read(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
 
 
