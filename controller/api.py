@@ -9,6 +9,11 @@
 | ``GET /api/v1/centers`` | ``[CenterOut]``: delivered, queued, lag per center |
 | ``GET /api/v1/summary`` | ``Summary``: gateway states, readings stored, centers, rejected |
 | ``GET /api/v1/healthz``, ``GET /healthz`` | ``Healthz``; 503 when the store writer is down |
+| ``GET /api/v1/risk-map[?place=P]`` | ``RiskMap``: colour per risk point, counts per place |
+| ``GET /api/v1/alerts[?place=&colour=&state=&open=&limit=]`` | ``[AlertOut]``, newest first |
+| ``GET /api/v1/alerts/{id}`` | ``AlertDetail`` with its trail |
+| ``POST /api/v1/alerts/{id}/transitions`` | ``TransitionIn`` -> ``AlertDetail``; 409 if not next |
+| ``GET /metrics`` | Prometheus text: per center and lane queued, delivered, failed, age |
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ from __future__ import annotations
 from typing import Annotated, Protocol, cast
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from controller import queries
+from controller import alert_queries, queries
+from controller.alert_queries import AlertDetail, AlertOut, RiskMap, TransitionIn
+from controller.alerts import AlertEngine, AlertState
 from controller.ingest import Rejections
 from controller.outbox import Outboxes
 from controller.queries import DeviceOut, DeviceReadings, GatewayDetail, GatewayOut
 from controller.store import Store
+from wire.risk import Colour
 
 API_PREFIX = "/api/v1"
 MAX_READINGS_LIMIT = 10_000
@@ -43,6 +52,9 @@ class ApiBackend(Protocol):
     @property
     def mqtt_connected(self) -> bool: ...
 
+    @property
+    def alerts(self) -> AlertEngine: ...
+
 
 def _backend(request: Request) -> ApiBackend:
     return cast(ApiBackend, request.app.state.backend)
@@ -58,7 +70,10 @@ class CenterOut(BaseModel):
     url: str
     delivered: int
     queued: int
-    lag_s: float
+    lag_s: float  # age of the oldest undelivered reading
+    priority_queued: int  # alerts and health summaries waiting
+    priority_delivered: int
+    oldest_undelivered_age_s: float  # of either lane
     failed_attempts: int
     last_error: str | None
     last_delivered_ms: int | None
@@ -89,6 +104,9 @@ devices = APIRouter(prefix="/devices", tags=["devices"])
 centers = APIRouter(prefix="/centers", tags=["centers"])
 summary = APIRouter(prefix="/summary", tags=["summary"])
 health = APIRouter(tags=["health"])
+risk = APIRouter(prefix="/risk-map", tags=["risk"])
+alerts = APIRouter(prefix="/alerts", tags=["alerts"])
+metrics = APIRouter(tags=["metrics"])
 
 
 @gateways.get("", response_model=list[GatewayOut])
@@ -173,6 +191,77 @@ def healthz(backend: BackendDep, response: Response) -> Healthz:
     )
 
 
+@risk.get("", response_model=RiskMap)
+def get_risk_map(
+    backend: BackendDep,
+    place: Annotated[str | None, Query(description="only points at or below this place")] = None,
+) -> RiskMap:
+    return backend.store.read(lambda conn: alert_queries.risk_map(conn, place))
+
+
+@alerts.get("", response_model=list[AlertOut])
+def list_alerts(  # noqa: PLR0917 (FastAPI query parameters)
+    backend: BackendDep,
+    place: Annotated[str | None, Query(description="at or below this place")] = None,
+    colour: Colour | None = None,
+    state: AlertState | None = None,
+    open: Annotated[bool | None, Query(description="only open (or closed) episodes")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[AlertOut]:
+    return backend.store.read(
+        lambda conn: alert_queries.list_alerts(
+            conn, place=place, colour=colour, state=state, open_only=open, limit=limit
+        )
+    )
+
+
+def _alert_or_404(backend: ApiBackend, alert_id: int) -> AlertDetail:
+    found = backend.store.read(lambda conn: alert_queries.get_alert(conn, alert_id))
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"alert {alert_id} does not exist")
+    return found
+
+
+@alerts.get("/{alert_id}", response_model=AlertDetail)
+def get_alert(alert_id: int, backend: BackendDep) -> AlertDetail:
+    return _alert_or_404(backend, alert_id)
+
+
+@alerts.post("/{alert_id}/transitions", response_model=AlertDetail)
+def transition_alert(alert_id: int, body: TransitionIn, backend: BackendDep) -> AlertDetail:
+    """Move the alert one step: raised -> acknowledged -> handling -> resolved -> reviewed."""
+    refused = backend.alerts.transition(alert_id, body.to, body.by, body.note)
+    if refused is not None:
+        raise HTTPException(status_code=refused.status, detail=refused.detail)
+    return _alert_or_404(backend, alert_id)
+
+
+@metrics.get("/metrics", response_class=PlainTextResponse)
+def get_metrics(backend: BackendDep) -> str:
+    """Prometheus text exposition of the forwarding counters."""
+    lines = [
+        "# TYPE edgewatch_center_queued gauge",
+        "# TYPE edgewatch_center_delivered_total counter",
+        "# TYPE edgewatch_center_failed_attempts_total counter",
+        "# TYPE edgewatch_center_oldest_undelivered_age_seconds gauge",
+    ]
+    for c in backend.outboxes.stats():
+        for lane, queued, delivered in (
+            ("readings", c.queued, c.delivered),
+            ("priority", c.priority_queued, c.priority_delivered),
+        ):
+            label = f'center="{c.name}",tier="{c.tier}",lane="{lane}"'
+            lines.append(f"edgewatch_center_queued{{{label}}} {queued}")
+            lines.append(f"edgewatch_center_delivered_total{{{label}}} {delivered}")
+        label = f'center="{c.name}",tier="{c.tier}"'
+        lines.append(f"edgewatch_center_failed_attempts_total{{{label}}} {c.failed_attempts}")
+        lines.append(
+            f"edgewatch_center_oldest_undelivered_age_seconds{{{label}}}"
+            f" {c.oldest_undelivered_age_s:.3f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def create_app(backend: ApiBackend) -> FastAPI:
     app = FastAPI(
         title="edgewatch controller",
@@ -180,7 +269,8 @@ def create_app(backend: ApiBackend) -> FastAPI:
         version="0.1.0",
     )
     app.state.backend = backend
-    for router in (gateways, devices, centers, summary, health):
+    for router in (gateways, devices, centers, summary, health, risk, alerts):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health)  # also at /healthz, where probes look
+    app.include_router(metrics)
     return app

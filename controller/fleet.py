@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from sqlite_utils import Database
 
 import wire
+from controller.alerts import AlertEngine
 from controller.health import GatewayHealthState, HealthTracker, StatusVerdict, Transition
 from controller.routing import Router
 from controller.store import IncomingReadings, Lane, Store
@@ -23,10 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class Fleet:
-    def __init__(self, *, store: Store, tracker: HealthTracker, router: Router) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        tracker: HealthTracker,
+        router: Router,
+        alerts: AlertEngine | None = None,
+    ) -> None:
         self.store = store
         self.tracker = tracker
         self.router = router
+        self.alerts = alerts
         self._stale_logged: set[tuple[str, int]] = set()
 
     def load(self, gateway_places: Mapping[str, str]) -> None:
@@ -101,6 +110,10 @@ class Fleet:
         device_states = [
             (gateway, name, device.state, now_ms, now_ms) for name, device in health.devices.items()
         ]
+        if self.alerts is not None:
+            self.alerts.on_device_states(
+                gateway, {name: device.state for name, device in health.devices.items()}
+            )
 
         def record(db: Database) -> None:
             _ensure_gateway(db, gateway)
@@ -127,6 +140,10 @@ class Fleet:
         on_stored: Callable[[], None] | None = None,
     ) -> None:
         transition = self.tracker.on_data(gateway, batch.session)
+        # Judge live readings before queueing them: an alert jumps the store's queue, while
+        # a replayed backlog is history and raises nothing by itself.
+        if lane is Lane.LIVE and self.alerts is not None:
+            self.alerts.on_live_readings(gateway, batch.readings)
         if transition is not None:
             self._submit(lambda db: _record_transition(db, transition), transition)
         self.store.put_readings(
@@ -140,6 +157,10 @@ class Fleet:
                 on_stored=on_stored,
             )
         )
+
+    def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None:
+        if self.alerts is not None:
+            self.alerts.on_edge_alert(gateway, alert)
 
     def check_health(self) -> None:
         for transition in self.tracker.check():

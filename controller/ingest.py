@@ -48,6 +48,8 @@ class IngestSink(Protocol):
         on_stored: Callable[[], None] | None = None,
     ) -> None: ...
 
+    def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None: ...
+
 
 class Rejections:
     """Refused messages counted by reason; each (gateway, reason) is logged once."""
@@ -249,7 +251,9 @@ class MqttIngest:
                 batch = wire.decode(wire.ReadingBatch, payload)
                 self.sink.on_readings(gateway, _LANES[topic.kind], batch, ack)
                 return True
-            # cmd (our own, echoed), cmd-result and alerts: not handled by this version yet.
+            elif topic.kind is wire.TopicKind.ALERTS:
+                self.sink.on_edge_alert(gateway, wire.decode(wire.EdgeAlert, payload))
+            # cmd (our own, echoed) and cmd-result: not handled by this version yet.
         except wire.PayloadError as exc:
             self.rejections.reject(gateway, exc.reason, exc.detail, topic_text)
         return False

@@ -153,7 +153,10 @@ def _risk_and_alerts(db: Database) -> None:
         """
     )
     # One open episode per risk point (and per device for blind spots).
-    db.execute("CREATE UNIQUE INDEX alerts_open ON alerts (point, kind, device) WHERE open = 1")
+    db.execute(
+        "CREATE UNIQUE INDEX alerts_open ON alerts"
+        " (point, kind, (CASE WHEN kind = 'blind_spot' THEN device ELSE '' END)) WHERE open = 1"
+    )
     db.execute("CREATE INDEX alerts_deadline ON alerts (ack_deadline_ms) WHERE open = 1")
     db.execute(
         """

@@ -17,6 +17,7 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
+from controller.alerts import AlertEngine
 from controller.api import create_app
 from controller.config import ControllerConfig
 from controller.fleet import Fleet
@@ -98,14 +99,19 @@ class Controller:
             clock=self.clock,
         )
         self.router = Router(config.centers, config.gateway_places())
-        self.fleet = Fleet(store=self.store, tracker=self.tracker, router=self.router)
+        self.outboxes = Outboxes(config.centers, self.store, config.forwarding)
+        self.alerts = AlertEngine(
+            config=config, store=self.store, clock=self.clock, notify=self.outboxes.notify_priority
+        )
+        self.fleet = Fleet(
+            store=self.store, tracker=self.tracker, router=self.router, alerts=self.alerts
+        )
         self.rejections = Rejections()
         # While the controller itself is cut off from the broker it cannot judge gateways:
         # the health check pauses, and every gateway gets a fresh timeout on reconnect.
         self.ingest = MqttIngest(
             config.mqtt, self.fleet, rejections=self.rejections, on_subscribed=self.tracker.grace
         )
-        self.outboxes = Outboxes(config.centers, self.store, config.forwarding)
         self.api = ApiServer(create_app(self), config.http.host, config.http.port)
         self._ticker_stop = threading.Event()
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
@@ -130,6 +136,7 @@ class Controller:
             self.store.start()
             stack.callback(self.store.stop)
             self.fleet.load(self.config.gateway_places())
+            self.alerts.load()
             self.outboxes.start()
             stack.callback(self.outboxes.stop)
             self._start_ticker()
@@ -180,6 +187,10 @@ class Controller:
         interval_s = self.config.health.check_interval_s
         while not self._ticker_stop.wait(interval_s):
             self.health_ticks += 1
+            try:  # hold times and escalation deadlines run even while MQTT is away
+                self.alerts.tick()
+            except Exception:
+                log.exception("alert tick failed; continuing")
             if not self.ingest.subscribed:
                 continue
             try:

@@ -1,0 +1,141 @@
+"""Read side of risk and alerts: response models and the queries that fill them.
+
+Each function takes a read-only connection (``Store.read``); none of them writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from controller.alerts import AlertKind, AlertState
+from controller.routing import place_contains
+from wire.risk import Colour
+
+
+class TrailEntry(BaseModel):
+    action: str  # raised, colour_raised, colour_lowered, escalated, acknowledged, ...
+    state: AlertState
+    colour: Colour
+    at_ms: int
+    by: str
+    note: str
+
+
+class AlertOut(BaseModel):
+    id: int
+    point: str
+    kind: AlertKind
+    device: str  # the device that caused it (risk) or went quiet (blind spot)
+    metric: str
+    value: float | None
+    place: str
+    colour: Colour  # now
+    peak_colour: Colour  # the highest this episode reached; routing follows it
+    state: AlertState
+    open: bool
+    source: str  # "controller" or "edge:<gateway>"
+    source_ts_ms: int | None  # the source timestamp of the reading that raised it
+    raised_ms: int
+    updated_ms: int
+    closed_ms: int | None
+    tiers: list[str]  # tiers told so far (escalation adds one)
+    ack_deadline_ms: int | None  # escalates at this time unless acknowledged
+
+
+class AlertDetail(AlertOut):
+    trail: list[TrailEntry]  # oldest first
+
+
+class TransitionIn(BaseModel):
+    to: AlertState
+    by: str = Field(min_length=1, max_length=128, description="who acts (operator id)")
+    note: str = Field(default="", max_length=2000)
+
+
+class RiskPointOut(BaseModel):
+    id: str
+    name: str
+    category: str
+    place: str
+    colour: Colour
+    colour_since_ms: int | None
+    blind_devices: list[str]  # devices of the point that went quiet
+
+
+class RiskMap(BaseModel):
+    place: str | None  # the filter, if any
+    points: list[RiskPointOut]
+    # Every place at or above the points (city, district, street, grid) -> colour -> count.
+    places: dict[str, dict[Colour, int]]
+    totals: dict[Colour, int]
+
+
+def _alert(row: sqlite3.Row) -> dict[str, Any]:
+    fields = dict(row)
+    fields["tiers"] = json.loads(fields["tiers"])
+    fields["open"] = bool(fields["open"])
+    return fields
+
+
+def list_alerts(
+    conn: sqlite3.Connection,
+    *,
+    place: str | None = None,
+    colour: Colour | None = None,
+    state: AlertState | None = None,
+    open_only: bool | None = None,
+    limit: int = 100,
+) -> list[AlertOut]:
+    sql, params = "SELECT * FROM alerts WHERE 1 = 1", list[Any]()
+    if place is not None:
+        sql += " AND (place = ? OR place LIKE ? ESCAPE '\\')"
+        escaped = place.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [place, escaped + "/%"]
+    if colour is not None:
+        sql += " AND colour = ?"
+        params.append(colour.value)
+    if state is not None:
+        sql += " AND state = ?"
+        params.append(state.value)
+    if open_only is not None:
+        sql += " AND open = ?"
+        params.append(int(open_only))
+    rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+    return [AlertOut.model_validate(_alert(row)) for row in rows]
+
+
+def get_alert(conn: sqlite3.Connection, alert_id: int) -> AlertDetail | None:
+    row = conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    if row is None:
+        return None
+    trail = conn.execute(
+        "SELECT action, state, colour, at_ms, by, note FROM alert_trail"
+        " WHERE alert_id = ? ORDER BY id",
+        (alert_id,),
+    ).fetchall()
+    return AlertDetail(**_alert(row), trail=[TrailEntry.model_validate(dict(t)) for t in trail])
+
+
+def risk_map(conn: sqlite3.Connection, place: str | None = None) -> RiskMap:
+    rows = conn.execute(
+        "SELECT id, name, category, place, colour, colour_since_ms, blind_devices"
+        " FROM risk_points ORDER BY place, id"
+    ).fetchall()
+    points = [
+        RiskPointOut(**{**dict(r), "blind_devices": json.loads(r["blind_devices"])})
+        for r in rows
+        if place is None or place_contains(place, r["place"])
+    ]
+    places: dict[str, dict[Colour, int]] = {}
+    totals = dict.fromkeys(Colour, 0)
+    for point in points:
+        totals[point.colour] += 1
+        levels = point.place.split("/")
+        for depth in range(1, len(levels) + 1):
+            counts = places.setdefault("/".join(levels[:depth]), dict.fromkeys(Colour, 0))
+            counts[point.colour] += 1
+    return RiskMap(place=place, points=points, places=places, totals=totals)

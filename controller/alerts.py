@@ -1,0 +1,490 @@
+"""Risk evaluation on the controller and the alert chain, routed graded and progressive.
+
+``AlertEngine`` runs the shared rules (wire.risk) over live readings (never the backlog
+lane: a replayed reading is history and raises nothing by itself) and over the gateways'
+edge alerts, and turns colour changes into alert episodes, one open episode per risk point:
+raised on the first crossing, updated when its colour rises, auto-resolved when the point
+is back to green for its hold time. Every step is written to the alert's trail.
+
+All alert writes are *urgent* store operations (they jump the readings queue) and put one
+message per center in that center's priority outbox in the same transaction; the outbox's
+priority thread is woken when it commits. Routing: the colour's tiers at once (config
+``[alert_routing]``); an alert still ``raised`` (unacknowledged) at its colour's deadline
+climbs one tier, street -> district -> city, and the trail says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlite_utils import Database
+
+import wire
+from controller.config import TIER_ORDER, ControllerConfig, Tier
+from controller.health import Clock
+from controller.routing import place_contains
+from controller.store import Store
+from wire.risk import BlindSpot, Colour, ColourChange, Event, RiskEvaluator
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+BLIND_SPOT_COLOUR = Colour.YELLOW  # a blind red-capable point is told like a yellow alert
+
+
+class AlertState(StrEnum):
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+    HANDLING = "handling"
+    RESOLVED = "resolved"
+    REVIEWED = "reviewed"
+
+
+class AlertKind(StrEnum):
+    RISK = "risk"
+    BLIND_SPOT = "blind_spot"
+
+
+# What an operator may do next from each state; the system may also auto-resolve any open one.
+NEXT_STATES: dict[AlertState, tuple[AlertState, ...]] = {
+    AlertState.RAISED: (AlertState.ACKNOWLEDGED,),
+    AlertState.ACKNOWLEDGED: (AlertState.HANDLING, AlertState.RESOLVED),
+    AlertState.HANDLING: (AlertState.RESOLVED,),
+    AlertState.RESOLVED: (AlertState.REVIEWED,),
+    AlertState.REVIEWED: (),
+}
+OPEN_STATES = frozenset({AlertState.RAISED, AlertState.ACKNOWLEDGED, AlertState.HANDLING})
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRefused:
+    status: int  # 404 or 409
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One entry of an alert's trail."""
+
+    action: str
+    at_ms: int
+    by: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """A colour change with where it came from (the controller's evaluation or a gateway)."""
+
+    event: ColourChange
+    source: str  # "controller" or "edge:<gateway>"
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        *,
+        config: ControllerConfig,
+        store: Store,
+        clock: Clock,
+        notify: Callable[[Iterable[str]], None],
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.routing = config.alert_routing
+        self.centers = tuple(config.centers)
+        self.points = {p.id: p for p in config.risk_points}
+        self.evaluator = RiskEvaluator([p.rules() for p in config.risk_points])
+        self._notify = notify
+        self._lock = threading.Lock()
+        self._next_health_ms = 0
+        self.edge_alerts_ignored = 0
+
+    def load(self) -> None:
+        """Register the configured risk points (their stored colour stays until re-judged)."""
+        interval_ms = int(self.routing.health_summary_interval_s * 1000)
+        self._next_health_ms = self.clock.wall_ms() + interval_ms
+        rows = [
+            (p.id, p.name, p.category.value, p.place, p.rules().model_dump_json())
+            for p in self.points.values()
+        ]
+
+        def register(db: Database) -> None:
+            db.conn.executemany(
+                "INSERT INTO risk_points (id, name, category, place, rules_json)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+                " category = excluded.category, place = excluded.place,"
+                " rules_json = excluded.rules_json",
+                rows,
+            )
+            known = [(pid,) for pid in self.points]
+            db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep (id TEXT)")
+            db.conn.execute("DELETE FROM keep")
+            db.conn.executemany("INSERT INTO keep VALUES (?)", known)
+            db.conn.execute("DELETE FROM risk_points WHERE id NOT IN (SELECT id FROM keep)")
+
+        self.store.call(register)
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def on_live_readings(self, gateway: str, readings: Sequence[wire.Reading]) -> None:
+        with self._lock:
+            events: list[Event] = []
+            for r in readings:
+                events += self.evaluator.observe(
+                    f"{gateway}.{r.device}", r.metric, r.ts_ms, r.value, r.quality.value
+                )
+        if events:
+            self._submit(events, "controller")
+
+    def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None:
+        """An alert the gateway raised with the same rules; de-duplicated by episode."""
+        point = self.points.get(alert.point)
+        if point is None or alert.kind != "risk" or alert.colour.rank <= alert.previous.rank:
+            self.edge_alerts_ignored += 1
+            return
+        change = ColourChange(
+            alert.point,
+            alert.previous,
+            alert.colour,
+            alert.ts_ms,
+            f"{gateway}.{alert.device}",
+            alert.metric,
+            alert.value,
+            alert.ts_ms,
+        )
+        self._submit([change], f"edge:{gateway}")
+
+    def on_device_states(self, gateway: str, states: dict[str, str]) -> None:
+        with self._lock:
+            for name, state in states.items():
+                self.evaluator.set_maintenance(f"{gateway}.{name}", state == "maintenance")
+
+    def tick(self) -> None:
+        """Hold times, blind spots, escalation deadlines and health summaries; ~every second."""
+        now_ms = self.clock.wall_ms()
+        with self._lock:
+            events = self.evaluator.tick(now_ms)
+        due = self.store.read(
+            lambda conn: conn.execute(
+                "SELECT 1 FROM alerts WHERE open = 1 AND ack_deadline_ms <= ? LIMIT 1", (now_ms,)
+            ).fetchone()
+        )
+        health = now_ms >= self._next_health_ms and any(c.tier is Tier.CITY for c in self.centers)
+        if health:
+            self._next_health_ms = now_ms + int(self.routing.health_summary_interval_s * 1000)
+        if events or due or health:
+            self._submit(events, "controller", escalate=bool(due), health=health)
+
+    def transition(
+        self, alert_id: int, to: AlertState, by: str, note: str
+    ) -> TransitionRefused | None:
+        """Move an alert one step along the chain as ``by``; None when done."""
+        now_ms = self.clock.wall_ms()
+
+        def op(db: Database) -> tuple[TransitionRefused | None, set[str]]:
+            row = _alert(db.conn, alert_id)
+            if row is None:
+                return TransitionRefused(404, f"alert {alert_id} does not exist"), set()
+            state = AlertState(row["state"])
+            if to not in NEXT_STATES[state]:
+                allowed = " or ".join(s.value for s in NEXT_STATES[state]) or "nothing (closed)"
+                return TransitionRefused(
+                    409,
+                    f"alert {alert_id} is {state.value}: it can go to {allowed} next,"
+                    f" not {to.value}",
+                ), set()
+            closing = to is AlertState.RESOLVED
+            db.conn.execute(
+                "UPDATE alerts SET state = ?, updated_ms = ?, ack_deadline_ms = NULL,"
+                " open = CASE WHEN ? THEN 0 ELSE open END,"
+                " closed_ms = CASE WHEN ? THEN ? ELSE closed_ms END WHERE id = ?",
+                (to.value, now_ms, closing, closing, now_ms, alert_id),
+            )
+            return None, self._record(db.conn, alert_id, Step(to.value, now_ms, by, note))
+
+        future = self.store.submit(op, urgent=True)
+        refused, centers = future.result(timeout=10)
+        self._notify(centers)
+        return refused
+
+    # -- the writer side ------------------------------------------------------------------
+
+    def _submit(
+        self, events: list[Event], source: str, *, escalate: bool = False, health: bool = False
+    ) -> None:
+        now_ms = self.clock.wall_ms()
+
+        def op(db: Database) -> set[str]:
+            touched: set[str] = set()
+            for event in events:
+                if isinstance(event, ColourChange):
+                    touched |= self._on_change(db.conn, _Change(event, source), now_ms)
+                else:
+                    touched |= self._on_blind_spot(db.conn, event, now_ms)
+            if escalate:
+                touched |= self._escalate(db.conn, now_ms)
+            if health:
+                touched |= self._health_summary(db.conn, now_ms)
+            return touched
+
+        future = self.store.submit(op, urgent=True)
+        future.add_done_callback(self._committed)
+
+    def _committed(self, future: Future[set[str]]) -> None:
+        if future.exception() is None:
+            self._notify(future.result())
+
+    def _on_change(self, conn: sqlite3.Connection, change: _Change, now_ms: int) -> set[str]:
+        event, edge = change.event, change.source != "controller"
+        point = self.points[event.point]
+        current = conn.execute("SELECT colour FROM risk_points WHERE id = ?", (point.id,))
+        stored = Colour(current.fetchone()[0])
+        if edge:  # a gateway raises; only the controller's own evaluation lowers
+            closed = conn.execute(
+                "SELECT max(closed_ms) FROM alerts WHERE point = ? AND kind = 'risk'", (point.id,)
+            ).fetchone()[0]
+            if closed is not None and closed >= event.at_ms:
+                self.edge_alerts_ignored += 1
+                return set()  # a late copy of an episode already over
+        if not edge or event.after.rank > stored.rank:
+            conn.execute(
+                "UPDATE risk_points SET colour = ?, colour_since_ms = ? WHERE id = ?",
+                (event.after.value, event.at_ms, point.id),
+            )
+        cause = f"{event.device}/{event.metric}"
+        if event.measure is not None:
+            cause += f" = {event.measure:g}"
+        by = SYSTEM if not edge else change.source
+        row = _open_alert(conn, point.id, AlertKind.RISK, "")
+        if row is None:
+            if not event.rising or event.after is Colour.GREEN:
+                return set()
+            alert_id = self._raise(conn, change, AlertKind.RISK, event.after, now_ms)
+            return self._record(conn, alert_id, Step("raised", now_ms, by, cause))
+        alert_id, peak = row["id"], Colour(row["peak_colour"])
+        if event.after is Colour.GREEN:
+            conn.execute(
+                "UPDATE alerts SET state = 'resolved', open = 0, colour = 'green', updated_ms = ?,"
+                " closed_ms = ?, ack_deadline_ms = NULL WHERE id = ?",
+                (now_ms, now_ms, alert_id),
+            )
+            note = "back below every threshold for its hold time"
+            return self._record(conn, alert_id, Step("resolved", now_ms, SYSTEM, note))
+        if event.rising and event.after.rank <= Colour(row["colour"]).rank:
+            return set()  # already told (by the gateway or by us): the same episode
+        if event.after.rank > peak.rank:
+            tiers = _merge(json.loads(row["tiers"]), self.routing.route(event.after).tiers)
+            deadline = now_ms + int(self.routing.route(event.after).ack_deadline_s * 1000)
+            conn.execute(
+                "UPDATE alerts SET colour = ?, peak_colour = ?, tiers = ?, updated_ms = ?,"
+                " ack_deadline_ms = CASE WHEN state = 'raised'"
+                " THEN min(coalesce(ack_deadline_ms, ?), ?) END WHERE id = ?",
+                (event.after.value, event.after.value, json.dumps(tiers), now_ms, deadline,
+                 deadline, alert_id),
+            )  # fmt: skip
+            return self._record(conn, alert_id, Step("colour_raised", now_ms, by, cause))
+        conn.execute(
+            "UPDATE alerts SET colour = ?, updated_ms = ? WHERE id = ?",
+            (event.after.value, now_ms, alert_id),
+        )
+        action = "colour_raised" if event.rising else "colour_lowered"
+        return self._record(conn, alert_id, Step(action, now_ms, by, cause))
+
+    def _on_blind_spot(self, conn: sqlite3.Connection, event: BlindSpot, now_ms: int) -> set[str]:
+        row = conn.execute("SELECT blind_devices FROM risk_points WHERE id = ?", (event.point,))
+        blind = set(json.loads(row.fetchone()[0]))
+        blind = blind | {event.device} if event.blind else blind - {event.device}
+        conn.execute(
+            "UPDATE risk_points SET blind_devices = ? WHERE id = ?",
+            (json.dumps(sorted(blind)), event.point),
+        )
+        open_row = _open_alert(conn, event.point, AlertKind.BLIND_SPOT, event.device)
+        quiet_s = (event.at_ms - (event.last_good_ms or event.at_ms)) / 1000
+        if event.blind and open_row is None:
+            change = _Change(
+                ColourChange(event.point, Colour.GREEN, BLIND_SPOT_COLOUR, event.at_ms,
+                             event.device, "", None, event.last_good_ms),
+                "controller",
+            )  # fmt: skip
+            alert_id = self._raise(conn, change, AlertKind.BLIND_SPOT, BLIND_SPOT_COLOUR, now_ms)
+            note = f"blind spot: {event.device} has sent no good reading for {quiet_s:.0f} s"
+            return self._record(conn, alert_id, Step("raised", now_ms, SYSTEM, note))
+        if not event.blind and open_row is not None:
+            conn.execute(
+                "UPDATE alerts SET state = 'resolved', open = 0, updated_ms = ?, closed_ms = ?,"
+                " ack_deadline_ms = NULL WHERE id = ?",
+                (now_ms, now_ms, open_row["id"]),
+            )
+            note = f"{event.device} reports again"
+            return self._record(conn, open_row["id"], Step("resolved", now_ms, SYSTEM, note))
+        return set()
+
+    def _raise(
+        self,
+        conn: sqlite3.Connection,
+        change: _Change,
+        kind: AlertKind,
+        colour: Colour,
+        now_ms: int,
+    ) -> int:
+        event, point = change.event, self.points[change.event.point]
+        route = self.routing.route(colour)
+        cursor = conn.execute(
+            "INSERT INTO alerts (point, kind, device, metric, value, place, colour, peak_colour,"
+            " state, open, source, source_ts_ms, raised_ms, updated_ms, tiers, ack_deadline_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'raised', 1, ?, ?, ?, ?, ?, ?)",
+            (
+                point.id,
+                kind.value,
+                event.device,
+                event.metric,
+                event.measure,
+                point.place,
+                colour.value,
+                colour.value,
+                change.source,
+                event.source_ts_ms,
+                now_ms,
+                now_ms,
+                json.dumps(_merge([], route.tiers)),
+                now_ms + int(route.ack_deadline_s * 1000),
+            ),
+        )
+        alert_id = cursor.lastrowid
+        assert alert_id is not None
+        return alert_id
+
+    def _escalate(self, conn: sqlite3.Connection, now_ms: int) -> set[str]:
+        touched: set[str] = set()
+        due = _rows(
+            conn,
+            "SELECT * FROM alerts WHERE open = 1 AND state = 'raised' AND ack_deadline_ms <= ?",
+            (now_ms,),
+        )
+        for row in due:
+            tiers = [Tier(t) for t in json.loads(row["tiers"])]
+            top = max(TIER_ORDER.index(t) for t in tiers)
+            waited_s = (now_ms - row["raised_ms"]) / 1000
+            if top + 1 >= len(TIER_ORDER):
+                conn.execute("UPDATE alerts SET ack_deadline_ms = NULL WHERE id = ?", (row["id"],))
+                note = f"not acknowledged after {waited_s:.0f} s; the city tier already has it"
+                touched |= self._record(
+                    conn, row["id"], Step("deadline_missed", now_ms, SYSTEM, note)
+                )
+                continue
+            higher = TIER_ORDER[top + 1]
+            route = self.routing.route(Colour(row["peak_colour"]))
+            conn.execute(
+                "UPDATE alerts SET tiers = ?, ack_deadline_ms = ?, updated_ms = ? WHERE id = ?",
+                (
+                    json.dumps(_merge(tiers, [higher])),
+                    now_ms + int(route.ack_deadline_s * 1000),
+                    now_ms,
+                    row["id"],
+                ),
+            )
+            note = f"not acknowledged after {waited_s:.0f} s: escalated to {higher.value}"
+            touched |= self._record(conn, row["id"], Step("escalated", now_ms, SYSTEM, note))
+        return touched
+
+    def _health_summary(self, conn: sqlite3.Connection, now_ms: int) -> set[str]:
+        gateways = [dict(r) for r in _rows(conn, "SELECT id, place, state FROM gateways")]
+        colours = dict(conn.execute("SELECT id, colour FROM risk_points").fetchall())
+        body = json.dumps({"at_ms": now_ms, "gateways": gateways, "risk_points": colours})
+        centers = {c.name for c in self.centers if c.tier is Tier.CITY}
+        conn.executemany(
+            "INSERT INTO priority_outbox (center, kind, body, enqueued_ms)"
+            " VALUES (?, 'health', ?, ?)",
+            [(name, body, now_ms) for name in sorted(centers)],
+        )
+        return centers
+
+    def _record(self, conn: sqlite3.Connection, alert_id: int, step: Step) -> set[str]:
+        """Append to the trail and queue the alert, as it now is, to every center told."""
+        row = _alert(conn, alert_id)
+        assert row is not None
+        action, now_ms, by, note = step.action, step.at_ms, step.by, step.note
+        conn.execute(
+            "INSERT INTO alert_trail (alert_id, action, state, colour, at_ms, by, note)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, action, row["state"], row["colour"], now_ms, by, note),
+        )
+        tiers = set(json.loads(row["tiers"]))
+        centers = [
+            c.name
+            for c in self.centers
+            if c.tier.value in tiers and place_contains(c.place, row["place"])
+        ]
+        message = _message(row, self.points[row["point"]].name, step)
+        body = json.dumps(message, separators=(",", ":"))
+        conn.executemany(
+            "INSERT INTO priority_outbox (center, kind, body, enqueued_ms)"
+            " VALUES (?, 'alerts', ?, ?)",
+            [(name, body, now_ms) for name in centers],
+        )
+        return set(centers)
+
+
+def _merge(tiers: Iterable[str], more: Iterable[str]) -> list[str]:
+    """Tiers as a set, in bottom-up order."""
+    wanted = {Tier(t) for t in tiers} | {Tier(t) for t in more}
+    return [t.value for t in TIER_ORDER if t in wanted]
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    """Rows by name, without touching the writer connection's own row factory."""
+    cursor = conn.cursor()
+    cursor.row_factory = sqlite3.Row
+    return cursor.execute(sql, params).fetchall()
+
+
+def _alert(conn: sqlite3.Connection, alert_id: int) -> sqlite3.Row | None:
+    rows = _rows(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))
+    return rows[0] if rows else None
+
+
+def _open_alert(
+    conn: sqlite3.Connection, point: str, kind: AlertKind, device: str
+) -> sqlite3.Row | None:
+    """The open episode of a point (risk), or of one of its devices (blind spot)."""
+    sql = "SELECT * FROM alerts WHERE open = 1 AND point = ? AND kind = ?"
+    params: list[Any] = [point, kind.value]
+    if kind is AlertKind.BLIND_SPOT:
+        sql += " AND device = ?"
+        params.append(device)
+    rows = _rows(conn, sql, params)
+    return rows[0] if rows else None
+
+
+def _message(row: sqlite3.Row, point_name: str, step: Step) -> dict[str, Any]:
+    """What a center receives for each step of an alert: the alert as it now is."""
+    return {
+        "alert_id": row["id"],
+        "action": step.action,
+        "at_ms": step.at_ms,
+        "by": step.by,
+        "note": step.note,
+        "point": row["point"],
+        "point_name": point_name,
+        "kind": row["kind"],
+        "place": row["place"],
+        "colour": row["colour"],
+        "peak_colour": row["peak_colour"],
+        "state": row["state"],
+        "tiers": json.loads(row["tiers"]),
+        "source": row["source"],
+        "source_ts_ms": row["source_ts_ms"],
+        "raised_ms": row["raised_ms"],
+        "device": row["device"],
+        "metric": row["metric"],
+        "value": row["value"],
+    }
