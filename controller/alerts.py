@@ -110,8 +110,10 @@ class AlertEngine:
 
     def load(self) -> None:
         """Register the configured risk points (their stored colour stays until re-judged)."""
-        interval_ms = int(self.routing.health_summary_interval_s * 1000)
-        self._next_health_ms = self.clock.wall_ms() + interval_ms
+        now_ms = self.clock.wall_ms()
+        self._next_health_ms = now_ms + int(self.routing.health_summary_interval_s * 1000)
+        with self._lock:  # devices are judged for blind spots from now on
+            self.evaluator.tick(now_ms)
         rows = [
             (p.id, p.name, p.category.value, p.place, p.rules().model_dump_json())
             for p in self.points.values()

@@ -40,8 +40,8 @@ from wire.webhook import SIGNATURE_HEADER, sign
 log = logging.getLogger(__name__)
 
 _PENDING = """
-SELECT o.id AS outbox_id, r.gateway, r.device, r.metric, r.value, r.unit, r.quality, r.seq,
-       r.ts_ms
+SELECT o.id AS outbox_id, r.id AS reading_id, r.gateway, r.device, r.metric, r.value,
+       r.unit, r.quality, r.seq, r.ts_ms
 FROM outbox o JOIN readings r ON r.id = o.reading_id
 WHERE o.center = ? ORDER BY o.id LIMIT ?
 """
@@ -196,9 +196,13 @@ class LaneWorker:
 
     def _deliver(self, client: httpx.Client, rows: list[sqlite3.Row]) -> bool:
         first_id, last_id = rows[0]["outbox_id"], rows[-1]["outbox_id"]
-        # Deterministic: the same rows give the same key, even after a restart.
-        prefix = "" if self.lane is READINGS_LANE else "p"
-        batch_id = f"{self.center.name}-{prefix}{first_id}-{last_id}"
+        # Deterministic: the same rows give the same key, even after a restart; and never
+        # reused: outbox ids may come back once the table empties, reading ids do not.
+        if self.lane is READINGS_LANE:
+            key_first, key_last = rows[0]["reading_id"], rows[-1]["reading_id"]
+            batch_id = f"{self.center.name}-{key_first}-{key_last}"
+        else:  # priority_outbox ids are AUTOINCREMENT
+            batch_id = f"{self.center.name}-p{first_id}-{last_id}"
         body = json.dumps(
             self.lane.body(self.center.name, batch_id, rows), separators=(",", ":")
         ).encode()

@@ -178,7 +178,7 @@ def _risk_and_alerts(db: Database) -> None:
     db.execute(
         """
         CREATE TABLE priority_outbox (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids make idempotency keys
             center TEXT NOT NULL,
             kind TEXT NOT NULL,
             body TEXT NOT NULL,

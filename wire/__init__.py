@@ -21,6 +21,7 @@ from wire.payloads import (
     decode,
     encode,
 )
+from wire.risk import Colour
 from wire.topics import (
     CONTROLLER_STATUS_TOPIC,
     PREFIX,
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "PREFIX",
     "SCHEMA_VERSION",
+    "Colour",
     "CommandRequest",
     "CommandResult",
     "ControllerStatus",

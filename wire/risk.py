@@ -232,6 +232,9 @@ class RiskEvaluator:
         else:
             self._maintenance.discard(device)
 
+    def in_maintenance(self, device: str) -> bool:
+        return device in self._maintenance
+
     def observe(
         self, device: str, metric: str, ts_ms: int, value: float | None, quality: str = "good"
     ) -> list[Event]:

@@ -24,6 +24,9 @@ class FakeClock:
     def __init__(self) -> None:
         self.now_s = 1000.0
 
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
     def monotonic_s(self) -> float:
         return self.now_s
 
@@ -80,6 +83,7 @@ def config_for(
     gateways: dict[str, str] | None = None,
     centers: list[dict[str, str]] | None = None,
     health: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> ControllerConfig:
     data: dict[str, Any] = {
         "mqtt": {"host": broker.host, "port": broker.port, "keepalive_s": 5},
@@ -89,6 +93,7 @@ def config_for(
         "forwarding": {"backoff_initial_s": 0.02, "backoff_max_s": 0.2, "request_timeout_s": 2},
         "gateways": [{"id": k, "place": v} for k, v in (gateways or {}).items()],
         "centers": centers or [],
+        **(extra or {}),
     }
     return parse_config(data)
 
