@@ -22,7 +22,7 @@ from controller.api import create_app
 from controller.config import ControllerConfig
 from controller.fleet import Fleet
 from controller.health import Clock, HealthTracker, SystemClock
-from controller.ingest import MqttIngest, Rejections
+from controller.ingest import IngestRole, MqttIngest, Rejections
 from controller.outbox import Outboxes
 from controller.routing import Router
 from controller.store import Store
@@ -112,6 +112,9 @@ class Controller:
         self.ingest = MqttIngest(
             config.mqtt, self.fleet, rejections=self.rejections, on_subscribed=self.tracker.grace
         )
+        self.backlog_ingest = MqttIngest(
+            config.mqtt, self.fleet, rejections=self.rejections, role=IngestRole.BACKLOG
+        )
         self.api = ApiServer(create_app(self), config.http.host, config.http.port)
         self._ticker_stop = threading.Event()
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
@@ -119,7 +122,7 @@ class Controller:
 
     @property
     def mqtt_connected(self) -> bool:
-        return self.ingest.subscribed
+        return self.ingest.subscribed and self.backlog_ingest.subscribed
 
     @property
     def api_port(self) -> int:
@@ -141,6 +144,8 @@ class Controller:
             stack.callback(self.outboxes.stop)
             self._start_ticker()
             stack.callback(self._stop_ticker)
+            self.backlog_ingest.start()
+            stack.callback(self.backlog_ingest.stop)
             self.ingest.start()
             stack.callback(self.ingest.stop)
             self.api.start()

@@ -84,7 +84,9 @@ class _Stop:
 
 _STOP = _Stop()
 _Item = IncomingReadings | _OpItem | _Stop
-_URGENT, _NORMAL, _LAST = 0, 1, 2
+# Urgent operations (alerts) first, then live readings and other operations, then the
+# replayed backlog, which is history and may wait.
+_URGENT, _NORMAL, _BACKLOG, _LAST = 0, 1, 2, 3
 
 _INSERT_READING = (
     "INSERT OR IGNORE INTO readings (gateway, seq, ts_ms, device, metric, value, unit, quality,"
@@ -116,6 +118,8 @@ class Store:
         # normal items count against the bound, so back-pressure never blocks an alert.
         self._queue: queue.PriorityQueue[tuple[int, int, _Item]] = queue.PriorityQueue()
         self._room = threading.BoundedSemaphore(queue_max_items)
+        # A backlog of its own bound: a replay filling the queue never blocks live readings.
+        self._backlog_room = threading.BoundedSemaphore(queue_max_items)
         self._arrivals = itertools.count()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[frozenset[str]], None]] = []
@@ -169,8 +173,12 @@ class Store:
     def put_readings(self, batch: IncomingReadings) -> None:
         """Queue a batch for the writer; blocks while the queue is full (back-pressure)."""
         self._require_running()
-        self._room.acquire()
-        self._put(_NORMAL, batch)
+        if batch.lane is Lane.BACKLOG:
+            self._backlog_room.acquire()
+            self._put(_BACKLOG, batch)
+        else:
+            self._room.acquire()
+            self._put(_NORMAL, batch)
 
     def submit(self, op: Callable[[Database], T], *, urgent: bool = False) -> Future[T]:
         """Run ``op(db)`` on the writer thread inside a transaction; the future has its result.
@@ -191,9 +199,14 @@ class Store:
 
     def _get(self, *, block: bool) -> _Item:
         item = self._queue.get(block=block)[2]
-        if isinstance(item, IncomingReadings) or (isinstance(item, _OpItem) and not item.urgent):
-            self._room.release()
+        self._release(item)
         return item
+
+    def _release(self, item: _Item) -> None:
+        if isinstance(item, IncomingReadings) and item.lane is Lane.BACKLOG:
+            self._backlog_room.release()
+        elif isinstance(item, IncomingReadings) or (isinstance(item, _OpItem) and not item.urgent):
+            self._room.release()
 
     def call(self, op: Callable[[Database], T], timeout_s: float = 10.0) -> T:
         return self.submit(op).result(timeout=timeout_s)
@@ -253,10 +266,7 @@ class Store:
             if urgent and priority != _URGENT:  # urgent work commits on its own
                 self._queue.put((priority, arrival, item))
                 break
-            if isinstance(item, IncomingReadings) or (
-                isinstance(item, _OpItem) and not item.urgent
-            ):
-                self._room.release()
+            self._release(item)
             if isinstance(item, _Stop):
                 return items, True
             items.append(item)
