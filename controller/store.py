@@ -44,7 +44,7 @@ Op = Callable[[Database], Any]
 # How much one transaction takes from the queue: big enough to amortise the commit.
 MAX_ITEMS_PER_TRANSACTION = 500
 # Also bounds how long an urgent operation waits for the transaction ahead of it.
-MAX_READINGS_PER_TRANSACTION = 10_000
+MAX_READINGS_PER_TRANSACTION = 2_000
 BUSY_TIMEOUT_S = 10.0
 
 

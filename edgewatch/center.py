@@ -17,8 +17,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
+import socket
 import sys
 import threading
 import time
@@ -71,6 +73,7 @@ class ReferenceCenter:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
 
     @property
     def port(self) -> int:
@@ -106,6 +109,12 @@ class ReferenceCenter:
         if server is not None:
             server.shutdown()
             server.server_close()
+        # Also end kept-alive connections: a stopped center must not go on answering.
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         if thread is not None:
             thread.join(5)
 
@@ -196,6 +205,16 @@ class ReferenceCenter:
 class _Handler(BaseHTTPRequestHandler):
     center: ReferenceCenter
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.center._lock:
+            self.center._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.center._lock:
+            self.center._connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the controller's API shows delivery
