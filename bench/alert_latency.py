@@ -110,22 +110,28 @@ class Gateway:
         return ts_ms
 
 
-def replay_backlog(broker: Mosquitto, total: int, done: threading.Event) -> None:
-    """Publish ``total`` old readings on gw-backlog's backlog lane as fast as the broker takes."""
+def backlog_payloads(total: int) -> list[bytes]:
+    """``total`` old readings of gw-backlog as batches, built before the clock starts (a
+    gateway builds them on its own CPU, not the measuring machine's)."""
+    base_ts = now_ms() - 86_400_000
+    payloads = []
+    for start in range(1, total + 1, BATCH_READINGS):
+        stop = min(start + BATCH_READINGS, total + 1)
+        readings = ",".join(
+            f'{{"seq":{s},"ts_ms":{base_ts + s},"device":"logger-{s % 50}",'
+            f'"metric":"level_cm","value":{50 + s % 7},"unit":"cm","quality":"good"}}'
+            for s in range(start, stop)
+        )
+        payloads.append(f'{{"v":1,"session":1,"readings":[{readings}]}}'.encode())
+    return payloads
+
+
+def replay_backlog(broker: Mosquitto, payloads: list[bytes], done: threading.Event) -> None:
+    """Publish the batches on gw-backlog's backlog lane as fast as the broker takes them."""
     gateway = Gateway(broker, "gw-backlog")
     topic = wire.topic_for("gw-backlog", wire.TopicKind.BACKLOG)
-    base_ts = now_ms() - 86_400_000
-    infos = []
     try:
-        for start in range(1, total + 1, BATCH_READINGS):
-            stop = min(start + BATCH_READINGS, total + 1)
-            readings = ",".join(
-                f'{{"seq":{s},"ts_ms":{base_ts + s},"device":"logger-{s % 50}",'
-                f'"metric":"level_cm","value":{50 + s % 7},"unit":"cm","quality":"good"}}'
-                for s in range(start, stop)
-            )
-            payload = f'{{"v":1,"session":1,"readings":[{readings}]}}'.encode()
-            infos.append(gateway.client.publish(topic, payload, qos=1))
+        infos = [gateway.client.publish(topic, payload, qos=1) for payload in payloads]
         for info in infos:
             info.wait_for_publish(timeout=600)
     finally:
@@ -241,9 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         results["quiet"] = summary(quiet)
 
         done = threading.Event()
-        replay = threading.Thread(
-            target=replay_backlog, args=(broker, args.backlog_readings, done), daemon=True
-        )
+        payloads = backlog_payloads(args.backlog_readings)
+        replay = threading.Thread(target=replay_backlog, args=(broker, payloads, done), daemon=True)
         replay.start()
         wait_until(lambda: readings_stored(f"{api}") > 0, timeout_s=60, message="backlog ingest")
         backlog_start = readings_stored(api)
