@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per delivered batch is noise; delivery counts and lag are in the API.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -92,7 +92,7 @@ def _outbox(db: Database) -> None:
     db.execute(
         """
         CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids (and so idempotency keys) never reused
             center TEXT NOT NULL,
             reading_id INTEGER NOT NULL,
             enqueued_ms INTEGER NOT NULL

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drivers.counters import CounterValue
 from wire import Quality
 
 
@@ -38,13 +39,19 @@ class DriverError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """One metric of one read. ``value`` is None when quality is not good."""
+    """One metric of one read. ``value`` is None when quality is not good.
+
+    A counter (a rain gauge's tip count) also carries its raw count in ``counter``, so the
+    agent can compute increments that survive rollover and reboot
+    (``drivers.counters.counter_increment``); ``value`` is then ``raw * scale``.
+    """
 
     metric: str
     value: float | None
     unit: str = ""
     quality: Quality = Quality.GOOD
     error: str | None = None
+    counter: CounterValue | None = None
 
 
 class Driver(Protocol):

@@ -1,7 +1,7 @@
 """Every driver the agent knows, by the ``driver`` name used in device config.
 
 Adding a driver is one folder under drivers/ (``__init__.py`` with ``create``,
-``config.py``, ``driver.py``, ``README.md``) and one line in ``DRIVERS``.
+``config.py``, ``driver.py``, ``codec.py``, ``README.md``) and one line in ``DRIVERS``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import serial
 from pydantic import ValidationError
 
-from drivers import modbus_rtu
+from drivers import modbus_rtu, serial_line
 from drivers.base import DeviceConfig, Driver
 
 
@@ -27,6 +27,7 @@ class DriverSpec:
 
 DRIVERS: dict[str, DriverSpec] = {
     "modbus_rtu": DriverSpec(modbus_rtu.ModbusRtuDeviceConfig, modbus_rtu.create),
+    "serial_line": DriverSpec(serial_line.SerialLineDeviceConfig, serial_line.create),
 }
 
 
@@ -50,7 +51,11 @@ def parse_device_config(raw: Mapping[str, Any]) -> DeviceConfig:
     try:
         return spec.config_model.model_validate(dict(raw))
     except ValidationError as exc:
-        label = f"{driver}, slave {raw['slave']}" if "slave" in raw else driver
+        label = driver
+        if "slave" in raw:
+            label = f"{driver}, slave {raw['slave']}"
+        elif "address" in raw:
+            label = f"{driver}, address {raw['address']}"
         header = f"device {name!r} ({label}): "
         # Model-level checks already name the device: say it once.
         problems = "; ".join(
@@ -78,6 +83,8 @@ def _describe_error(raw: Mapping[str, Any], error: Any) -> str:
     where = "".join(parts)
     cause = error.get("ctx", {}).get("error")
     message = str(cause) if error["type"] == "value_error" and cause else error["msg"]
+    if len(error["loc"]) == 2 and message.startswith(("register '", "field '")):
+        return message  # a list item's own check already names it
     return f"{where}: {message}" if where else message
 
 

@@ -81,6 +81,7 @@ class GatewayTiming:
     poll_interval_s: float = 1.0
     heartbeat_interval_s: float = 5.0
     keepalive_s: int = 5
+    gauges: int = 1  # simulated water gauges on the gateway's bus, slaves 1..N
 
 
 def agent_config(
@@ -104,11 +105,23 @@ baud = 9600
 parity = "N"
 timeout_s = 0.3
 
+{gauge_sections(timing)}"""
+
+
+def accepts_on(port: int) -> Callable[[], bool]:
+    return lambda: port_accepts("127.0.0.1", port)
+
+
+def gauge_sections(timing: GatewayTiming) -> str:
+    """One [[devices]] table per simulated gauge: level (0.1 cm) and status word."""
+    sections = []
+    for slave in range(1, timing.gauges + 1):
+        sections.append(f"""\
 [[devices]]
-name = "river-gauge-1"
+name = "river-gauge-{slave}"
 driver = "modbus_rtu"
 port = "bus1"
-slave = 1
+slave = {slave}
 interval_s = {timing.poll_interval_s}
 [[devices.registers]]
 metric = "level_cm"
@@ -120,11 +133,8 @@ unit = "cm"
 metric = "status_word"
 address = 1
 type = "u16"
-"""
-
-
-def accepts_on(port: int) -> Callable[[], bool]:
-    return lambda: port_accepts("127.0.0.1", port)
+""")
+    return "\n".join(sections)
 
 
 def wait_for_child(child: Child, what: str, ready: Callable[[], object], timeout_s: float) -> None:
@@ -202,15 +212,17 @@ class LocalSystem:
     def start_gateway(
         self, gateway_id: str, timing: GatewayTiming | None = None
     ) -> SimulatedGateway:
+        timing = timing or GatewayTiming()
         manifest = self.workdir / f"{gateway_id}-sim.json"
-        sim = self.procs.start_cli(f"sim-{gateway_id}", "sim", "run", "--manifest", str(manifest))
+        sim = self.procs.start_cli(
+            f"sim-{gateway_id}", "sim", "run", "--manifest", str(manifest),
+            "--devices", str(timing.gauges),
+        )  # fmt: skip
         wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
         pty = json.loads(manifest.read_text())["devices"][0]["pty"]
         data_dir = self.workdir / gateway_id
         config_path = self.workdir / f"{gateway_id}.toml"
-        config_path.write_text(
-            agent_config(gateway_id, self.mqtt_port, data_dir, pty, timing or GatewayTiming())
-        )
+        config_path.write_text(agent_config(gateway_id, self.mqtt_port, data_dir, pty, timing))
         agent = self.start_agent(gateway_id, config_path)
         gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
         self.gateways[gateway_id] = gateway

@@ -1,4 +1,4 @@
-"""Modbus RTU devices (function codes 03 and 04), on minimalmodbus. See README.md."""
+"""Modbus RTU and ASCII devices (reads 03/04, writes 06/16), on minimalmodbus. See README.md."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from drivers.base import DeviceConfig
 from drivers.modbus_rtu.config import (
     ModbusRtuDeviceConfig,
     RegisterConfig,
+    RegisterKind,
     RegisterTable,
     RegisterType,
     WordOrder,
@@ -26,6 +27,7 @@ __all__ = [
     "ModbusRtuDeviceConfig",
     "ModbusRtuDriver",
     "RegisterConfig",
+    "RegisterKind",
     "RegisterTable",
     "RegisterType",
     "WordOrder",

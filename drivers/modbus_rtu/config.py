@@ -1,15 +1,16 @@
 """Config of a Modbus RTU device: its slave address and its register map, as data.
 
-Addresses are protocol addresses, 0-based (what goes on the wire). Manuals that number
-holding registers "40001" mean address 0: subtract 40001, and check the manual is not
-off by one.
+A register's place is explicit: ``address`` is the 0-based protocol address (what goes on
+the wire), ``register`` the 1-based number a manual prints (40001 = holding address 0,
+30001 = input address 0). Everything FIELD-DEVICES.md lists is data here: fixed or
+register-based scale, byte and word order, sentinels, valid ranges and counters.
 """
 
 from __future__ import annotations
 
 import itertools
 from enum import IntEnum, StrEnum
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,10 +33,24 @@ class RegisterType(StrEnum):
 
 
 class WordOrder(StrEnum):
-    """Order of the 16-bit words of a 32-bit value (bytes in a word are always big-endian)."""
+    """Where the bytes of a value sit on the wire, A being the most significant byte.
 
-    HIGH_FIRST = "ABCD"  # the Modbus convention
-    LOW_FIRST = "CDAB"  # common in inclinometers and meters ("word swapped")
+    For 32-bit types all four letters matter; for 16-bit types only whether the two bytes
+    of the word are swapped (``BADC`` and ``DCBA`` swap them, ``ABCD`` and ``CDAB`` do not).
+    """
+
+    HIGH_FIRST = "ABCD"  # the Modbus convention: big-endian words, high word first
+    LOW_FIRST = "CDAB"  # low word first ("word swapped"): inclinometers, meters
+    BYTE_SWAPPED = "BADC"  # high word first, bytes of each word swapped
+    LITTLE_ENDIAN = "DCBA"  # everything reversed
+
+    @property
+    def swaps_words(self) -> bool:
+        return self in (WordOrder.LOW_FIRST, WordOrder.LITTLE_ENDIAN)
+
+    @property
+    def swaps_bytes(self) -> bool:
+        return self in (WordOrder.BYTE_SWAPPED, WordOrder.LITTLE_ENDIAN)
 
 
 class RegisterTable(IntEnum):
@@ -45,17 +60,67 @@ class RegisterTable(IntEnum):
     INPUT = 4
 
 
+class RegisterKind(StrEnum):
+    VALUE = "value"  # a measurement: raw * scale + offset
+    COUNTER = "counter"  # a count that rolls over and resets (see drivers.counters)
+
+
+# Documented 1-based register numbers: (first number, table) for 5- and 6-digit styles.
+_REGISTER_NUMBERING = (
+    (400001, 465536, RegisterTable.HOLDING),
+    (300001, 365536, RegisterTable.INPUT),
+    (40001, 49999, RegisterTable.HOLDING),
+    (30001, 39999, RegisterTable.INPUT),
+)
+
+
+def resolve_register_number(number: int) -> tuple[RegisterTable, int]:
+    """A documented 1-based number (40001, 300001, ...) as (table, 0-based address)."""
+    for first, last, table in _REGISTER_NUMBERING:
+        if first <= number <= last:
+            return table, number - first
+    raise ValueError(
+        f"register {number} is not a documented 4xxxx (holding) or 3xxxx (input) number;"
+        " use address for a 0-based protocol address"
+    )
+
+
 class RegisterConfig(BaseModel):
-    """One metric read from one register (or two, for 32-bit types)."""
+    """One metric read from one register (or two, for 32-bit types).
+
+    Its place is given one way only: ``address`` (the 0-based protocol address that goes on
+    the wire) or ``register`` (the 1-based number a manual prints: 40001 is holding address
+    0, 30001 input address 0). Manuals are sometimes off by one: check against the device.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     address: int = Field(ge=0, le=MAX_ADDRESS, description="protocol address, 0-based")
+    # "register" in config; renamed here because BaseModel has a ``register`` attribute.
+    register_number: int | None = Field(
+        default=None, alias="register", description="documented 1-based number"
+    )
     type: RegisterType = RegisterType.U16
+    kind: RegisterKind = RegisterKind.VALUE
     word_order: WordOrder = WordOrder.HIGH_FIRST
     scale: float = Field(default=1.0, description="value = raw * scale + offset")
     offset: float = 0.0
+    decimals_address: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_ADDRESS,
+        description="address (same table) of a register holding the number of decimals:"
+        " value = raw / 10**decimals * scale + offset",
+    )
+    sentinels: tuple[int, ...] = Field(
+        default=(), description="raw register contents that mean 'no sensor / invalid'"
+    )
+    valid_min: float | None = None
+    valid_max: float | None = None
+    modulus: int | None = Field(
+        default=None, ge=2, description="where a counter rolls over (default 2**bits)"
+    )
     unit: str = Field(default="", max_length=16)
     function: RegisterTable = RegisterTable.HOLDING
 
@@ -68,9 +133,40 @@ class RegisterConfig(BaseModel):
         """The last address this register spans."""
         return self.address + self.words - 1
 
+    @property
+    def counter_modulus(self) -> int:
+        return self.modulus or 1 << (16 * self.words)
+
     def describe(self) -> str:
         """How errors name this register: ``register 'level_cm' (holding 0)``."""
-        return f"register {self.metric!r} ({self.function.name.lower()} {self.address})"
+        table = self.function.name.lower()
+        number = f" = {self.register_number}" if self.register_number is not None else ""
+        return f"register {self.metric!r} ({table} {self.address}{number})"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_register_number(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        label = f"register {data.get('metric', '?')!r}"
+        if ("address" in data) == ("register" in data):
+            raise ValueError(
+                f"{label}: give exactly one of address (0-based protocol address) or"
+                " register (documented 1-based number such as 40001)"
+            )
+        if "register" in data and isinstance(data["register"], int):
+            try:
+                table, address = resolve_register_number(data["register"])
+            except ValueError as exc:
+                raise ValueError(f"{label}: {exc}") from None
+            function = data.get("function", int(table))
+            if function != int(table):
+                raise ValueError(
+                    f"{label}: register {data['register']} is in the {table.name.lower()}"
+                    f" table, but function = {function}"
+                )
+            data = {**data, "address": address, "function": int(table)}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -78,6 +174,27 @@ class RegisterConfig(BaseModel):
             raise ValueError(f"{self.describe()}: a {self.type} runs past address {MAX_ADDRESS}")
         if self.scale == 0:
             raise ValueError(f"{self.describe()}: scale 0 would read every value as the offset")
+        bits = 16 * self.words
+        for sentinel in self.sentinels:
+            if not -(1 << (bits - 1)) <= sentinel < 1 << bits:
+                raise ValueError(
+                    f"{self.describe()}: sentinel {sentinel} does not fit a {self.type}"
+                )
+        if (
+            self.valid_min is not None
+            and self.valid_max is not None
+            and self.valid_min > self.valid_max
+        ):
+            raise ValueError(f"{self.describe()}: valid_min is above valid_max")
+        if self.kind is RegisterKind.COUNTER:
+            if self.type not in (RegisterType.U16, RegisterType.U32):
+                raise ValueError(f"{self.describe()}: a counter is u16 or u32, not {self.type}")
+            if self.decimals_address is not None or self.offset != 0:
+                raise ValueError(f"{self.describe()}: a counter takes no offset or decimals")
+            if self.counter_modulus > 1 << bits:
+                raise ValueError(f"{self.describe()}: modulus exceeds what a {self.type} holds")
+        elif self.modulus is not None:
+            raise ValueError(f"{self.describe()}: modulus is only for kind = 'counter'")
         return self
 
 
@@ -86,6 +203,16 @@ class ModbusRtuDeviceConfig(DeviceConfig):
 
     driver: Literal["modbus_rtu"]
     slave: int = Field(ge=1, le=247)
+    mode: Literal["rtu", "ascii"] = "rtu"
+    write_single_only: bool = Field(
+        default=False, description="the device knows fc 06 only: write one register at a time"
+    )
+    wake_retries: int = Field(
+        default=0,
+        ge=0,
+        le=3,
+        description="repeat the first request of a read when unanswered (sleeping devices)",
+    )
     timeout_s: float | None = Field(
         default=None, gt=0, le=10, description="response timeout; default: the port's"
     )
@@ -105,6 +232,13 @@ class ModbusRtuDeviceConfig(DeviceConfig):
                     f"{register.metric!r} of {seen[register.metric].describe()}"
                 )
             seen[register.metric] = register
+            if (
+                register.decimals_address is not None
+                and register.address <= register.decimals_address <= register.end_address
+            ):
+                raise ValueError(
+                    f"{self.describe()}: {register.describe()} cannot take its decimals from itself"
+                )
         by_start = sorted(self.registers, key=lambda r: (r.function, r.address))
         for before, after in itertools.pairwise(by_start):
             if before.function == after.function and after.address <= before.end_address:

@@ -1,20 +1,31 @@
-"""A simulated RS-485 bus: one pty, any number of slaves, served on a background thread."""
+"""A simulated RS-485 bus: one pty, any number of slaves, served on a background thread.
+
+Modbus RTU (or ASCII, ``mode="ascii"``) frames in, paced answers out: each answer is
+written when its last byte would have arrived on a real line at the device's baud rate
+(``firmware_sim.timing``). A device set to another baud rate than the client's port (read
+from the pty's line settings) hears only noise and stays silent, as on a real line.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import select
-import threading
+import termios
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from firmware_sim import modbus
+from firmware_sim import modbus, modbus_ascii
 from firmware_sim.device import SimulatedDevice
 from firmware_sim.modbus import ExceptionCode, Request
-from firmware_sim.pty import PtyPort
+from firmware_sim.pty import PtyServer
+from firmware_sim.timing import (
+    FRAME_GAP_CHARS,
+    MODBUS_BITS_PER_CHAR,
+    transmit_s,
+    wait_until_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +33,19 @@ BROADCAST_SLAVE = 0
 # A pty delivers a request in one chunk or a few, with no real character timing; the gap
 # only ends frames whose length the function code does not tell, and flushes runts.
 DEFAULT_FRAME_GAP_S = 0.05
-_STOP_JOIN_TIMEOUT_S = 2.0
+_ASCII_BITS_PER_CHAR = 10  # 7 data bits, parity, start, stop
+_TERMIOS_BAUDS = {
+    getattr(termios, f"B{baud}"): baud
+    for baud in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
+}
+
+
+def client_baud(fd: int) -> int | None:
+    """The baud rate the client set on its end of the pty (shared line settings)."""
+    try:
+        return _TERMIOS_BAUDS.get(termios.tcgetattr(fd)[5])
+    except termios.error:
+        return None
 
 
 @dataclass(slots=True)
@@ -33,16 +56,20 @@ class BusStats:
     dropped: int = 0  # byte runs that were no valid frame (bad CRC, runts): silence
     unaddressed: int = 0  # good frames for a slave id nobody on this bus has
     responses: int = 0
+    wrong_baud: int = 0  # frames for a device set to another baud rate than the client
 
 
-class SimulatedBus:
+class SimulatedBus(PtyServer):
     """Serve ``devices`` (by slave address) on a fresh pty until the context exits.
 
     ``port_path`` is the ``/dev/pts/N`` a client opens; with ``link_path`` a symlink to it
     is kept there too (a stable name for config files). ``baud`` and ``parity`` are what
-    the devices are set to: a pty carries bytes at any speed, so they are information for
-    manifests and clients, not enforced.
+    the devices are set to (a device may have its own baud). A pty carries bytes at any
+    speed: the bus paces answers to ``baud`` (``pace=False`` answers at once) and compares
+    the client's baud setting with each device's; parity is information for manifests.
     """
+
+    kind = "bus"
 
     def __init__(
         self,
@@ -53,64 +80,29 @@ class SimulatedBus:
         parity: str = "N",
         link_path: Path | None = None,
         frame_gap_s: float = DEFAULT_FRAME_GAP_S,
+        mode: str = "rtu",
+        pace: bool = True,
     ) -> None:
-        self.name = name
+        if mode not in ("rtu", "ascii"):
+            raise ValueError(f"bus {name!r}: mode {mode!r} is not rtu or ascii")
+        super().__init__(name, link_path=link_path)
         self.baud = baud
         self.parity = parity
+        self.mode = mode
+        self.pace = pace
         self.stats = BusStats()
-        self._devices: dict[int, SimulatedDevice] = {}
+        self._devices: list[SimulatedDevice] = []
         for device in devices:
-            if device.slave in self._devices:
+            if any(d.slave == device.slave for d in self._devices):
                 raise ValueError(f"bus {name!r}: two devices at slave address {device.slave}")
-            self._devices[device.slave] = device
+            if device.baud is None:
+                device.baud = baud  # set up for this bus, until commissioned otherwise
+            self._devices.append(device)
         self._frame_gap_s = frame_gap_s
-        self._port = PtyPort(link_path=link_path)
-        self._thread: threading.Thread | None = None
-        self._wake_r = self._wake_w = -1
-
-    @property
-    def port_path(self) -> str:
-        return self._port.port_path
-
-    @property
-    def link_path(self) -> Path | None:
-        return self._port.link_path
 
     @property
     def devices(self) -> list[SimulatedDevice]:
-        return list(self._devices.values())
-
-    def __enter__(self) -> SimulatedBus:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._port.open()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name=f"sim-bus-{self.name}")
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving (at once: the thread is woken through a pipe) and close the pty."""
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=_STOP_JOIN_TIMEOUT_S)
-            if self._thread.is_alive():
-                log.error("bus %s: serving thread did not stop", self.name)
-            self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
-        self._port.close()
+        return list(self._devices)
 
     def _serve(self) -> None:
         master_fd, buffer = self._port.master_fd, b""
@@ -127,37 +119,68 @@ class SimulatedBus:
     def _consume(self, buffer: bytes, *, at_gap: bool) -> bytes:
         """Handle every whole frame at the start of ``buffer``; return what is left."""
         while buffer:
-            used, request = modbus.decode_request(buffer, at_gap=at_gap)
+            if self.mode == "ascii":
+                used, request = modbus_ascii.decode_request(buffer)
+            else:
+                used, request = modbus.decode_request(buffer, at_gap=at_gap)
             if used == 0:
                 break
+            received_s = time.monotonic()
             buffer = buffer[used:]
             if request is None:
                 self.stats.dropped += 1
-            else:
-                self._dispatch(request)
+            elif not self._dispatch(request, used, received_s):
+                return b""  # stopping
         return buffer
 
-    def _dispatch(self, request: Request) -> None:
+    def _dispatch(self, request: Request, request_bytes: int, received_s: float) -> bool:
+        """Answer ``request``; False when the bus was stopped while pacing the answer."""
         self.stats.frames += 1
+        for device in self._devices:
+            device.hear_traffic()
         if request.slave == BROADCAST_SLAVE:
-            for device in self._devices.values():  # every slave acts, none answers
+            for device in self._devices:  # every slave acts, none answers
                 self._handle(device, request)
-            return
-        addressed = self._devices.get(request.slave)
+                device.after_answer()
+            return True
+        addressed = next((d for d in self._devices if d.slave == request.slave), None)
         if addressed is None:
             self.stats.unaddressed += 1
-            return
+            return True
+        baud = addressed.baud or self.baud
+        heard = client_baud(self._port.master_fd)
+        if heard is not None and heard != baud:
+            self.stats.wrong_baud += 1
+            return True
         response = self._handle(addressed, request)
-        if response is not None:
-            self._port.write_all(response)
-            self.stats.responses += 1
+        if response is None:
+            return True
+        if self.pace:
+            bits = _ASCII_BITS_PER_CHAR if self.mode == "ascii" else MODBUS_BITS_PER_CHAR
+            gap_chars = 0.0 if self.mode == "ascii" else FRAME_GAP_CHARS
+            send_at = (
+                received_s
+                + transmit_s(request_bytes + gap_chars + len(response), baud, bits)
+                + addressed.quirks.response_time_s
+                + addressed.faults.late_s
+            )
+            if not wait_until_time(send_at, self._wake_r):
+                return False
+        elif addressed.faults.late_s and not wait_until_time(
+            received_s + addressed.faults.late_s, self._wake_r
+        ):
+            return False
+        self._port.write_all(response)
+        self.stats.responses += 1
+        addressed.after_answer()
+        return True
 
     def _handle(self, device: SimulatedDevice, request: Request) -> bytes | None:
         """The device's answer; a bug in a model answers 'device failure', never kills the bus."""
         try:
-            return device.handle(request)
+            return device.handle(request, mode=self.mode)
         except Exception:
             log.exception("bus %s: slave %d failed on %r", self.name, device.slave, request)
-            return modbus.exception_response(
-                device.slave, request.function, ExceptionCode.SERVER_DEVICE_FAILURE
-            )
+            body = bytes([device.slave, (request.function | 0x80) & 0xFF])
+            body += bytes([ExceptionCode.SERVER_DEVICE_FAILURE])
+            return modbus_ascii.encode(body) if self.mode == "ascii" else modbus.with_crc(body)

@@ -1,21 +1,29 @@
 """``edgewatch sim``: serve simulated devices on ptys until SIGTERM / Ctrl-C.
 
-python -m firmware_sim.cli run [--scenario NAME] [--manifest PATH] [--seconds N]
-                               [--devices N] [--link-dir DIR]
+python -m firmware_sim.cli run [--scenario NAME|FILE] [--manifest PATH] [--seconds N]
+                               [--devices N] [--link-dir DIR] [--control PATH]
+                               [--time-scale X]
+python -m firmware_sim.cli fault --control PATH --device NAME [--clear] [--silent] ...
+python -m firmware_sim.cli reboot --control PATH --device NAME
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from firmware_sim.scenario import SCENARIOS, RunningScenario, write_manifest
+from firmware_sim import control
+from firmware_sim.faults import Faults
+from firmware_sim.scenario import SCENARIOS, RunningScenario, load_scenario, write_manifest
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve a scenario's devices on pseudo-terminals")
     run.add_argument(
-        "--scenario", default="demo", choices=sorted(SCENARIOS), help="what to simulate"
+        "--scenario",
+        default="demo",
+        metavar="NAME|FILE",
+        help=f"what to simulate: a packaged scenario ({', '.join(SCENARIOS)}) or a TOML file",
     )
     run.add_argument("--manifest", type=Path, help="write where each device is served here (JSON)")
     run.add_argument(
@@ -37,6 +48,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--link-dir", type=Path, help="also make a symlink DIR/<bus> to each bus's pty"
     )
+    run.add_argument(
+        "--control",
+        type=Path,
+        help="serve the fault control socket here (default: a fresh /tmp/ewsim-*/control.sock)",
+    )
+    run.add_argument(
+        "--time-scale", type=float, help="scenario seconds per real second (default: the file's)"
+    )
+    fault = commands.add_parser("fault", help="switch a running device's faults (replaces them)")
+    fault.add_argument("--control", type=Path, required=True, help="the sim's control socket")
+    fault.add_argument("--device", required=True, help="device name, as in the manifest")
+    fault.add_argument("--clear", action="store_true", help="no faults (the default)")
+    for name in ("silent", "corrupt_crc", "truncate", "garbage", "stuck", "out_of_range"):
+        fault.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=f"fault {name}")
+    fault.add_argument("--late-s", type=float, default=0.0, help="answer this much later")
+    fault.add_argument("--reply-as-slave", type=int, help="answer as this slave id")
+    reboot = commands.add_parser("reboot", help="reboot a running device (counters reset)")
+    reboot.add_argument("--control", type=Path, required=True, help="the sim's control socket")
+    reboot.add_argument("--device", required=True, help="device name, as in the manifest")
     return parser
 
 
@@ -60,28 +90,72 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        scenario = SCENARIOS[args.scenario](args.devices)
+        scenario = load_scenario(args.scenario).with_devices(args.devices)
     except ValueError as exc:
         print(f"edgewatch sim: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    with _stop_on_signals(stop), RunningScenario(scenario, link_dir=args.link_dir) as running:
-        for device in running.devices:
-            print(
-                f"{device.name}  model={device.model}  pty={device.pty}  slave={device.slave}"
-                f"  baud={device.baud}  parity={device.parity}",
-                flush=True,
-            )
-        if args.manifest is not None:
-            write_manifest(args.manifest, running.devices)
-        stop.wait(timeout=args.seconds)
+    control_dir = None
+    control_path = args.control
+    if control_path is None:  # short, private: unix socket paths are limited to ~100 bytes
+        control_dir = Path(tempfile.mkdtemp(prefix="ewsim-"))
+        control_path = control_dir / "control.sock"
+    try:
+        with (
+            _stop_on_signals(stop),
+            RunningScenario(
+                scenario,
+                link_dir=args.link_dir,
+                control_path=control_path,
+                time_scale=args.time_scale,
+            ) as running,
+        ):
+            for device in running.devices:
+                print(
+                    f"{device.name}  model={device.model}  pty={device.pty}"
+                    f"  slave={device.slave}  baud={device.baud}  parity={device.parity}"
+                    f"  bus={device.bus}  protocol={device.protocol}",
+                    flush=True,
+                )
+            print(f"control: {control_path}", flush=True)
+            if args.manifest is not None:
+                write_manifest(args.manifest, running.devices)
+            stop.wait(timeout=args.seconds)
+    finally:
+        if control_dir is not None:
+            shutil.rmtree(control_dir, ignore_errors=True)
     return 0
+
+
+def _send(path: Path, request: dict[str, object]) -> int:
+    try:
+        answer = control.send(path, request)
+    except (OSError, ValueError) as exc:
+        print(f"edgewatch sim: control {path}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer))
+    return 0 if isinstance(answer, dict) and answer.get("ok") else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "run":
         return run(args)
+    if args.command == "fault":
+        faults = Faults(
+            silent=args.silent,
+            late_s=args.late_s,
+            corrupt_crc=args.corrupt_crc,
+            reply_as_slave=args.reply_as_slave,
+            truncate=args.truncate,
+            garbage=args.garbage,
+            stuck=args.stuck,
+            out_of_range=args.out_of_range,
+        )
+        request = {"cmd": "faults", "device": args.device, "faults": faults.as_dict()}
+        return _send(args.control, request)
+    if args.command == "reboot":
+        return _send(args.control, {"cmd": "reboot", "device": args.device})
     return 2  # pragma: no cover - argparse refuses unknown commands first
 
 

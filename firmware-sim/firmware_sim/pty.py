@@ -8,10 +8,16 @@ fd is kept open for the pty's whole life: otherwise, between one client closing
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import threading
 import tty
 from pathlib import Path
 from types import TracebackType
+from typing import Self
+
+log = logging.getLogger(__name__)
+_STOP_JOIN_TIMEOUT_S = 2.0
 
 
 class PtyPort:
@@ -86,3 +92,62 @@ class PtyPort:
             except BlockingIOError:
                 return
             view = view[written:]
+
+
+class PtyServer:
+    """A pty served by one background thread: what a bus and a serial line have in common.
+
+    Subclasses implement ``_serve()``; it must return once ``_wake_r`` becomes readable
+    (``stop()`` writes to the pipe), so stopping is immediate rather than a poll timeout.
+    """
+
+    kind = "pty"
+
+    def __init__(self, name: str, *, link_path: Path | None = None) -> None:
+        self.name = name
+        self._port = PtyPort(link_path=link_path)
+        self._thread: threading.Thread | None = None
+        self._wake_r = self._wake_w = -1
+
+    @property
+    def port_path(self) -> str:
+        return self._port.port_path
+
+    @property
+    def link_path(self) -> Path | None:
+        return self._port.link_path
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._port.open()
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name=f"sim-{self.kind}-{self.name}")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving (at once: the thread is woken through a pipe) and close the pty."""
+        if self._thread is not None:
+            os.write(self._wake_w, b"x")
+            self._thread.join(timeout=_STOP_JOIN_TIMEOUT_S)
+            if self._thread.is_alive():
+                log.error("%s %s: serving thread did not stop", self.kind, self.name)
+            self._thread = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        self._port.close()
+
+    def _serve(self) -> None:
+        raise NotImplementedError

@@ -1,8 +1,33 @@
-"""Scenarios: which buses and devices to simulate, declared as data, and running them.
+"""Scenarios: which buses, devices and signals to simulate, declared in TOML, and running them.
+
+A scenario file (``firmware_sim/scenarios/NAME.toml``, or any path)::
+
+    name = "rainstorm"
+    time_scale = 1.0                 # scenario seconds per real second
+
+    [signals.rain_mm_per_h]          # quantities over scenario time: see firmware_sim.signals
+    kind = "piecewise"
+    points = [[0, 0], [600, 40]]
+
+    [[buses]]
+    name = "bus1"
+    protocol = "modbus_rtu"          # modbus_rtu, modbus_ascii or sentences
+    baud = 9600
+    parity = "N"
+
+    [[buses.devices]]
+    name = "gauge-1"
+    model = "water_level"            # models.MODELS or sentence_devices.SENTENCE_MODELS
+    slave = 1                        # Modbus slave id, or the sentence device's address
+    seed = 1                         # noise seed
+    response_time_s = 0.0            # optional quirks: response time, sleeping, boot delay
+    inputs = { level_cm = "river_level_cm" }   # model input -> scenario signal
+    options = {}                     # model options (see each model's docstring)
 
 A running scenario publishes a manifest (JSON) saying where each device is served, so an
 agent config can be written for it: ``{"devices": [{"name", "model", "bus", "pty",
-"slave", "baud", "parity"}]}``.
+"slave", "baud", "parity", "protocol", "control"}]}``; ``control`` is the control socket
+(``firmware_sim.control``) through which faults are switched from outside.
 """
 
 from __future__ import annotations
@@ -11,23 +36,35 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from firmware_sim.bus import SimulatedBus
-from firmware_sim.device import Clock, SimulatedDevice
-from firmware_sim.models import MODELS
+from firmware_sim.control import ControlServer
+from firmware_sim.device import Clock, Quirks, SimulatedDevice
+from firmware_sim.line import SerialLine
+from firmware_sim.models import MODELS, ModelContext
+from firmware_sim.sentence_devices import SENTENCE_MODELS, SentenceDevice
+from firmware_sim.signals import Quantity, build_quantities
+
+PROTOCOLS = ("modbus_rtu", "modbus_ascii", "sentences")
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceSpec:
     name: str
-    model: str  # a key of firmware_sim.models.MODELS
+    model: str  # a key of MODELS (Modbus) or SENTENCE_MODELS (sentences)
     slave: int
     seed: int = 0  # noise seed, so two gauges do not read alike
+    response_time_s: float = 0.0
+    sleep_after_quiet_s: float | None = None
+    boot_delay_s: float = 0.0
+    inputs: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,27 +73,108 @@ class BusSpec:
     devices: tuple[DeviceSpec, ...]
     baud: int = 9600
     parity: str = "N"
+    protocol: str = "modbus_rtu"
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     buses: tuple[BusSpec, ...]
+    signals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    time_scale: float = 1.0
+
+    def with_devices(self, count: int) -> Scenario:
+        """The one-device scenario with ``count`` copies of its device (slaves 1..N)."""
+        if count == 1:
+            return self
+        if not 1 <= count <= 247:
+            raise ValueError(f"{self.name}: {count} devices do not fit one bus (1-247)")
+        if len(self.buses) != 1 or len(self.buses[0].devices) != 1:
+            raise ValueError(f"{self.name}: --devices needs a scenario of one device")
+        (bus,) = self.buses
+        (device,) = bus.devices
+        prefix = device.name.rsplit("-", 1)[0]
+        copies = tuple(
+            replace(device, name=f"{prefix}-{n}", slave=n, seed=n) for n in range(1, count + 1)
+        )
+        return replace(self, buses=(replace(bus, devices=copies),))
+
+
+def packaged_scenarios() -> dict[str, str]:
+    """Scenario name -> TOML text, for every file in firmware_sim/scenarios/."""
+    folder = resources.files("firmware_sim") / "scenarios"
+    return {
+        entry.name.removesuffix(".toml"): entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    }
+
+
+SCENARIOS = sorted(packaged_scenarios())
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A packaged scenario by name, or a TOML file by path. Errors name what is wrong."""
+    packaged = packaged_scenarios()
+    if name_or_path in packaged:
+        return parse_scenario(tomllib.loads(packaged[name_or_path]), source=name_or_path)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"no scenario {name_or_path!r} (packaged: {', '.join(sorted(packaged))})")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"scenario {path}: {exc}") from None
+    return parse_scenario(raw, source=str(path))
+
+
+def parse_scenario(raw: dict[str, Any], *, source: str = "scenario") -> Scenario:
+    try:
+        buses = tuple(_bus(b) for b in raw["buses"])
+        scenario = Scenario(
+            name=str(raw.get("name", source)),
+            buses=buses,
+            signals=dict(raw.get("signals", {})),
+            time_scale=float(raw.get("time_scale", 1.0)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"scenario {source}: {exc!r}") from None
+    names = [d.name for b in buses for d in b.devices]
+    if len(set(names)) != len(names):
+        raise ValueError(f"scenario {source}: device names repeat: {names}")
+    for bus in buses:
+        known = SENTENCE_MODELS if bus.protocol == "sentences" else MODELS
+        for device in bus.devices:
+            if device.model not in known:
+                raise ValueError(
+                    f"scenario {source}: device {device.name!r}: model {device.model!r} is not"
+                    f" one of {sorted(known)} for protocol {bus.protocol}"
+                )
+            for signal in device.inputs.values():
+                if signal not in scenario.signals:
+                    raise ValueError(
+                        f"scenario {source}: device {device.name!r}: no signal {signal!r}"
+                    )
+    build_quantities(scenario.signals)  # check the signals once, at load
+    return scenario
+
+
+def _bus(raw: dict[str, Any]) -> BusSpec:
+    protocol = str(raw.get("protocol", "modbus_rtu"))
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"bus {raw.get('name')!r}: protocol {protocol!r} not in {PROTOCOLS}")
+    return BusSpec(
+        name=str(raw["name"]),
+        devices=tuple(DeviceSpec(**d) for d in raw["devices"]),
+        baud=int(raw.get("baud", 9600)),
+        parity=str(raw.get("parity", "N")),
+        protocol=protocol,
+    )
 
 
 def demo(devices: int = 1) -> Scenario:
     """One bus, 9600 8N1, with ``devices`` water-level gauges at slaves 1..N."""
-    if not 1 <= devices <= 247:
-        raise ValueError(f"demo: {devices} devices do not fit one bus (1-247)")
-    gauges = tuple(
-        DeviceSpec(name=f"gauge-{n}", model="water_level", slave=n, seed=n)
-        for n in range(1, devices + 1)
-    )
-    return Scenario(name="demo", buses=(BusSpec(name="bus1", devices=gauges),))
-
-
-# Scenario name -> factory taking the number of devices asked for.
-SCENARIOS: dict[str, Callable[[int], Scenario]] = {"demo": demo}
+    return load_scenario("demo").with_devices(devices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,48 +188,112 @@ class ServedDevice:
     slave: int
     baud: int
     parity: str
+    protocol: str = "modbus_rtu"
+    control: str | None = None
 
 
-def build_device(spec: DeviceSpec, *, clock: Clock = time.monotonic) -> SimulatedDevice:
+def build_device(
+    spec: DeviceSpec,
+    *,
+    protocol: str = "modbus_rtu",
+    quantities: dict[str, Quantity] | None = None,
+    clock: Clock = time.monotonic,
+    time_scale: float = 1.0,
+) -> SimulatedDevice | SentenceDevice:
+    quantities = quantities or {}
+    context = ModelContext(
+        seed=spec.seed,
+        inputs={name: quantities[signal] for name, signal in spec.inputs.items()},
+        options=spec.options,
+    )
+    if protocol == "sentences":
+        return SentenceDevice(
+            SENTENCE_MODELS[spec.model](context),
+            address=spec.slave,
+            clock=clock,
+            time_scale=time_scale,
+            response_time_s=spec.response_time_s,
+            seed=spec.seed,
+        )
     factory = MODELS.get(spec.model)
     if factory is None:
         known = ", ".join(sorted(MODELS))
         raise ValueError(f"device {spec.name!r}: unknown model {spec.model!r} (known: {known})")
-    return SimulatedDevice(factory(spec.seed), slave=spec.slave, clock=clock)
+    quirks = Quirks(spec.response_time_s, spec.sleep_after_quiet_s, spec.boot_delay_s)
+    return SimulatedDevice(
+        factory(context),
+        slave=spec.slave,
+        clock=clock,
+        quirks=quirks,
+        time_scale=time_scale,
+        seed=spec.seed,
+    )
 
 
 class RunningScenario:
-    """Serve every bus of a scenario, each on its own pty, until the context exits."""
+    """Serve every bus of a scenario, each on its own pty, until the context exits.
+
+    ``control_path`` also serves the control socket there. ``time_scale`` overrides the
+    scenario's own.
+    """
 
     def __init__(
-        self, scenario: Scenario, *, link_dir: Path | None = None, clock: Clock = time.monotonic
+        self,
+        scenario: Scenario,
+        *,
+        link_dir: Path | None = None,
+        clock: Clock = time.monotonic,
+        control_path: Path | None = None,
+        time_scale: float | None = None,
     ) -> None:
         self.scenario = scenario
         self._link_dir = link_dir
         self._clock = clock
+        self._control_path = control_path
+        self._time_scale = scenario.time_scale if time_scale is None else time_scale
         self._stack = contextlib.ExitStack()
-        self.buses: list[SimulatedBus] = []
+        self.buses: list[SimulatedBus | SerialLine] = []
         self.devices: list[ServedDevice] = []
+        self.by_name: dict[str, SimulatedDevice | SentenceDevice] = {}
 
     def __enter__(self) -> RunningScenario:
+        quantities = build_quantities(self.scenario.signals)
+        control = str(self._control_path) if self._control_path else None
         with self._stack as stack:
             for bus_spec in self.scenario.buses:
                 link = self._link_dir / bus_spec.name if self._link_dir else None
-                bus = SimulatedBus(
-                    [build_device(d, clock=self._clock) for d in bus_spec.devices],
-                    name=bus_spec.name,
-                    baud=bus_spec.baud,
-                    parity=bus_spec.parity,
-                    link_path=link,
+                built = [
+                    build_device(
+                        d,
+                        protocol=bus_spec.protocol,
+                        quantities=quantities,
+                        clock=self._clock,
+                        time_scale=self._time_scale,
+                    )
+                    for d in bus_spec.devices
+                ]
+                self.by_name.update(
+                    (d.name, b) for d, b in zip(bus_spec.devices, built, strict=True)
                 )
+                bus = _serve(bus_spec, built, link)
                 stack.enter_context(bus)
                 self.buses.append(bus)
                 self.devices.extend(
                     ServedDevice(
-                        d.name, d.model, bus.name, bus.port_path, d.slave, bus.baud, bus.parity
+                        d.name,
+                        d.model,
+                        bus.name,
+                        bus.port_path,
+                        d.slave,
+                        bus.baud,
+                        bus.parity,
+                        bus_spec.protocol,
+                        control,
                     )
                     for d in bus_spec.devices
                 )
+            if self._control_path is not None:
+                stack.enter_context(ControlServer(self._control_path, self.by_name))
             self._stack = stack.pop_all()  # started them all: keep them past this block
         return self
 
@@ -122,6 +304,19 @@ class RunningScenario:
         tb: TracebackType | None,
     ) -> None:
         self._stack.close()
+
+
+def _serve(
+    spec: BusSpec, devices: list[SimulatedDevice | SentenceDevice], link: Path | None
+) -> SimulatedBus | SerialLine:
+    if spec.protocol == "sentences":
+        lines = [d for d in devices if isinstance(d, SentenceDevice)]
+        return SerialLine(lines, name=spec.name, baud=spec.baud, parity=spec.parity, link_path=link)
+    slaves = [d for d in devices if isinstance(d, SimulatedDevice)]
+    mode = "ascii" if spec.protocol == "modbus_ascii" else "rtu"
+    return SimulatedBus(
+        slaves, name=spec.name, baud=spec.baud, parity=spec.parity, link_path=link, mode=mode
+    )
 
 
 def manifest(devices: list[ServedDevice]) -> dict[str, Any]:

@@ -177,3 +177,27 @@ def test_retries_reuse_the_idempotency_key(tmp_path: Path, mosquitto: Mosquitto)
     assert len(keys) == 3
     assert keys[0] == keys[1] == keys[2]
     assert keys[0]
+
+
+def test_batches_after_a_drained_outbox_get_fresh_idempotency_keys(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Regression: outbox ids were reused once the table emptied, so a center took the next
+    batch for a duplicate of the first and dropped it."""
+    with ReferenceCenter("c", "city") as center:
+        config = config_for(
+            tmp_path, mosquitto, centers=[center_entry("c", "city", "cq", center.url)]
+        )
+        topic = wire.topic_for("gw-x", wire.TopicKind.READINGS)
+        with Controller(config) as controller, Publisher(mosquitto) as publisher:
+            wait_until(lambda: controller.mqtt_connected, timeout_s=5)
+            for first in (1, 3, 5):
+                publisher.publish(topic, batch([first, first + 1]))
+
+                def all_arrived(count: int = first + 1) -> bool:
+                    return len(center.seqs()) == count
+
+                wait_until(all_arrived, timeout_s=5)
+    assert center.seqs() == {("gw-x", seq) for seq in range(1, 7)}
+    assert center.duplicates == 0
+    assert len(set(center.post_keys)) == len(center.post_keys)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from drivers.modbus_rtu import RegisterConfig, RegisterTable, RegisterType, WordOrder
-from drivers.modbus_rtu.codec import decode_raw, decode_value, plan_blocks
+from drivers.modbus_rtu.codec import decode_raw, decode_value, encode_raw, interpret, plan_blocks
 
 
 def reg(metric: str, address: int, **fields: object) -> RegisterConfig:
@@ -68,3 +68,76 @@ def test_decode_value_scales_and_offsets() -> None:
 def test_decode_refuses_the_wrong_number_of_words() -> None:
     with pytest.raises(ValueError, match="needs 2 registers"):
         decode_raw([1], RegisterType.F32, WordOrder.HIGH_FIRST)
+
+
+# Golden vectors: the same number in each byte/word order, as the words a device returns.
+ORDER_VECTORS = [
+    # (type, order, words on the wire, value)
+    (RegisterType.U32, WordOrder.HIGH_FIRST, [0x0102, 0x0304], 0x01020304),
+    (RegisterType.U32, WordOrder.LOW_FIRST, [0x0304, 0x0102], 0x01020304),
+    (RegisterType.U32, WordOrder.BYTE_SWAPPED, [0x0201, 0x0403], 0x01020304),
+    (RegisterType.U32, WordOrder.LITTLE_ENDIAN, [0x0403, 0x0201], 0x01020304),
+    (RegisterType.F32, WordOrder.HIGH_FIRST, [0x42F6, 0xE979], 123.456),
+    (RegisterType.F32, WordOrder.LOW_FIRST, [0xE979, 0x42F6], 123.456),
+    (RegisterType.F32, WordOrder.BYTE_SWAPPED, [0xF642, 0x79E9], 123.456),
+    (RegisterType.F32, WordOrder.LITTLE_ENDIAN, [0x79E9, 0xF642], 123.456),
+    (RegisterType.I32, WordOrder.LOW_FIRST, [0xFFFE, 0xFFFF], -2),
+    (RegisterType.I16, WordOrder.HIGH_FIRST, [0xFF85], -123),
+    (RegisterType.I16, WordOrder.LOW_FIRST, [0xFF85], -123),  # one word: nothing to swap
+    (RegisterType.I16, WordOrder.BYTE_SWAPPED, [0x85FF], -123),
+    (RegisterType.U16, WordOrder.LITTLE_ENDIAN, [0x3412], 0x1234),
+]
+
+
+@pytest.mark.parametrize(("type_", "order", "words", "expected"), ORDER_VECTORS)
+def test_byte_and_word_orders(
+    type_: RegisterType, order: WordOrder, words: list[int], expected: float
+) -> None:
+    assert math.isclose(decode_raw(words, type_, order), expected, rel_tol=1e-6)
+    assert encode_raw(expected, type_, order) == words
+
+
+def test_encode_refuses_what_does_not_fit() -> None:
+    with pytest.raises(ValueError, match="does not fit a u16"):
+        encode_raw(70000, RegisterType.U16, WordOrder.HIGH_FIRST)
+    with pytest.raises(ValueError, match="does not fit a i16"):
+        encode_raw(-40000, RegisterType.I16, WordOrder.HIGH_FIRST)
+
+
+def test_sentinel_is_matched_on_the_raw_bits() -> None:
+    register = reg("temp_c", 0, type="i16", scale=0.1, sentinels=[0x8000])
+    result = interpret(register, [0x8000])
+    assert result.value is None
+    assert result.problem == "sentinel 0x8000 (no sensor / invalid)"
+    assert interpret(register, [0x00FA]).value == pytest.approx(25.0)
+    negative = reg("t", 0, type="i16", sentinels=[-32768])  # the same sentinel, signed
+    assert interpret(negative, [0x8000]).problem is not None
+    wide = reg("w", 0, type="u32", word_order="CDAB", sentinels=[0xFFFFFFFF])
+    assert interpret(wide, [0xFFFF, 0xFFFF]).problem == "sentinel 0xFFFFFFFF (no sensor / invalid)"
+
+
+def test_valid_range() -> None:
+    register = reg("level_m", 0, scale=0.01, valid_min=0, valid_max=10)
+    assert interpret(register, [500]).value == pytest.approx(5.0)
+    problem = interpret(register, [1500]).problem
+    assert problem == "15 is outside the valid range [0.0, 10.0]"
+    assert interpret(reg("x", 0, type="i16", valid_min=0), [0xFFFF]).problem == (
+        "-1 is outside the valid range [0.0, ]"
+    )
+
+
+def test_decimals_from_another_register() -> None:
+    register = reg("level_m", 4, type="i16", decimals_address=3)
+    assert interpret(register, [1234], decimals=0).value == 1234
+    assert interpret(register, [1234], decimals=2).value == pytest.approx(12.34)
+    assert interpret(register, [0xFFF6], decimals=1).value == pytest.approx(-1.0)
+    assert interpret(register, [1], decimals=12).problem == "decimals register 3 holds 12, not 0-9"
+
+
+def test_counter_carries_its_raw_count() -> None:
+    register = reg("rain_mm", 0, kind="counter", scale=0.2)
+    result = interpret(register, [65535])
+    assert result.count == 65535
+    assert result.value == pytest.approx(13107.0)
+    small = reg("c", 0, kind="counter", modulus=10000)
+    assert interpret(small, [10000]).problem == "count 10000 is not below modulus 10000"

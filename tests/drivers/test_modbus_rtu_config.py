@@ -17,8 +17,8 @@ README = Path(__file__).resolve().parents[2] / "drivers" / "modbus_rtu" / "READM
 
 
 def test_readme_sample_parses() -> None:
-    (sample,) = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    (raw,) = tomllib.loads(sample)["devices"]
+    first, field_devices = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (raw,) = tomllib.loads(first)["devices"]
     config = parse_device_config(raw)
     assert isinstance(config, ModbusRtuDeviceConfig)
     assert config.slave == 1
@@ -26,11 +26,20 @@ def test_readme_sample_parses() -> None:
     assert [r.metric for r in config.registers] == ["level_cm", "status", "firmware_version"]
     assert config.registers[0].scale == 0.1
     assert config.registers[0].type is RegisterType.U16
+    level, rain, slope = (parse_device_config(d) for d in tomllib.loads(field_devices)["devices"])
+    assert isinstance(level, ModbusRtuDeviceConfig)
+    assert (level.registers[0].address, level.registers[0].decimals_address) == (4, 3)
+    assert isinstance(rain, ModbusRtuDeviceConfig)
+    assert rain.registers[0].kind == "counter"
+    assert rain.registers[1].sentinels == (0x8000,)
+    assert isinstance(slope, ModbusRtuDeviceConfig)
+    assert slope.mode == "ascii"
 
 
 def test_unknown_driver_lists_the_known_ones() -> None:
     with pytest.raises(
-        ValueError, match=r"device 'x': unknown driver 'modbus_tcp' \(known: modbus_rtu\)"
+        ValueError,
+        match=r"device 'x': unknown driver 'modbus_tcp' \(known: modbus_rtu, serial_line\)",
     ):
         parse_device_config({"name": "x", "driver": "modbus_tcp", "port": "bus1"})
 
@@ -97,3 +106,61 @@ def test_config_errors(overrides: dict[str, object], fragment: str) -> None:
     with pytest.raises(DeviceConfigError) as caught:
         parse_device_config(gauge_config(**overrides))
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("number", "function", "address"),
+    [
+        (40001, 3, 0),
+        (40005, 3, 4),
+        (30001, 4, 0),
+        (30257, 4, 256),
+        (400001, 3, 0),
+        (465536, 3, 65535),
+    ],
+)
+def test_documented_register_numbers(number: int, function: int, address: int) -> None:
+    config = parse_device_config(gauge_config(registers=[{"metric": "x", "register": number}]))
+    assert isinstance(config, ModbusRtuDeviceConfig)
+    (register,) = config.registers
+    assert (int(register.function), register.address, register.register_number) == (
+        function,
+        address,
+        number,
+    )
+    assert register.describe().endswith(f" {address} = {number})")
+
+
+@pytest.mark.parametrize(
+    ("register", "fragment"),
+    [
+        ({"metric": "lvl", "address": 0, "register": 40001}, "register 'lvl': give exactly one"),
+        ({"metric": "lvl"}, "register 'lvl': give exactly one of address"),
+        ({"metric": "lvl", "register": 12}, "register 'lvl': register 12 is not a documented"),
+        (
+            {"metric": "lvl", "register": 30001, "function": 3},
+            "register 'lvl': register 30001 is in the input table, but function = 3",
+        ),
+        ({"metric": "lvl", "address": 0, "sentinels": [0x10000]}, "sentinel 65536 does not fit"),
+        ({"metric": "lvl", "address": 0, "type": "f32", "kind": "counter"}, "a counter is u16"),
+        ({"metric": "lvl", "address": 0, "modulus": 100}, "modulus is only for kind"),
+        ({"metric": "lvl", "address": 0, "valid_min": 5, "valid_max": 1}, "valid_min is above"),
+        ({"metric": "lvl", "address": 4, "decimals_address": 4}, "decimals from itself"),
+    ],
+)
+def test_register_errors_name_the_register(register: dict[str, object], fragment: str) -> None:
+    with pytest.raises(DeviceConfigError) as caught:
+        parse_device_config(gauge_config(registers=[register]))
+    message = str(caught.value)
+    assert message.startswith("device 'gauge-1' (modbus_rtu, slave 1): ")
+    assert fragment in message
+
+
+def test_device_options() -> None:
+    config = parse_device_config(gauge_config(mode="ascii", write_single_only=True, wake_retries=2))
+    assert isinstance(config, ModbusRtuDeviceConfig)
+    assert (config.mode, config.write_single_only, config.wake_retries) == ("ascii", True, 2)
+    with pytest.raises(DeviceConfigError, match="mode"):
+        parse_device_config(gauge_config(mode="tcp"))
+    with pytest.raises(DeviceConfigError, match="wake_retries"):
+        parse_device_config(gauge_config(wake_retries=9))

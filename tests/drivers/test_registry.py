@@ -17,7 +17,7 @@ def test_driver_folder_shape(name: str) -> None:
     spec = DRIVERS[name]
     package = importlib.import_module(f"drivers.{name}")
     folder = Path(package.__file__ or "").parent
-    for file in ("__init__.py", "config.py", "driver.py", "README.md"):
+    for file in ("__init__.py", "config.py", "driver.py", "codec.py", "README.md"):
         assert (folder / file).is_file(), f"drivers/{name}/{file} is missing"
     assert spec.config_model.model_fields["driver"].annotation is not str  # a Literal of its name
     samples = re.findall(r"```toml\n(.*?)```", (folder / "README.md").read_text(), flags=re.DOTALL)

@@ -27,8 +27,9 @@ def test_run_in_process_for_some_seconds(
         main(["run", "--devices", "2", "--seconds", "0.05", "--manifest", str(manifest_path)]) == 0
     )
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith("gauge-1  model=water_level  pty=/dev/pts/")
+    assert lines[2].startswith("control: /tmp/ewsim-")
     assert "slave=1  baud=9600" in lines[0]
     devices = json.loads(manifest_path.read_text())["devices"]
     assert [(d["name"], d["slave"], d["bus"]) for d in devices] == [
@@ -36,7 +37,17 @@ def test_run_in_process_for_some_seconds(
         ("gauge-2", 2, "bus1"),
     ]
     assert devices[0]["pty"] == devices[1]["pty"]
-    assert set(devices[0]) == {"name", "model", "bus", "pty", "slave", "baud", "parity"}
+    assert set(devices[0]) == {
+        "name",
+        "model",
+        "bus",
+        "pty",
+        "slave",
+        "baud",
+        "parity",
+        "protocol",
+        "control",
+    }
     assert not [p for p in manifest_path.parent.iterdir() if p.name != "manifest.json"]
 
 
@@ -66,10 +77,23 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
             "slave": 1,
             "baud": 9600,
             "parity": "N",
+            "protocol": "modbus_rtu",
+            "control": device["control"],
         }
         with serial.Serial(device["pty"], 9600, timeout=2.0) as port:
             port.write(modbus.read_request(1, 3, 2, 1))
             assert port.read(7) == modbus.read_response(1, 3, [0x0102])
+            # Faults switched from outside the simulator's process.
+            control = ["--control", device["control"], "--device", "gauge-1"]
+            assert main(["fault", *control, "--silent"]) == 0
+            port.timeout = 0.2
+            port.write(modbus.read_request(1, 3, 2, 1))
+            assert port.read(7) == b""
+            assert main(["fault", *control, "--clear"]) == 0
+            port.write(modbus.read_request(1, 3, 2, 1))
+            assert port.read(7) == modbus.read_response(1, 3, [0x0102])
+            assert main(["reboot", *control]) == 0
+            assert main(["reboot", "--control", device["control"], "--device", "nope"]) == 1
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=5)
     finally:
@@ -78,3 +102,24 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
             process.communicate()
     assert process.returncode == 0, stderr
     assert device["pty"] in stdout
+
+
+def test_rainstorm_with_a_time_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest_path = tmp_path / "manifest.json"
+    argv = ["run", "--scenario", "rainstorm", "--time-scale", "600", "--seconds", "0.05"]
+    assert main([*argv, "--manifest", str(manifest_path), "--control", str(tmp_path / "c")]) == 0
+    devices = json.loads(manifest_path.read_text())["devices"]
+    assert [(d["name"], d["model"], d["bus"], d["protocol"]) for d in devices] == [
+        ("river-1", "water_level", "bus1", "modbus_rtu"),
+        ("rain-1", "rain_gauge", "bus1", "modbus_rtu"),
+        ("slope-1", "slope_displacement", "bus1", "modbus_rtu"),
+        ("gas-1", "gas_detector", "line1", "sentences"),
+    ]
+    assert {d["control"] for d in devices} == {str(tmp_path / "c")}
+    assert devices[0]["pty"] != devices[3]["pty"]
+    assert "gas-1  model=gas_detector" in capsys.readouterr().out
+
+
+def test_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--scenario", "nope", "--seconds", "0"]) == 2
+    assert "no scenario 'nope'" in capsys.readouterr().err

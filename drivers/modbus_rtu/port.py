@@ -1,0 +1,106 @@
+"""The open port as minimalmodbus sees it, and what a failed transaction says about the line.
+
+``RecordingPort`` hands every call through to the port the agent opened (a pyserial
+``Serial`` or a ``serial_for_url`` object such as ``socket://``) and keeps the bytes read
+since the transaction began, so ``classify`` can look at what actually came back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import minimalmodbus
+import serial
+
+from drivers.base import ErrorKind
+
+
+class RecordingPort:
+    """A pass-through serial port that remembers the answer of the current transaction."""
+
+    def __init__(self, port: serial.Serial) -> None:
+        self._port = port
+        self.answer = b""
+
+    def begin(self) -> None:
+        """A new transaction starts: forget the last answer."""
+        self.answer = b""
+
+    def read(self, size: int = 1) -> bytes:
+        data = self._port.read(size)
+        self.answer += data
+        return data
+
+    def write(self, data: bytes) -> int | None:
+        return self._port.write(data)
+
+    def open(self) -> None:
+        # The port is the agent's: minimalmodbus only "opens" one that the agent closed,
+        # and reopening behind the owner's back would hide an I/O error.
+        raise serial.SerialException(f"port {self._port.port} is closed")
+
+    def close(self) -> None:
+        """Never close the agent's port (minimalmodbus may, with close_port_after_each_call)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._port, name)
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._port.is_open)
+
+
+def classify(
+    error: Exception, answer: bytes | None = None, *, mode: str = "rtu", slave: int | None = None
+) -> ErrorKind:
+    """Which health counter a failed transaction moves.
+
+    ``answer`` is what came back (``RecordingPort.answer``) and ``slave`` who was asked,
+    when known: they separate an answer cut short (timeout), one that starts as the answer
+    should but whose checksum is wrong (crc), and bytes that are no answer at all (garbage).
+    """
+    if isinstance(error, minimalmodbus.NoResponseError):
+        return ErrorKind.TIMEOUT
+    if isinstance(error, minimalmodbus.SlaveReportedException):
+        return ErrorKind.EXCEPTION
+    if isinstance(error, minimalmodbus.InvalidResponseError):
+        text = str(error)
+        if text.startswith("Too short"):
+            return ErrorKind.TIMEOUT  # only part of an answer came in time
+        if text.startswith("Checksum error"):
+            return _checksum_failure(answer, mode, slave)
+        if text.startswith("Wrong return slave address"):
+            return ErrorKind.WRONG_ID
+        if _ascii_cut_short(answer, mode, slave):
+            return ErrorKind.TIMEOUT
+        return ErrorKind.GARBAGE
+    if isinstance(error, minimalmodbus.ModbusException):
+        return ErrorKind.GARBAGE  # e.g. a local echo that did not match
+    if isinstance(error, serial.SerialException | OSError):
+        return ErrorKind.IO
+    return ErrorKind.GARBAGE  # ValueError / TypeError from parsing a malformed answer
+
+
+def _checksum_failure(answer: bytes | None, mode: str, slave: int | None) -> ErrorKind:
+    if answer is None or slave is None:
+        return ErrorKind.CRC
+    if mode == "ascii":
+        # ":" + hex(slave) starts every answer of ours: a wrong LRC after it is corruption.
+        header = f":{slave:02X}".encode()
+        return ErrorKind.CRC if answer.upper().startswith(header) else ErrorKind.GARBAGE
+    if len(answer) < 2 or answer[0] != slave or answer[1] & 0x7F not in _FUNCTIONS:
+        return ErrorKind.GARBAGE
+    if answer[1] in _READ_FUNCTIONS and len(answer) >= 3 and len(answer) < 5 + answer[2]:
+        return ErrorKind.TIMEOUT  # shorter than its own byte count says: cut short
+    return ErrorKind.CRC
+
+
+def _ascii_cut_short(answer: bytes | None, mode: str, slave: int | None) -> bool:
+    """An ASCII answer that starts as ours should but never reached its CRLF."""
+    if mode != "ascii" or answer is None or slave is None:
+        return False
+    return answer.upper().startswith(f":{slave:02X}".encode()) and not answer.endswith(b"\r\n")
+
+
+_READ_FUNCTIONS = frozenset({3, 4})
+_FUNCTIONS = frozenset({3, 4, 6, 16})

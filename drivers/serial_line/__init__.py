@@ -1,0 +1,29 @@
+"""Serial-line devices speaking ASCII sentences, polled or pushing, on pyserial. See README.md."""
+
+from __future__ import annotations
+
+import serial
+
+from drivers.base import DeviceConfig
+from drivers.serial_line.codec import KeyValueFramer, Sentence, SentenceFramer, frame_sentence
+from drivers.serial_line.config import FieldConfig, SerialLineDeviceConfig
+from drivers.serial_line.driver import SerialLineDriver
+
+
+def create(config: DeviceConfig, serial_port: serial.Serial) -> SerialLineDriver:
+    """The registry's factory: a driver for ``config`` on an open ``serial_port``."""
+    if not isinstance(config, SerialLineDeviceConfig):
+        raise TypeError(f"serial_line cannot drive a {type(config).__name__}")
+    return SerialLineDriver(config, serial_port)
+
+
+__all__ = [
+    "FieldConfig",
+    "KeyValueFramer",
+    "Sentence",
+    "SentenceFramer",
+    "SerialLineDeviceConfig",
+    "SerialLineDriver",
+    "create",
+    "frame_sentence",
+]

@@ -1,0 +1,152 @@
+"""Switch faults in a running simulator from outside its process: a unix socket.
+
+``edgewatch sim run`` listens on a unix socket (``--control PATH``, else a fresh
+``/tmp/ewsim-*/control.sock``) whose path each manifest entry carries as ``control``.
+The protocol is one JSON object per line, each answered by one JSON line:
+
+- ``{"cmd": "faults", "device": "gauge-1", "faults": {"silent": true}}``
+  -> ``{"ok": true, "device": "gauge-1", "faults": {...every fault...}}``
+- ``{"cmd": "reboot", "device": "rain-1"}`` -> ``{"ok": true, "device": "rain-1"}``
+- ``{"cmd": "status"}``
+  -> ``{"ok": true, "devices": {"gauge-1": {"faults": {...}, "stats": {...}}}}``
+- anything wrong -> ``{"ok": false, "error": "..."}``
+
+``faults`` replaces the device's faults whole (``{}`` clears them); the names are those of
+``firmware_sim.faults.Faults``. ``send`` is a small client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import select
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from firmware_sim.faults import Faults
+
+log = logging.getLogger(__name__)
+
+_MAX_REQUEST_BYTES = 65_536
+
+
+class ControlServer:
+    """Serve the control protocol for ``devices`` (by name) until the context exits."""
+
+    def __init__(self, path: Path, devices: Mapping[str, Any]) -> None:
+        self.path = path
+        self._devices = dict(devices)
+        self._socket: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> ControlServer:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(self.path))
+        server.listen()
+        self._socket = server
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name="sim-control")
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread is not None:
+            os.write(self._wake_w, b"x")
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        if self._socket is not None:
+            self._socket.close()
+        self.path.unlink(missing_ok=True)
+
+    def _serve(self) -> None:
+        assert self._socket is not None
+        while True:
+            readable, _, _ = select.select([self._socket.fileno(), self._wake_r], [], [])
+            if self._wake_r in readable:
+                return
+            connection, _ = self._socket.accept()
+            with connection:
+                connection.settimeout(2.0)
+                try:
+                    self._converse(connection)
+                except OSError as exc:
+                    log.warning("control: connection failed: %s", exc)
+
+    def _converse(self, connection: socket.socket) -> None:
+        buffer = b""
+        while True:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                connection.sendall(json.dumps(self.execute(line)).encode() + b"\n")
+            if len(buffer) > _MAX_REQUEST_BYTES:
+                connection.sendall(b'{"ok": false, "error": "request too long"}\n')
+                return
+
+    def execute(self, line: bytes) -> dict[str, Any]:
+        """One request (a JSON line) -> its answer."""
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+            command = request.get("cmd")
+            if command == "status":
+                return {"ok": True, "devices": {n: _status(d) for n, d in self._devices.items()}}
+            name = request.get("device")
+            device = self._devices.get(name) if isinstance(name, str) else None
+            if device is None:
+                raise ValueError(f"unknown device {name!r} (known: {sorted(self._devices)})")
+            if command == "faults":
+                faults = request.get("faults")
+                if not isinstance(faults, dict):
+                    raise ValueError("faults must be an object")
+                device.faults = Faults.from_dict(faults)
+                return {"ok": True, "device": name, "faults": device.faults.as_dict()}
+            if command == "reboot":
+                device.reboot()
+                return {"ok": True, "device": name}
+            raise ValueError(f"unknown cmd {command!r} (known: faults, reboot, status)")
+        except (ValueError, TypeError) as exc:
+            return {"ok": False, "error": str(exc)}
+
+
+def _status(device: Any) -> dict[str, Any]:
+    return {"faults": device.faults.as_dict(), "stats": dataclasses.asdict(device.stats)}
+
+
+def send(path: Path | str, request: Mapping[str, Any], *, timeout_s: float = 5.0) -> Any:
+    """Send one request to a simulator's control socket and return its answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout_s)
+        client.connect(str(path))
+        client.sendall(json.dumps(request).encode() + b"\n")
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = client.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    with contextlib.suppress(ValueError):
+        return json.loads(answer)
+    raise ValueError(f"control {path}: not a JSON answer: {answer!r}")

@@ -1,0 +1,108 @@
+"""A simulated serial line: one pty, sentence devices that answer polls or push.
+
+Polls are read line by line (``\\n`` ends a line); a line with a good checksum goes to
+every polled device, and the one whose address it names answers, paced to the baud rate
+(``firmware_sim.timing``). Pushing devices write when their period comes round.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware_sim.pty import PtyServer
+from firmware_sim.sentence_devices import SentenceDevice, parse_sentence
+from firmware_sim.timing import bits_per_char, transmit_s, wait_until_time
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 256
+_ALARM_CHECK_S = 0.05
+
+
+@dataclass(slots=True)
+class LineStats:
+    lines: int = 0  # whole lines received
+    bad_lines: int = 0  # lines that were no valid sentence
+    responses: int = 0
+    pushed: int = 0
+    cycles: int = 0  # turns of the serving loop: a test waits two to know a push is out
+
+
+class SerialLine(PtyServer):
+    """Serve ``devices`` on a fresh pty until the context exits (like ``SimulatedBus``)."""
+
+    kind = "line"
+
+    def __init__(
+        self,
+        devices: Iterable[SentenceDevice],
+        *,
+        name: str = "line1",
+        baud: int = 9600,
+        parity: str = "N",
+        link_path: Path | None = None,
+        pace: bool = True,
+    ) -> None:
+        super().__init__(name, link_path=link_path)
+        self.baud = baud
+        self.parity = parity
+        self.pace = pace
+        self.stats = LineStats()
+        self._devices = list(devices)
+        self._bits = bits_per_char(parity)
+
+    @property
+    def devices(self) -> list[SentenceDevice]:
+        return list(self._devices)
+
+    def _serve(self) -> None:
+        master_fd, buffer = self._port.master_fd, b""
+        while True:
+            pushes = [t for d in self._devices if (t := d.next_push_s()) is not None]
+            timeout_s = None
+            if pushes:  # alarms are checked every 50 ms, between regular sentences too
+                timeout_s = min(max(0.0, min(pushes) - time.monotonic()), _ALARM_CHECK_S)
+            readable, _, _ = select.select([master_fd, self._wake_r], [], [], timeout_s)
+            self.stats.cycles += 1
+            if self._wake_r in readable:
+                return
+            if master_fd in readable:
+                buffer += self._port.read_available()
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not self._poll(line):
+                        return
+                if len(buffer) > MAX_LINE_BYTES:
+                    buffer = b""
+                    self.stats.bad_lines += 1
+            for device in self._devices:
+                data = device.push()
+                if data:
+                    self._port.write_all(data)
+                    self.stats.pushed += 1
+
+    def _poll(self, line: bytes) -> bool:
+        """Answer one received line; False if stopped while pacing the answer."""
+        received_s = time.monotonic()
+        self.stats.lines += 1
+        body = parse_sentence(line)
+        if body is None:
+            self.stats.bad_lines += 1
+            return True
+        for device in self._devices:
+            answer = device.answer(body)
+            if answer is None:
+                continue
+            send_at = received_s + device.response_time_s + device.faults.late_s
+            if self.pace:
+                send_at += transmit_s(len(line) + 1 + len(answer), self.baud, self._bits)
+            if not wait_until_time(send_at, self._wake_r):
+                return False
+            self._port.write_all(answer)
+            self.stats.responses += 1
+        return True

@@ -1,0 +1,1 @@
+"""Packaged scenarios (TOML), found by ``firmware_sim.scenario.packaged_scenarios``."""

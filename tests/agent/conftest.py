@@ -1,0 +1,139 @@
+"""Agent test helpers: a recording MQTT subscriber, config files, a simulated gauge bus."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import BaseModel
+
+from edgewatch.broker import Mosquitto
+from edgewatch.waiting import wait_until
+from firmware_sim.bus import SimulatedBus
+from firmware_sim.models import WaterLevelGauge
+from wire import TopicKind, decode, gateway_subscription, topic_for
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+GATEWAY_ID = "gw-test-1"
+WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Recorder:
+    """A paho subscriber to one gateway's topics; resubscribes after a reconnect."""
+
+    def __init__(self, broker: Mosquitto, gateway_id: str = GATEWAY_ID) -> None:
+        self.gateway_id = gateway_id
+        self._messages: list[Message] = []
+        self._lock = threading.Lock()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, clean_session=True)
+        self._client.reconnect_delay_set(1, 1)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._subscribed = threading.Event()
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.connect(broker.host, broker.port, keepalive=5)
+        self._client.loop_start()
+        self._subscribed.wait(WAIT_S)
+
+    def _on_connect(self, client: paho.Client, *_: Any) -> None:
+        client.subscribe(gateway_subscription(self.gateway_id), qos=1)
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        with self._lock:
+            self._messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def messages(self, kind: TopicKind) -> list[Message]:
+        topic = topic_for(self.gateway_id, kind)
+        with self._lock:
+            return [m for m in self._messages if m.topic == topic]
+
+    def decoded(self, kind: TopicKind, model: type[M]) -> list[M]:
+        return [decode(model, m.payload) for m in self.messages(kind)]
+
+    def wait_for(self, condition: Callable[[], T], what: str, timeout_s: float = WAIT_S) -> T:
+        return wait_until(condition, timeout_s=timeout_s, message=what)
+
+
+@pytest.fixture
+def recorder(mosquitto: Mosquitto) -> Iterator[Recorder]:
+    rec = Recorder(mosquitto)
+    yield rec
+    rec.close()
+
+
+@pytest.fixture
+def gauge_bus() -> Iterator[SimulatedBus]:
+    """A real pty serving one water-level gauge at slave 1."""
+    with SimulatedBus([WaterLevelGauge(slave=1)]) as bus:
+        yield bus
+
+
+def agent_toml(
+    data_dir: Path,
+    broker: Mosquitto,
+    *,
+    port_url: str | None = None,
+    interval_s: float = 0.1,
+    heartbeat_interval_s: float = 0.5,
+    gateway_id: str = GATEWAY_ID,
+) -> str:
+    """A working agent config; with ``port_url``, one gauge on one port."""
+    text = f"""
+[gateway]
+id = "{gateway_id}"
+data_dir = "{data_dir}"
+heartbeat_interval_s = {heartbeat_interval_s}
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+keepalive_s = 2
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+"""
+    if port_url is not None:
+        text += f"""
+[[ports]]
+name = "bus1"
+url = "{port_url}"
+baud = 9600
+timeout_s = 0.2
+
+[[devices]]
+name = "gauge-1"
+driver = "modbus_rtu"
+port = "bus1"
+interval_s = {interval_s}
+slave = 1
+
+[[devices.registers]]
+metric = "level_cm"
+address = 0
+type = "u16"
+scale = 0.1
+unit = "cm"
+
+[[devices.registers]]
+metric = "status"
+address = 1
+"""
+    return text

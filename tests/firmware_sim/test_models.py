@@ -1,0 +1,141 @@
+"""The device families of FIELD-DEVICES.md, request in, frame out (no pty)."""
+
+from __future__ import annotations
+
+import struct
+
+from firmware_sim import modbus, modbus_ascii
+from firmware_sim.device import SimulatedDevice
+from firmware_sim.modbus import ExceptionCode, Request
+from firmware_sim.models import MODELS, ModelContext
+from firmware_sim.sentence_devices import SENTENCE_MODELS, SentenceDevice, parse_sentence, sentence
+from firmware_sim.signals import constant
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def make(model: str, clock: FakeClock, slave: int = 1, **options: object) -> SimulatedDevice:
+    return SimulatedDevice(MODELS[model](ModelContext(options=options)), slave=slave, clock=clock)
+
+
+def ask(device: SimulatedDevice, frame: bytes) -> bytes | None:
+    _used, request = modbus.decode_request(frame)
+    assert request is not None
+    return device.handle(request)
+
+
+def words(response: bytes | None) -> list[int]:
+    assert response is not None
+    assert modbus.crc_ok(response)
+    data = response[3:-2]
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def test_level_transmitter_map_and_functions() -> None:
+    device = make("level_transmitter", FakeClock(), slave=4)
+    address, baud_code, unit, decimals, value = words(ask(device, modbus.read_request(4, 3, 0, 5)))
+    assert (address, baud_code, unit, decimals) == (4, 3, 1, 2)
+    assert 220 <= value <= 280  # metres with 2 decimals
+    assert ask(device, modbus.read_request(4, 4, 0, 1)) == modbus.exception_response(
+        4, 4, ExceptionCode.ILLEGAL_FUNCTION
+    )
+    assert ask(device, modbus.write_multiple_request(4, 3, [1])) == modbus.exception_response(
+        4, 16, ExceptionCode.ILLEGAL_FUNCTION
+    )
+    assert ask(device, modbus.write_single_request(4, 0, 0)) == modbus.exception_response(
+        4, 6, ExceptionCode.ILLEGAL_DATA_VALUE
+    )
+    assert ask(device, modbus.write_single_request(4, 1, 9)) == modbus.exception_response(
+        4, 6, ExceptionCode.ILLEGAL_DATA_VALUE
+    )
+    # A new address is taken only once the answer (from the old address) is out.
+    assert ask(device, modbus.write_single_request(4, 0, 9)) == modbus.write_single_response(
+        4, 0, 9
+    )
+    assert device.slave == 4
+    device.after_answer()
+    assert device.slave == 9
+
+
+def test_slope_displacement_is_f32_low_word_first() -> None:
+    device = make("slope_displacement", FakeClock())
+    low, high = words(ask(device, modbus.read_request(1, 3, 0x100, 2)))
+    (millimetres,) = struct.unpack(">f", (high << 16 | low).to_bytes(4, "big"))
+    assert 11.9 < millimetres < 12.1
+
+
+def test_inclinometer_words() -> None:
+    device = make("inclinometer", FakeClock())
+    xl, xh, _yl, _yh, strain_hi, strain_lo = words(ask(device, modbus.read_request(1, 3, 0x100, 6)))
+    (tilt_x,) = struct.unpack(">f", (xh << 16 | xl).to_bytes(4, "big"))
+    (strain,) = struct.unpack(">i", (strain_hi << 16 | strain_lo).to_bytes(4, "big"))
+    assert 0.35 < tilt_x < 0.5
+    assert 50 < strain < 200
+
+
+def test_rain_gauge_counts_rolls_over_and_resets_on_reboot() -> None:
+    clock = FakeClock()
+    gauge = make("rain_gauge", clock, initial_tips=65535)
+    assert words(ask(gauge, modbus.read_request(1, 3, 0, 1))) == [65535]
+    clock.now_s += 120  # 6 mm/h: one 0.2 mm tip every 120 s
+    assert words(ask(gauge, modbus.read_request(1, 3, 0, 1))) == [0]
+    clock.now_s += 240
+    assert words(ask(gauge, modbus.read_request(1, 3, 0, 1))) == [2]
+    gauge.reboot()
+    assert words(ask(gauge, modbus.read_request(1, 3, 0, 1))) == [0]
+    assert gauge.stats.reboots == 1
+
+
+def test_sentinel_when_no_temperature_sensor() -> None:
+    gauge = make("rain_gauge", FakeClock(), temperature_sensor=False)
+    assert words(ask(gauge, modbus.read_request(1, 3, 3, 1))) == [0x8000]
+
+
+def test_modbus_ascii_golden_frames() -> None:
+    assert modbus_ascii.lrc(bytes.fromhex("010300000001")) == 0xFB
+    assert modbus_ascii.encode(bytes.fromhex("010300000001")) == b":010300000001FB\r\n"
+    assert modbus_ascii.decode_request(b"junk:010300000001FB\r\n") == (4, None)
+    assert modbus_ascii.decode_request(b":010300000001FB\r\n") == (
+        17,
+        Request(1, 3, bytes.fromhex("00000001")),
+    )
+    assert modbus_ascii.decode_request(b":010300000001FC\r\n") == (17, None)  # bad LRC
+    assert modbus_ascii.decode_request(b":0103") == (0, None)
+    assert modbus_ascii.decode_request(b":0103:010300000001FB\r\n") == (5, None)  # a runt
+
+
+def test_sentence_checksums_golden() -> None:
+    assert sentence("POLL,1") == b"$POLL,1*02\r\n"
+    assert sentence("GAS,1,12.5,0") == b"$GAS,1,12.5,0*60\r\n"
+    assert parse_sentence(
+        b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n"
+    )
+    assert parse_sentence(b"$GAS,1,12.5,0*61") is None
+
+
+def test_gas_detector_answers_its_own_poll() -> None:
+    clock = FakeClock()
+    context = ModelContext(inputs={"gas_lel_pct": constant(12.5)})
+    detector = SentenceDevice(SENTENCE_MODELS["gas_detector"](context), address=2, clock=clock)
+    assert detector.answer("POLL,1") is None
+    assert detector.answer("POLL,2") == sentence("GAS,2,12.5,0")
+
+
+def test_smoke_detector_pushes_at_once_when_the_alarm_changes() -> None:
+    clock = FakeClock()
+    level = [0.1]
+    context = ModelContext(
+        inputs={"smoke_pct_per_m": lambda _t: level[0]}, options={"period_s": 10}
+    )
+    detector = SentenceDevice(SENTENCE_MODELS["smoke_detector"](context), address=3, clock=clock)
+    assert detector.push() == sentence("SMK,3,0,0.10")
+    assert detector.push() is None  # not due for 10 s
+    level[0] = 5.0
+    clock.now_s += 0.05
+    assert detector.push() == sentence("SMK,3,1,5.00")
