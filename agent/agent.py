@@ -13,6 +13,7 @@ its retained offline status and disconnects, the port owners stop, the buffer cl
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import logging
 import platform
 import sqlite3
@@ -30,7 +31,8 @@ from agent.config import AgentConfig
 from agent.mqtt import MqttSession
 from agent.ports import PortOwner
 from drivers.base import Measurement
-from wire import Health
+from wire import EdgeAlert, Health
+from wire.risk import ColourChange, RiskEvaluator
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,11 @@ class Agent:
         self._heartbeat_due = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_s = clock.monotonic_s()
+        # Edge alerts: the controller's rules, judged here on every reading as it is taken.
+        self._risk = RiskEvaluator(config.risk.rules) if config.risk.rules.points else None
+        self._risk_lock = threading.Lock()  # port owner threads call in concurrently
+        self._alert_numbers = itertools.count(1)
+        self.edge_alerts_unsent = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -144,6 +151,38 @@ class Agent:
             self._drop("buffer_write", len(measurements), f"buffer write failed: {exc}")
         else:
             self._readings_waiting.set()
+            if self._risk is not None:
+                self._edge_alerts(device, ts_ms, measurements)
+
+    def _edge_alerts(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
+        """Publish a rising colour on the alerts lane now, ahead of the buffered readings."""
+        assert self._risk is not None
+        gateway = self.config.gateway.id
+        with self._risk_lock:
+            events = [
+                event
+                for m in measurements
+                for event in self._risk.observe(
+                    f"{gateway}.{device}", m.metric, ts_ms, m.value, m.quality.value
+                )
+            ]
+        for event in events:
+            if not isinstance(event, ColourChange) or not event.rising:
+                continue  # only the controller lowers and closes; blind spots are its too
+            alert = EdgeAlert(
+                session=self.session.session,
+                id=f"{gateway}-{ts_ms}-{next(self._alert_numbers)}",
+                point=event.point,
+                colour=event.after,
+                previous=event.before,
+                ts_ms=event.source_ts_ms or ts_ms,
+                device=device,
+                metric=event.metric,
+                value=event.measure,
+            )
+            if not self.session.publish_alert(alert):
+                # Offline: the readings carry the crossing to the controller when back.
+                self.edge_alerts_unsent += 1
 
     def _drop(self, reason: str, count: int, detail: str) -> None:
         with self._dropped_lock:

@@ -24,7 +24,17 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.buffer import Buffer, wall_clock_ms
 from agent.config import MqttConfig
-from wire import GatewayState, Health, Reading, ReadingBatch, Status, TopicKind, encode, topic_for
+from wire import (
+    EdgeAlert,
+    GatewayState,
+    Health,
+    Reading,
+    ReadingBatch,
+    Status,
+    TopicKind,
+    encode,
+    topic_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,7 @@ class MqttSession:
         self._unused_session: int | None = None
         self.status_topic = topic_for(gateway_id, TopicKind.STATUS)
         self.readings_topic = topic_for(gateway_id, TopicKind.READINGS)
+        self.alerts_topic = topic_for(gateway_id, TopicKind.ALERTS)
         self.health_topic = topic_for(gateway_id, TopicKind.HEALTH)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -140,6 +151,10 @@ class MqttSession:
             return True
         batch = ReadingBatch(session=self.session, readings=list(readings))
         return self._publish(self.readings_topic, encode(batch), [r.seq for r in readings])
+
+    def publish_alert(self, alert: EdgeAlert) -> bool:
+        """An edge alert on its own lane, straight away: never behind buffered readings."""
+        return self._publish(self.alerts_topic, encode(alert), [])
 
     def publish_health(self, health: Health) -> bool:
         return self._publish(self.health_topic, encode(health), [])

@@ -13,6 +13,7 @@
 | ``GET /api/v1/alerts[?place=&colour=&state=&open=&limit=]`` | ``[AlertOut]``, newest first |
 | ``GET /api/v1/alerts/{id}`` | ``AlertDetail`` with its trail |
 | ``POST /api/v1/alerts/{id}/transitions`` | ``TransitionIn`` -> ``AlertDetail``; 409 if not next |
+| ``GET /api/v1/risk-rules?gateway=ID`` | ``wire.risk.RuleSet``: the rules an agent evaluates |
 | ``GET /metrics`` | Prometheus text: per center and lane queued, delivered, failed, age |
 """
 
@@ -31,7 +32,7 @@ from controller.ingest import Rejections
 from controller.outbox import Outboxes
 from controller.queries import DeviceOut, DeviceReadings, GatewayDetail, GatewayOut
 from controller.store import Store
-from wire.risk import Colour
+from wire.risk import Colour, RuleSet
 
 API_PREFIX = "/api/v1"
 MAX_READINGS_LIMIT = 10_000
@@ -106,6 +107,7 @@ summary = APIRouter(prefix="/summary", tags=["summary"])
 health = APIRouter(tags=["health"])
 risk = APIRouter(prefix="/risk-map", tags=["risk"])
 alerts = APIRouter(prefix="/alerts", tags=["alerts"])
+risk_rules = APIRouter(prefix="/risk-rules", tags=["risk"])
 metrics = APIRouter(tags=["metrics"])
 
 
@@ -199,6 +201,21 @@ def get_risk_map(
     return backend.store.read(lambda conn: alert_queries.risk_map(conn, place))
 
 
+@risk_rules.get("", response_model=RuleSet)
+def get_risk_rules(
+    backend: BackendDep,
+    gateway: Annotated[str, Query(description="only the metrics of this gateway's devices")],
+) -> RuleSet:
+    """The rules for one gateway's edge alerts, as its agent loads them (risk.rules_file)."""
+    points = []
+    for config in backend.alerts.points.values():
+        rules = config.rules()
+        mine = [m for m in rules.metrics if m.device.startswith(f"{gateway}.")]
+        if mine:
+            points.append(rules.model_copy(update={"metrics": mine}))
+    return RuleSet(points=points)
+
+
 @alerts.get("", response_model=list[AlertOut])
 def list_alerts(  # noqa: PLR0917 (FastAPI query parameters)
     backend: BackendDep,
@@ -269,7 +286,7 @@ def create_app(backend: ApiBackend) -> FastAPI:
         version="0.1.0",
     )
     app.state.backend = backend
-    for router in (gateways, devices, centers, summary, health, risk, alerts):
+    for router in (gateways, devices, centers, summary, health, risk, risk_rules, alerts):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health)  # also at /healthz, where probes look
     app.include_router(metrics)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 import wire
+import wire.risk
 from controller.service import Controller
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.center import ReferenceCenter
@@ -321,3 +322,13 @@ def test_a_district_center_that_is_down_gets_everything_in_order_when_back(
             rig.wait_actions("district", expected)
             wait_until(lambda: by_name()["district-c"]["priority_queued"] == 0, timeout_s=5)
         assert district.rejected_signatures == 0
+
+
+def test_the_rules_an_agent_loads_for_its_edge_alerts(rig: Rig) -> None:
+    rules = wire.risk.RuleSet.model_validate(
+        get_json(rig.client, "/api/v1/risk-rules", {"gateway": "gw-jfb"})
+    )
+    (point,) = rules.points
+    assert point.id == "jfb-river"
+    assert point.metrics[0].thresholds.red == 400
+    assert get_json(rig.client, "/api/v1/risk-rules", {"gateway": "gw-other"})["points"] == []
