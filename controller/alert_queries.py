@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from controller.alerts import AlertKind, AlertState
+from controller.alert_chain import AlertKind, AlertState
 from controller.routing import place_contains
 from wire.risk import Colour
 

@@ -22,12 +22,24 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
 
 from sqlite_utils import Database
 
 import wire
+from controller.alert_chain import (
+    BLIND_SPOT_COLOUR,
+    NEXT_STATES,
+    SYSTEM,
+    AlertKind,
+    AlertState,
+    Step,
+    TransitionRefused,
+    alert_row,
+    merge_tiers,
+    message,
+    open_alert,
+    rows,
+)
 from controller.config import TIER_ORDER, ControllerConfig, Tier
 from controller.health import Clock
 from controller.routing import place_contains
@@ -35,49 +47,6 @@ from controller.store import Store
 from wire.risk import BlindSpot, Colour, ColourChange, Event, RiskEvaluator
 
 log = logging.getLogger(__name__)
-
-SYSTEM = "system"
-BLIND_SPOT_COLOUR = Colour.YELLOW  # a blind red-capable point is told like a yellow alert
-
-
-class AlertState(StrEnum):
-    RAISED = "raised"
-    ACKNOWLEDGED = "acknowledged"
-    HANDLING = "handling"
-    RESOLVED = "resolved"
-    REVIEWED = "reviewed"
-
-
-class AlertKind(StrEnum):
-    RISK = "risk"
-    BLIND_SPOT = "blind_spot"
-
-
-# What an operator may do next from each state; the system may also auto-resolve any open one.
-NEXT_STATES: dict[AlertState, tuple[AlertState, ...]] = {
-    AlertState.RAISED: (AlertState.ACKNOWLEDGED,),
-    AlertState.ACKNOWLEDGED: (AlertState.HANDLING, AlertState.RESOLVED),
-    AlertState.HANDLING: (AlertState.RESOLVED,),
-    AlertState.RESOLVED: (AlertState.REVIEWED,),
-    AlertState.REVIEWED: (),
-}
-OPEN_STATES = frozenset({AlertState.RAISED, AlertState.ACKNOWLEDGED, AlertState.HANDLING})
-
-
-@dataclass(frozen=True, slots=True)
-class TransitionRefused:
-    status: int  # 404 or 409
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One entry of an alert's trail."""
-
-    action: str
-    at_ms: int
-    by: str
-    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +162,7 @@ class AlertEngine:
         now_ms = self.clock.wall_ms()
 
         def op(db: Database) -> tuple[TransitionRefused | None, set[str]]:
-            row = _alert(db.conn, alert_id)
+            row = alert_row(db.conn, alert_id)
             if row is None:
                 return TransitionRefused(404, f"alert {alert_id} does not exist"), set()
             state = AlertState(row["state"])
@@ -266,7 +235,7 @@ class AlertEngine:
         if event.measure is not None:
             cause += f" = {event.measure:g}"
         by = SYSTEM if not edge else change.source
-        row = _open_alert(conn, point.id, AlertKind.RISK, "")
+        row = open_alert(conn, point.id, AlertKind.RISK, "")
         if row is None:
             if not event.rising or event.after is Colour.GREEN:
                 return set()
@@ -284,7 +253,7 @@ class AlertEngine:
         if event.rising and event.after.rank <= Colour(row["colour"]).rank:
             return set()  # already told (by the gateway or by us): the same episode
         if event.after.rank > peak.rank:
-            tiers = _merge(json.loads(row["tiers"]), self.routing.route(event.after).tiers)
+            tiers = merge_tiers(json.loads(row["tiers"]), self.routing.route(event.after).tiers)
             deadline = now_ms + int(self.routing.route(event.after).ack_deadline_s * 1000)
             conn.execute(
                 "UPDATE alerts SET colour = ?, peak_colour = ?, tiers = ?, updated_ms = ?,"
@@ -309,7 +278,7 @@ class AlertEngine:
             "UPDATE risk_points SET blind_devices = ? WHERE id = ?",
             (json.dumps(sorted(blind)), event.point),
         )
-        open_row = _open_alert(conn, event.point, AlertKind.BLIND_SPOT, event.device)
+        open_row = open_alert(conn, event.point, AlertKind.BLIND_SPOT, event.device)
         quiet_s = (event.at_ms - (event.last_good_ms or event.at_ms)) / 1000
         if event.blind and open_row is None:
             change = _Change(
@@ -357,7 +326,7 @@ class AlertEngine:
                 event.source_ts_ms,
                 now_ms,
                 now_ms,
-                json.dumps(_merge([], route.tiers)),
+                json.dumps(merge_tiers([], route.tiers)),
                 now_ms + int(route.ack_deadline_s * 1000),
             ),
         )
@@ -367,7 +336,7 @@ class AlertEngine:
 
     def _escalate(self, conn: sqlite3.Connection, now_ms: int) -> set[str]:
         touched: set[str] = set()
-        due = _rows(
+        due = rows(
             conn,
             "SELECT * FROM alerts WHERE open = 1 AND state = 'raised' AND ack_deadline_ms <= ?",
             (now_ms,),
@@ -388,7 +357,7 @@ class AlertEngine:
             conn.execute(
                 "UPDATE alerts SET tiers = ?, ack_deadline_ms = ?, updated_ms = ? WHERE id = ?",
                 (
-                    json.dumps(_merge(tiers, [higher])),
+                    json.dumps(merge_tiers(tiers, [higher])),
                     now_ms + int(route.ack_deadline_s * 1000),
                     now_ms,
                     row["id"],
@@ -399,7 +368,7 @@ class AlertEngine:
         return touched
 
     def _health_summary(self, conn: sqlite3.Connection, now_ms: int) -> set[str]:
-        gateways = [dict(r) for r in _rows(conn, "SELECT id, place, state FROM gateways")]
+        gateways = [dict(r) for r in rows(conn, "SELECT id, place, state FROM gateways")]
         colours = dict(conn.execute("SELECT id, colour FROM risk_points").fetchall())
         body = json.dumps({"at_ms": now_ms, "gateways": gateways, "risk_points": colours})
         centers = {c.name for c in self.centers if c.tier is Tier.CITY}
@@ -412,7 +381,7 @@ class AlertEngine:
 
     def _record(self, conn: sqlite3.Connection, alert_id: int, step: Step) -> set[str]:
         """Append to the trail and queue the alert, as it now is, to every center told."""
-        row = _alert(conn, alert_id)
+        row = alert_row(conn, alert_id)
         assert row is not None
         action, now_ms, by, note = step.action, step.at_ms, step.by, step.note
         conn.execute(
@@ -426,67 +395,11 @@ class AlertEngine:
             for c in self.centers
             if c.tier.value in tiers and place_contains(c.place, row["place"])
         ]
-        message = _message(row, self.points[row["point"]].name, step)
-        body = json.dumps(message, separators=(",", ":"))
+        body_fields = message(row, self.points[row["point"]].name, step)
+        body = json.dumps(body_fields, separators=(",", ":"))
         conn.executemany(
             "INSERT INTO priority_outbox (center, kind, body, enqueued_ms)"
             " VALUES (?, 'alerts', ?, ?)",
             [(name, body, now_ms) for name in centers],
         )
         return set(centers)
-
-
-def _merge(tiers: Iterable[str], more: Iterable[str]) -> list[str]:
-    """Tiers as a set, in bottom-up order."""
-    wanted = {Tier(t) for t in tiers} | {Tier(t) for t in more}
-    return [t.value for t in TIER_ORDER if t in wanted]
-
-
-def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-    """Rows by name, without touching the writer connection's own row factory."""
-    cursor = conn.cursor()
-    cursor.row_factory = sqlite3.Row
-    return cursor.execute(sql, params).fetchall()
-
-
-def _alert(conn: sqlite3.Connection, alert_id: int) -> sqlite3.Row | None:
-    rows = _rows(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))
-    return rows[0] if rows else None
-
-
-def _open_alert(
-    conn: sqlite3.Connection, point: str, kind: AlertKind, device: str
-) -> sqlite3.Row | None:
-    """The open episode of a point (risk), or of one of its devices (blind spot)."""
-    sql = "SELECT * FROM alerts WHERE open = 1 AND point = ? AND kind = ?"
-    params: list[Any] = [point, kind.value]
-    if kind is AlertKind.BLIND_SPOT:
-        sql += " AND device = ?"
-        params.append(device)
-    rows = _rows(conn, sql, params)
-    return rows[0] if rows else None
-
-
-def _message(row: sqlite3.Row, point_name: str, step: Step) -> dict[str, Any]:
-    """What a center receives for each step of an alert: the alert as it now is."""
-    return {
-        "alert_id": row["id"],
-        "action": step.action,
-        "at_ms": step.at_ms,
-        "by": step.by,
-        "note": step.note,
-        "point": row["point"],
-        "point_name": point_name,
-        "kind": row["kind"],
-        "place": row["place"],
-        "colour": row["colour"],
-        "peak_colour": row["peak_colour"],
-        "state": row["state"],
-        "tiers": json.loads(row["tiers"]),
-        "source": row["source"],
-        "source_ts_ms": row["source_ts_ms"],
-        "raised_ms": row["raised_ms"],
-        "device": row["device"],
-        "metric": row["metric"],
-        "value": row["value"],
-    }

@@ -26,8 +26,9 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from controller import alert_queries, queries
+from controller.alert_chain import AlertState
 from controller.alert_queries import AlertDetail, AlertOut, RiskMap, TransitionIn
-from controller.alerts import AlertEngine, AlertState
+from controller.alerts import AlertEngine
 from controller.ingest import Rejections
 from controller.outbox import Outboxes
 from controller.queries import DeviceOut, DeviceReadings, GatewayDetail, GatewayOut
