@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from controller.alert_chain import AlertKind, AlertState
+from controller.queries import Page, subtree_clause
 from controller.routing import place_contains
 from wire.risk import Colour
 
@@ -51,12 +53,15 @@ class AlertDetail(AlertOut):
 
 
 class TransitionIn(BaseModel):
+    """One step along the chain; who acts is the caller's token (its name goes in the trail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     to: AlertState
-    by: str = Field(min_length=1, max_length=128, description="who acts (operator id)")
     note: str = Field(default="", max_length=2000)
 
 
-class RiskPointOut(BaseModel):
+class RiskPointColour(BaseModel):
     id: str
     name: str
     category: str
@@ -68,7 +73,7 @@ class RiskPointOut(BaseModel):
 
 class RiskMap(BaseModel):
     place: str | None  # the filter, if any
-    points: list[RiskPointOut]
+    points: list[RiskPointColour]
     # Every place at or above the points (city, district, street, grid) -> colour -> count.
     places: dict[str, dict[Colour, int]]
     totals: dict[Colour, int]
@@ -84,17 +89,19 @@ def _alert(row: sqlite3.Row) -> dict[str, Any]:
 def list_alerts(
     conn: sqlite3.Connection,
     *,
-    place: str | None = None,
+    within: Sequence[str | None] = (),
     colour: Colour | None = None,
     state: AlertState | None = None,
     open_only: bool | None = None,
-    limit: int = 100,
+    page: Page | None = None,
 ) -> list[AlertOut]:
+    """Newest first; ``within``: places the alert must be at or below (None: anywhere)."""
     sql, params = "SELECT * FROM alerts WHERE 1 = 1", list[Any]()
-    if place is not None:
-        sql += " AND (place = ? OR place LIKE ? ESCAPE '\\')"
-        escaped = place.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params += [place, escaped + "/%"]
+    for place in within:
+        if place is not None:
+            clause, more = subtree_clause("place", place)
+            sql += f" AND {clause}"
+            params += more
     if colour is not None:
         sql += " AND colour = ?"
         params.append(colour.value)
@@ -104,7 +111,10 @@ def list_alerts(
     if open_only is not None:
         sql += " AND open = ?"
         params.append(int(open_only))
-    rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+    page = page or Page()
+    rows = conn.execute(
+        sql + " ORDER BY id DESC LIMIT ? OFFSET ?", [*params, page.limit, page.offset]
+    ).fetchall()
     return [AlertOut.model_validate(_alert(row)) for row in rows]
 
 
@@ -120,15 +130,18 @@ def get_alert(conn: sqlite3.Connection, alert_id: int) -> AlertDetail | None:
     return AlertDetail(**_alert(row), trail=[TrailEntry.model_validate(dict(t)) for t in trail])
 
 
-def risk_map(conn: sqlite3.Connection, place: str | None = None) -> RiskMap:
+def risk_map(
+    conn: sqlite3.Connection, place: str | None = None, *, scope: str | None = None
+) -> RiskMap:
+    """Points at or below ``place`` and the caller's ``scope`` (None: anywhere)."""
     rows = conn.execute(
         "SELECT id, name, category, place, colour, colour_since_ms, blind_devices"
         " FROM risk_points ORDER BY place, id"
     ).fetchall()
     points = [
-        RiskPointOut(**{**dict(r), "blind_devices": json.loads(r["blind_devices"])})
+        RiskPointColour(**{**dict(r), "blind_devices": json.loads(r["blind_devices"])})
         for r in rows
-        if place is None or place_contains(place, r["place"])
+        if all(p is None or place_contains(p, r["place"]) for p in (place, scope))
     ]
     places: dict[str, dict[Colour, int]] = {}
     totals = dict.fromkeys(Colour, 0)

@@ -42,9 +42,10 @@ from controller.alert_chain import (
 )
 from controller.config import TIER_ORDER, ControllerConfig, Tier
 from controller.health import Clock
+from controller.risk_points import load_points, register_config_points
 from controller.routing import place_contains
 from controller.store import Store
-from wire.risk import BlindSpot, Colour, ColourChange, Event, RiskEvaluator
+from wire.risk import BlindSpot, Colour, ColourChange, Event, RiskEvaluator, RiskPointRules
 
 log = logging.getLogger(__name__)
 
@@ -70,39 +71,36 @@ class AlertEngine:
         self.clock = clock
         self.routing = config.alert_routing
         self.centers = tuple(config.centers)
-        self.points = {p.id: p for p in config.risk_points}
-        self.evaluator = RiskEvaluator([p.rules() for p in config.risk_points])
+        self.configured = tuple(config.risk_points)
+        # The judged points (config and registry alike), replaced whole on every refresh.
+        self.points: dict[str, RiskPointRules] = {}
+        self._names: dict[str, str] = {}
+        self.evaluator = RiskEvaluator([])
         self._notify = notify
         self._lock = threading.Lock()
         self._next_health_ms = 0
         self.edge_alerts_ignored = 0
 
     def load(self) -> None:
-        """Register the configured risk points (their stored colour stays until re-judged)."""
+        """Register the configured risk points and take up every stored one (their stored
+        colour stays until re-judged)."""
         now_ms = self.clock.wall_ms()
         self._next_health_ms = now_ms + int(self.routing.health_summary_interval_s * 1000)
+        self.store.call(lambda db: register_config_points(db, self.configured, now_ms))
+        self.refresh()
         with self._lock:  # devices are judged for blind spots from now on
             self.evaluator.tick(now_ms)
-        rows = [
-            (p.id, p.name, p.category.value, p.place, p.rules().model_dump_json())
-            for p in self.points.values()
-        ]
 
-        def register(db: Database) -> None:
-            db.conn.executemany(
-                "INSERT INTO risk_points (id, name, category, place, rules_json)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
-                " category = excluded.category, place = excluded.place,"
-                " rules_json = excluded.rules_json",
-                rows,
-            )
-            known = [(pid,) for pid in self.points]
-            db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep (id TEXT)")
-            db.conn.execute("DELETE FROM keep")
-            db.conn.executemany("INSERT INTO keep VALUES (?)", known)
-            db.conn.execute("DELETE FROM risk_points WHERE id NOT IN (SELECT id FROM keep)")
-
-        self.store.call(register)
+    def refresh(self) -> None:
+        """Take up the risk points as stored now: the registry API calls this after it
+        created or changed one. Unchanged rules keep their state."""
+        stored = self.store.read(load_points)
+        now_ms = self.clock.wall_ms()
+        with self._lock:
+            ended = self.evaluator.set_points(stored.rules.values(), now_ms=now_ms)
+            self.points, self._names = stored.rules, stored.names
+        if ended:
+            self._submit(list(ended), "controller")
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -216,7 +214,9 @@ class AlertEngine:
 
     def _on_change(self, conn: sqlite3.Connection, change: _Change, now_ms: int) -> set[str]:
         event, edge = change.event, change.source != "controller"
-        point = self.points[event.point]
+        point = self.points.get(event.point)
+        if point is None:  # its rules went away meanwhile
+            return set()
         current = conn.execute("SELECT colour FROM risk_points WHERE id = ?", (point.id,))
         stored = Colour(current.fetchone()[0])
         if edge:  # a gateway raises; only the controller's own evaluation lowers
@@ -271,8 +271,12 @@ class AlertEngine:
         return self._record(conn, alert_id, Step(action, now_ms, by, cause))
 
     def _on_blind_spot(self, conn: sqlite3.Connection, event: BlindSpot, now_ms: int) -> set[str]:
-        row = conn.execute("SELECT blind_devices FROM risk_points WHERE id = ?", (event.point,))
-        blind = set(json.loads(row.fetchone()[0]))
+        row = conn.execute(
+            "SELECT blind_devices FROM risk_points WHERE id = ?", (event.point,)
+        ).fetchone()
+        if row is None or (event.blind and event.point not in self.points):
+            return set()  # the point went away meanwhile
+        blind = set(json.loads(row[0]))
         blind = blind | {event.device} if event.blind else blind - {event.device}
         conn.execute(
             "UPDATE risk_points SET blind_devices = ? WHERE id = ?",
@@ -307,7 +311,7 @@ class AlertEngine:
         colour: Colour,
         now_ms: int,
     ) -> int:
-        event, point = change.event, self.points[change.event.point]
+        event, point = change.event, self.points[change.event.point]  # checked by callers
         route = self.routing.route(colour)
         cursor = conn.execute(
             "INSERT INTO alerts (point, kind, device, metric, value, place, colour, peak_colour,"
@@ -395,7 +399,7 @@ class AlertEngine:
             for c in self.centers
             if c.tier.value in tiers and place_contains(c.place, row["place"])
         ]
-        body_fields = message(row, self.points[row["point"]].name, step)
+        body_fields = message(row, self._names.get(row["point"], row["point"]), step)
         body = json.dumps(body_fields, separators=(",", ":"))
         conn.executemany(
             "INSERT INTO priority_outbox (center, kind, body, enqueued_ms)"

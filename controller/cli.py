@@ -1,16 +1,36 @@
-"""``edgewatch controller run --config PATH``: run the controller until SIGTERM or Ctrl-C."""
+"""``edgewatch controller``: run the controller, and manage its API tokens.
+
+- ``run --config PATH [--log-level L] [--log-format text|json]``: until SIGTERM or Ctrl-C;
+- ``token create --role admin|operator|viewer [--place PATH] [--name N] (--db PATH | --config
+  PATH)``: prints the new token once (only its sha256 is stored);
+- ``token list`` and ``token revoke --name N`` with the same ``--db`` / ``--config``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
+import re
 import signal
+import sqlite3
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
-from controller.config import ConfigError, load_config
+from sqlite_utils import Database
+
+from controller.access import AccessError, Role, create_token, list_tokens, revoke_token
+from controller.config import PLACE_PATTERN, ConfigError, LogFormat, load_config
+from controller.logs import setup_logging
+from controller.schema import migrations
+
+
+def _database_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", type=Path, help="the controller's SQLite database")
+    where.add_argument("--config", type=Path, help="the controller's TOML config (its storage)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,23 +42,92 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run until SIGTERM / Ctrl-C")
     run.add_argument("--config", type=Path, required=True, help="controller TOML config")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument(
+        "--log-format", choices=[f.value for f in LogFormat], help="overrides [logging] format"
+    )
+    token = commands.add_parser("token", help="API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    create = token.add_parser("create", help="create a token and print it (once)")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--place", help="scope: only this place and below (default: all)")
+    create.add_argument("--name", help="a name for the audit log (default: role-place-time)")
+    _database_args(create)
+    listing = token.add_parser("list", help="list tokens (never the tokens themselves)")
+    _database_args(listing)
+    revoke = token.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("--name", required=True)
+    _database_args(revoke)
     return parser
+
+
+def _open_db(args: argparse.Namespace) -> Database:
+    path: Path = args.db if args.db is not None else load_config(args.config).storage.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = Database(sqlite3.connect(path, timeout=10))
+    db.enable_wal()
+    migrations.apply(db)
+    return db
+
+
+def token_main(args: argparse.Namespace) -> int:
+    now_ms = time.time_ns() // 1_000_000
+    if args.action == "create" and args.place and not re.match(PLACE_PATTERN, args.place):
+        print(
+            f"edgewatch controller: --place {args.place!r} is not a place path like"
+            " 'cq/yuzhong/jiefangbei'",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        db = _open_db(args)
+    except ConfigError as exc:
+        print(f"edgewatch controller: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "create":
+            name = args.name or f"{args.role}-{(args.place or 'all').replace('/', '-')}-{now_ms}"
+            with db.conn:
+                token = create_token(
+                    db, name=name, role=Role(args.role), place=args.place, now_ms=now_ms
+                )
+            print(token)
+            print(
+                f"token {name!r} ({args.role}, place {args.place or 'everywhere'}): shown once,"
+                " keep it safe",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            print(json.dumps(list_tokens(db.conn), indent=2))
+        else:
+            with db.conn:
+                revoked = revoke_token(db, name=args.name, now_ms=now_ms)
+            if not revoked:
+                print(f"edgewatch controller: no active token named {args.name!r}", file=sys.stderr)
+                return 1
+    except AccessError as exc:
+        print(f"edgewatch controller: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # One line per delivered batch is noise; delivery counts and lag are in the API.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "token":
+        return token_main(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"edgewatch controller: {exc}", file=sys.stderr)
         return 2
+    setup_logging(args.log_level, LogFormat(args.log_format or config.logging.format))
 
-    from controller.service import Controller  # noqa: PLC0415 (FastAPI only when running)
+    from controller.service import (  # noqa: PLC0415 (FastAPI only when running)
+        Controller,
+        StartupRefusedError,
+    )
 
     # Threads that decode a replayed backlog hold the GIL in 5 ms slices by default; shorter
     # slices let the live-lane thread (alerts) in sooner, at a small cost in throughput.
@@ -54,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         controller = Controller(config)
         controller.start()
+    except StartupRefusedError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"edgewatch controller: {exc}", file=sys.stderr)
         return 1

@@ -4,6 +4,18 @@
 [mqtt]
 host = "127.0.0.1"
 port = 1883
+# username = "edgewatch-controller"  # with a password: needed where the broker has ACLs
+# password = "..."                   # never a default such as "changeme"
+# tls_ca_file = "ca.pem"             # TLS to the broker; client cert/key are optional
+# tls_cert_file = "controller.pem"
+# tls_key_file = "controller.key"
+
+[api]
+auth = "tokens"                  # "tokens": bearer tokens (edgewatch controller token create);
+                                 # "demo": no auth, loopback only, for the one-machine demo
+
+[logging]
+format = "text"                  # or "json": one JSON object per line
 
 [http]
 host = "127.0.0.1"
@@ -16,12 +28,22 @@ path = "controller.db"           # relative paths are relative to the config fil
 heartbeat_misses = 3
 default_heartbeat_interval_s = 5.0
 check_interval_s = 1.0
+clock_skew_max_s = 10.0          # |gateway clock - controller clock| beyond this: degraded
+backlog_max_age_s = 60.0         # oldest unsent reading older than this: degraded
+disk_low_bytes = 100000000       # heartbeat's disk_free_bytes below this: degraded
+device_stale_after_s = 300.0     # no good reading from a device for this long: stale
 
 [forwarding]                     # optional, these are the defaults
 batch_max_readings = 500
 request_timeout_s = 5.0
 backoff_initial_s = 0.1
 backoff_max_s = 3.0
+
+[broker]                         # optional: the mosquitto whose credentials the controller keeps
+# password_file = "/etc/mosquitto/edgewatch.passwd"
+# acl_file = "/etc/mosquitto/edgewatch.acl"
+# reload_pid_file = "/run/mosquitto/mosquitto.pid"   # SIGHUP after a change, or:
+# reload_command = ["systemctl", "reload", "mosquitto"]
 
 [[gateways]]
 id = "gw-demo-1"
@@ -99,6 +121,58 @@ class MqttConfig(_Section):
     # controller while it restarts, and messages are acknowledged only once stored.
     client_id: Annotated[str, Field(min_length=1, max_length=64)] = "edgewatch-controller"
     keepalive_s: Annotated[int, Field(ge=1, le=600)] = 10
+    username: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    password: Annotated[str, Field(max_length=256)] | None = None
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @_model_validator(mode="after")
+    def _pairs(self) -> MqttConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("mqtt.tls_cert_file and mqtt.tls_key_file go together: set both")
+        if self.tls_cert_file is not None and self.tls_ca_file is None:
+            raise ValueError("mqtt.tls_cert_file needs mqtt.tls_ca_file (the broker's CA)")
+        if self.password is not None and self.username is None:
+            raise ValueError("mqtt.password needs mqtt.username")
+        return self
+
+
+class AuthMode(StrEnum):
+    TOKENS = "tokens"
+    DEMO = "demo"
+
+
+class ApiConfig(_Section):
+    auth: AuthMode = AuthMode.TOKENS
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LoggingConfig(_Section):
+    format: LogFormat = LogFormat.TEXT
+
+
+class BrokerConfig(_Section):
+    """The mosquitto whose password and ACL files the controller keeps (provisioning)."""
+
+    password_file: Path | None = None
+    acl_file: Path | None = None
+    reload_pid_file: Path | None = None
+    reload_command: list[str] = []
+
+    @_model_validator(mode="after")
+    def _both_files(self) -> BrokerConfig:
+        if (self.password_file is None) != (self.acl_file is None):
+            raise ValueError("broker.password_file and broker.acl_file go together: set both")
+        return self
+
+    @property
+    def managed(self) -> bool:
+        return self.password_file is not None
 
 
 class HttpConfig(_Section):
@@ -114,6 +188,10 @@ class HealthConfig(_Section):
     heartbeat_misses: Annotated[int, Field(ge=1, le=100)] = 3
     default_heartbeat_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     check_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    clock_skew_max_s: Annotated[float, Field(gt=0, le=86400)] = 10.0
+    backlog_max_age_s: Annotated[float, Field(gt=0, le=86400 * 30)] = 60.0
+    disk_low_bytes: Annotated[int, Field(ge=0)] = 100_000_000
+    device_stale_after_s: Annotated[float, Field(gt=0, le=86400 * 30)] = 300.0
 
 
 class ForwardingConfig(_Section):
@@ -223,6 +301,9 @@ class ControllerConfig(_Section):
     storage: StorageConfig = StorageConfig()
     health: HealthConfig = HealthConfig()
     forwarding: ForwardingConfig = ForwardingConfig()
+    api: ApiConfig = ApiConfig()
+    logging: LoggingConfig = LoggingConfig()
+    broker: BrokerConfig = BrokerConfig()
     gateways: list[GatewayConfig] = []
     centers: list[CenterConfig] = []
     risk_points: list[RiskPointConfig] = []
@@ -285,10 +366,31 @@ def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Contr
         config = ControllerConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("\n".join(format_errors(exc))) from None
-    if base_dir is not None and not config.storage.path.is_absolute():
-        storage = StorageConfig(path=base_dir / config.storage.path)
-        config = config.model_copy(update={"storage": storage})
+    if base_dir is not None:
+        config = _resolve_paths(config, base_dir)
     return config
+
+
+def _resolve_paths(config: ControllerConfig, base_dir: Path) -> ControllerConfig:
+    """Relative file paths in the config are relative to the config file's folder."""
+
+    def resolve(path: Path | None) -> Path | None:
+        return path if path is None or path.is_absolute() else base_dir / path
+
+    storage = StorageConfig(path=resolve(config.storage.path) or config.storage.path)
+    mqtt = config.mqtt.model_copy(
+        update={
+            name: resolve(getattr(config.mqtt, name))
+            for name in ("tls_ca_file", "tls_cert_file", "tls_key_file")
+        }
+    )
+    broker = config.broker.model_copy(
+        update={
+            name: resolve(getattr(config.broker, name))
+            for name in ("password_file", "acl_file", "reload_pid_file")
+        }
+    )
+    return config.model_copy(update={"storage": storage, "mqtt": mqtt, "broker": broker})
 
 
 def load_config(path: Path) -> ControllerConfig:

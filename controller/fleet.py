@@ -7,16 +7,23 @@ once), and queues readings for the store writer together with the centers that r
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
 
 from sqlite_utils import Database
 
 import wire
 from controller.alerts import AlertEngine
-from controller.health import GatewayHealthState, HealthTracker, StatusVerdict, Transition
+from controller.devices import reevaluate_devices
+from controller.health import (
+    GatewayHealthState,
+    HealthTracker,
+    StatusVerdict,
+    Transition,
+    clock_skew_ms,
+)
 from controller.routing import Router
 from controller.store import IncomingReadings, Lane, Store
 
@@ -31,28 +38,35 @@ class Fleet:
         tracker: HealthTracker,
         router: Router,
         alerts: AlertEngine | None = None,
+        device_stale_after_s: float = 300.0,
     ) -> None:
         self.store = store
         self.tracker = tracker
         self.router = router
         self.alerts = alerts
+        self.device_stale_after_s = device_stale_after_s
         self._stale_logged: set[tuple[str, int]] = set()
+        self._maintenance: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        # Called (writer thread, after commit) when a gateway comes alive: queued commands go.
+        self.on_gateway_alive: list[Callable[[str], None]] = []
+        self.on_command_result: Callable[[str, wire.CommandResult], None] | None = None
 
     def load(self, gateway_places: Mapping[str, str]) -> None:
         """Record the configured gateways' places and take up the states stored last time."""
 
         def register(db: Database) -> None:
-            db.execute("UPDATE gateways SET place = NULL")
+            db.execute("UPDATE gateways SET place = NULL WHERE source = 'config'")
             db.conn.executemany(
-                "INSERT INTO gateways (id, place) VALUES (?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET place = excluded.place",
+                "INSERT INTO gateways (id, place, source) VALUES (?, ?, 'config')"
+                " ON CONFLICT (id) DO UPDATE SET place = excluded.place, source = 'config'",
                 list(gateway_places.items()),
             )
 
         self.store.call(register)
         rows = self.store.read(
             lambda conn: conn.execute(
-                "SELECT id, state, session, heartbeat_interval_s FROM gateways"
+                "SELECT id, place, state, session, heartbeat_interval_s FROM gateways"
             ).fetchall()
         )
         for row in rows:
@@ -62,6 +76,50 @@ class Fleet:
                 row["session"],
                 row["heartbeat_interval_s"],
             )
+            if row["place"] is not None:
+                self.router.set_place(row["id"], row["place"])
+        for gateway, name in self.store.read(
+            lambda conn: conn.execute(
+                "SELECT gateway, name FROM devices WHERE maintenance = 1"
+            ).fetchall()
+        ):
+            self._set_maintenance(gateway, name, on=True)
+
+    def _set_maintenance(self, gateway: str, device: str, *, on: bool) -> None:
+        with self._lock:
+            names = set(self._maintenance.get(gateway, frozenset()))
+            (names.add if on else names.discard)(device)
+            self._maintenance[gateway] = frozenset(names)
+
+    def set_maintenance(self, gateway: str, device: str, *, on: bool) -> bool:
+        """An operator's admin state for a device; False if the device is not known."""
+        self._set_maintenance(gateway, device, on=on)
+        alive = self.tracker.state_of(gateway).alive
+        now_ms = self.tracker.clock.wall_ms()
+
+        def record(db: Database) -> bool:
+            cursor = db.conn.execute(
+                "UPDATE devices SET maintenance = ? WHERE gateway = ? AND name = ?",
+                (int(on), gateway, device),
+            )
+            if not cursor.rowcount:
+                return False
+            reevaluate_devices(
+                db.conn,
+                gateway,
+                gateway_alive=alive,
+                reported=None,
+                now_ms=now_ms,
+                stale_after_s=self.device_stale_after_s,
+            )
+            return True
+
+        known = self.store.call(record)
+        if not known:
+            self._set_maintenance(gateway, device, on=False)
+        elif self.alerts is not None:  # a device in maintenance raises nothing
+            self.alerts.on_device_states(gateway, {device: "maintenance" if on else "ok"})
+        return known
 
     # -- the ingest sink ------------------------------------------------------------------
 
@@ -99,38 +157,74 @@ class Fleet:
                     gateway,
                 ),
             )
-            _record_transition(db, transition)
+            if transition is not None:
+                self._transition_op(transition)(db)
 
         self._submit(record, transition)
 
     def on_health(self, gateway: str, health: wire.Health) -> None:
-        transition = self.tracker.on_health(gateway, health)
         now_ms = self.tracker.clock.wall_ms()
+        with self._lock:
+            maintenance = self._maintenance.get(gateway, frozenset())
+        transition = self.tracker.on_health(
+            gateway, health, received_ms=now_ms, ignore_devices=maintenance
+        )
+        alive = self.tracker.state_of(gateway).alive
+        reasons = "; ".join(self.tracker.reasons_of(gateway)) or None
         health_json = health.model_dump_json()
         device_states = [
-            (gateway, name, device.state, now_ms, now_ms) for name, device in health.devices.items()
+            (gateway, name, device.state, device.last_good_ms, now_ms, now_ms)
+            for name, device in health.devices.items()
         ]
-        if self.alerts is not None:
+        if self.alerts is not None:  # the agent's maintenance or an operator's admin state
             self.alerts.on_device_states(
-                gateway, {name: device.state for name, device in health.devices.items()}
+                gateway,
+                {
+                    name: "maintenance" if name in maintenance else device.state
+                    for name, device in health.devices.items()
+                },
             )
 
         def record(db: Database) -> None:
             _ensure_gateway(db, gateway)
             db.conn.execute(
                 "UPDATE gateways SET last_heartbeat_ms = ?, heartbeat_interval_s = ?,"
-                " health_json = ?, session = max(coalesce(session, 0), ?) WHERE id = ?",
-                (now_ms, health.heartbeat_interval_s, health_json, health.session, gateway),
+                " health_json = ?, session = max(coalesce(session, 0), ?), clock_skew_ms = ?,"
+                " reported_config_hash = ?, degraded_reasons = ? WHERE id = ?",
+                (
+                    now_ms,
+                    health.heartbeat_interval_s,
+                    health_json,
+                    health.session,
+                    clock_skew_ms(health, now_ms),
+                    health.config_hash or None,
+                    reasons,
+                    gateway,
+                ),
             )
             db.conn.executemany(
-                "INSERT INTO devices (gateway, name, state, first_seen_ms, updated_ms)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway, name) DO UPDATE SET"
-                " state = excluded.state, updated_ms = excluded.updated_ms",
+                "INSERT INTO devices (gateway, name, state, last_good_ms, first_seen_ms,"
+                " updated_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (gateway, name) DO UPDATE SET"
+                " state = excluded.state, updated_ms = excluded.updated_ms,"
+                " last_good_ms = max(coalesce(devices.last_good_ms, 0),"
+                " coalesce(excluded.last_good_ms, 0))",
                 device_states,
             )
             _record_transition(db, transition)
+            reevaluate_devices(
+                db.conn,
+                gateway,
+                gateway_alive=alive,
+                reported=health.devices,
+                now_ms=now_ms,
+                stale_after_s=self.device_stale_after_s,
+            )
 
         self._submit(record, transition)
+
+    def handle_command_result(self, gateway: str, result: wire.CommandResult) -> None:
+        if self.on_command_result is not None:
+            self.on_command_result(gateway, result)
 
     def on_readings(
         self,
@@ -145,7 +239,7 @@ class Fleet:
         if lane is Lane.LIVE and self.alerts is not None:
             self.alerts.on_live_readings(gateway, batch.readings)
         if transition is not None:
-            self._submit(lambda db: _record_transition(db, transition), transition)
+            self._submit(self._transition_op(transition), transition)
         self.store.put_readings(
             IncomingReadings(
                 gateway=gateway,
@@ -164,7 +258,21 @@ class Fleet:
 
     def check_health(self) -> None:
         for transition in self.tracker.check():
-            self._submit(functools.partial(_record_transition, transition=transition), transition)
+            self._submit(self._transition_op(transition), transition)
+
+    def _transition_op(self, transition: Transition) -> Callable[[Database], None]:
+        def record(db: Database) -> None:
+            _record_transition(db, transition)
+            reevaluate_devices(
+                db.conn,
+                transition.gateway,
+                gateway_alive=transition.to_state.alive,
+                reported=None,
+                now_ms=transition.at_ms,
+                stale_after_s=self.device_stale_after_s,
+            )
+
+        return record
 
     def _submit(self, op: Callable[[Database], None], transition: Transition | None) -> None:
         if transition is not None:
@@ -175,7 +283,17 @@ class Fleet:
                 transition.to_state.value,
                 transition.reason,
             )
-        self.store.submit(op)
+        future = self.store.submit(op)
+        if transition is not None and transition.to_state.alive and self.on_gateway_alive:
+            gateway = transition.gateway
+            future.add_done_callback(lambda _: self._alive(gateway))
+
+    def _alive(self, gateway: str) -> None:
+        for listener in self.on_gateway_alive:
+            try:
+                listener(gateway)
+            except Exception:
+                log.exception("gateway %s: a listener for 'alive' failed", gateway)
 
 
 def _ensure_gateway(db: Database, gateway: str) -> None:

@@ -1,5 +1,7 @@
 """Gateway health as a state machine, apart from I/O and with an injectable clock.
 
+- ``degraded``: online, but the latest heartbeat shows devices failing, a backlog growing,
+  disk low or a clock skewed beyond its limit (the reasons are kept);
 - ``online`` on a birth (retained status ``state=online``), and again when heartbeats or
   data resume after a heartbeat timeout;
 - ``offline`` on the will or a graceful offline status, unless its session is older than the
@@ -25,7 +27,57 @@ import wire
 class GatewayHealthState(StrEnum):
     UNKNOWN = "unknown"  # configured, never heard from
     ONLINE = "online"
+    DEGRADED = "degraded"  # online, with reasons
     OFFLINE = "offline"
+
+    @property
+    def alive(self) -> bool:
+        return self in _ALIVE
+
+
+_ALIVE = frozenset({GatewayHealthState.ONLINE, GatewayHealthState.DEGRADED})
+
+
+@dataclass(frozen=True, slots=True)
+class DegradationLimits:
+    clock_skew_max_s: float = 10.0
+    backlog_max_age_s: float = 60.0
+    disk_low_bytes: int = 100_000_000
+
+
+def clock_skew_ms(health: wire.Health, received_ms: int) -> int:
+    """The gateway's clock minus the controller's (positive: the gateway is ahead)."""
+    return health.ts_ms - received_ms
+
+
+def degradation_reasons(
+    health: wire.Health,
+    *,
+    received_ms: int,
+    limits: DegradationLimits,
+    ignore_devices: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Why a heartbeat shows a gateway that is alive but not well (empty: all is well)."""
+    reasons: list[str] = []
+    failing = sorted(
+        name
+        for name, device in health.devices.items()
+        if device.state == "failing" and name not in ignore_devices
+    )
+    if failing:
+        reasons.append(f"devices failing: {', '.join(failing[:10])}")
+    if health.oldest_unsent_age_s > limits.backlog_max_age_s:
+        reasons.append(
+            f"backlog growing: oldest unsent reading {health.oldest_unsent_age_s:.0f} s old"
+            f" ({health.buffer_rows} rows buffered)"
+        )
+    disk_free = (health.model_extra or {}).get("disk_free_bytes")
+    if isinstance(disk_free, int | float) and disk_free < limits.disk_low_bytes:
+        reasons.append(f"disk low: {int(disk_free)} bytes free")
+    skew_ms = clock_skew_ms(health, received_ms)
+    if abs(skew_ms) > limits.clock_skew_max_s * 1000:
+        reasons.append(f"clock skewed: {skew_ms / 1000:+.1f} s")
+    return reasons
 
 
 class Clock(Protocol):
@@ -63,6 +115,11 @@ class _Gateway:
     heartbeat_interval_s: float
     last_seen_s: float
     offline_by_timeout: bool = False
+    reasons: tuple[str, ...] = ()
+
+
+def _kinds(reasons: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(reason.split(":", 1)[0] for reason in reasons)
 
 
 class HealthTracker:
@@ -71,8 +128,10 @@ class HealthTracker:
         *,
         heartbeat_misses: int = 3,
         default_heartbeat_interval_s: float = 5.0,
+        limits: DegradationLimits | None = None,
         clock: Clock | None = None,
     ) -> None:
+        self.limits = limits or DegradationLimits()
         self.heartbeat_misses = heartbeat_misses
         self.default_heartbeat_interval_s = default_heartbeat_interval_s
         self.clock: Clock = clock or SystemClock()
@@ -129,11 +188,48 @@ class HealthTracker:
                 f"offline status (session {status.session})",
             )
 
-    def on_health(self, gateway: str, health: wire.Health) -> Transition | None:
+    def on_health(
+        self,
+        gateway: str,
+        health: wire.Health,
+        *,
+        received_ms: int | None = None,
+        ignore_devices: frozenset[str] = frozenset(),
+    ) -> Transition | None:
+        """A heartbeat keeps a gateway alive and decides between online and degraded."""
+        received = self.clock.wall_ms() if received_ms is None else received_ms
+        reasons = degradation_reasons(
+            health, received_ms=received, limits=self.limits, ignore_devices=ignore_devices
+        )
         with self._lock:
             entry = self._entry(gateway)
+            if entry.session is not None and health.session < entry.session:
+                return None
             entry.heartbeat_interval_s = health.heartbeat_interval_s
-            return self._seen(gateway, entry, health.session, "heartbeat")
+            transition = self._seen(gateway, entry, health.session, "heartbeat")
+            if not entry.state.alive:
+                return transition
+            previous_kinds = _kinds(entry.reasons)
+            entry.reasons = tuple(reasons)
+            if reasons:
+                if entry.state is GatewayHealthState.DEGRADED and previous_kinds == _kinds(
+                    entry.reasons
+                ):
+                    return transition  # the same trouble, numbers aside: no new transition
+                from_state = transition.from_state if transition else entry.state
+                entry.state = GatewayHealthState.DEGRADED
+                return Transition(
+                    gateway, from_state, entry.state, "; ".join(reasons), self.clock.wall_ms()
+                )
+            if entry.state is GatewayHealthState.DEGRADED:
+                reason = transition.reason if transition else "heartbeat shows all well again"
+                return self._move(gateway, entry, GatewayHealthState.ONLINE, reason)
+            return transition
+
+    def reasons_of(self, gateway: str) -> tuple[str, ...]:
+        with self._lock:
+            known = self._gateways.get(gateway)
+            return known.reasons if known else ()
 
     def on_data(self, gateway: str, session: int) -> Transition | None:
         with self._lock:
@@ -147,7 +243,7 @@ class HealthTracker:
             for gateway, entry in self._gateways.items():
                 limit_s = self.heartbeat_misses * entry.heartbeat_interval_s
                 silent_s = now_s - entry.last_seen_s
-                if entry.state is GatewayHealthState.ONLINE and silent_s > limit_s:
+                if entry.state.alive and silent_s > limit_s:
                     reason = (
                         f"no heartbeat for {silent_s:.1f} s "
                         f"({self.heartbeat_misses} x {entry.heartbeat_interval_s:g} s)"
@@ -178,7 +274,7 @@ class HealthTracker:
         entry.last_seen_s = self.clock.monotonic_s()
         # Traffic brings a gateway back after a timeout, or in a newer session than its will;
         # a message of the session that said goodbye does not.
-        if entry.state is GatewayHealthState.ONLINE:
+        if entry.state.alive:
             return None
         if entry.state is GatewayHealthState.OFFLINE and not (entry.offline_by_timeout or newer):
             return None
@@ -191,6 +287,8 @@ class HealthTracker:
         self, gateway: str, entry: _Gateway, to_state: GatewayHealthState, reason: str
     ) -> Transition | None:
         entry.offline_by_timeout = False
+        if to_state is GatewayHealthState.OFFLINE:
+            entry.reasons = ()
         if entry.state is to_state:
             return None
         transition = Transition(gateway, entry.state, to_state, reason, self.clock.wall_ms())

@@ -65,6 +65,12 @@ class IngestSink(Protocol):
 
     def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None: ...
 
+    def handle_command_result(self, gateway: str, result: wire.CommandResult) -> None: ...
+
+
+class MessageCounter(Protocol):
+    def message(self, kind: str, readings: int = 0) -> None: ...
+
 
 class Rejections:
     """Refused messages counted by reason; each (gateway, reason) is logged once."""
@@ -113,6 +119,7 @@ class MqttIngest:
         rejections: Rejections | None = None,
         on_subscribed: Callable[[], None] | None = None,
         role: IngestRole = IngestRole.LIVE,
+        counter: MessageCounter | None = None,
     ) -> None:
         self.config = config
         self.role = role
@@ -123,6 +130,7 @@ class MqttIngest:
             else [wire.gateway_subscription(kind=kind) for kind in _LIVE_KINDS]
         )
         self.sink = sink
+        self.counter = counter
         self.on_subscribed = on_subscribed
         self._connect_failures = 0
         self.rejections = rejections or Rejections()
@@ -149,6 +157,14 @@ class MqttIngest:
                 self._status(wire.GatewayState.OFFLINE),
                 qos=1,
                 retain=True,
+            )
+        if self.config.username is not None:
+            client.username_pw_set(self.config.username, self.config.password)
+        if self.config.tls_ca_file is not None:
+            client.tls_set(
+                ca_certs=str(self.config.tls_ca_file),
+                certfile=str(self.config.tls_cert_file) if self.config.tls_cert_file else None,
+                keyfile=str(self.config.tls_key_file) if self.config.tls_key_file else None,
             )
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.on_connect = self._on_connect
@@ -179,6 +195,13 @@ class MqttIngest:
         client.disconnect()
         client.loop_stop()
         self._subscribed.clear()
+
+    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo | None:
+        """Publish at QoS 1 (commands); None when there is no session to publish on."""
+        client = self._client
+        if client is None or not self._subscribed.is_set():
+            return None
+        return client.publish(topic, payload, qos=1)
 
     # -- paho callbacks (network thread) --------------------------------------------------
 
@@ -255,16 +278,25 @@ class MqttIngest:
             client.ack(message.mid, message.qos)
 
         try:
-            if self._handle(message, ack):
+            topic = message.topic
+        except UnicodeDecodeError:
+            self.rejections.reject("?", UNKNOWN_TOPIC, "topic is not UTF-8", "?")
+            ack()
+            return
+        self.handle_message(topic, bytes(message.payload), ack)
+
+    def handle_message(self, topic_text: str, payload: bytes, ack: Callable[[], None]) -> None:
+        """Handle one message off the wire; ``ack`` is called once it is safe (never raises)."""
+        try:
+            if self._handle(topic_text, payload, ack):
                 return  # the store acknowledges once committed
         except Exception as exc:
             log.debug("ingest failed on a message", exc_info=True)
-            self.rejections.reject("?", INTERNAL_ERROR, repr(exc), repr(message.topic))
+            self.rejections.reject("?", INTERNAL_ERROR, repr(exc), repr(topic_text))
         ack()
 
-    def _handle(self, message: mqtt.MQTTMessage, ack: Callable[[], None]) -> bool:
+    def _handle(self, topic_text: str, payload: bytes, ack: Callable[[], None]) -> bool:
         """Handle one message; True if ``ack`` was handed on to be called later."""
-        topic_text = message.topic
         if topic_text == wire.CONTROLLER_STATUS_TOPIC:
             return False
         try:
@@ -276,7 +308,7 @@ class MqttIngest:
             return False
         if (topic.kind is wire.TopicKind.BACKLOG) != (self.role is IngestRole.BACKLOG):
             return False  # the other session's
-        gateway, payload = topic.gateway_id, bytes(message.payload)
+        gateway = topic.gateway_id
         try:
             if topic.kind is wire.TopicKind.STATUS:
                 if payload:  # an empty retained message clears the status: nothing to do
@@ -285,11 +317,22 @@ class MqttIngest:
                 self.sink.on_health(gateway, wire.decode(wire.Health, payload))
             elif topic.kind in _LANES:
                 batch = wire.decode(wire.ReadingBatch, payload)
+                self._count(topic.kind, len(batch.readings))
                 self.sink.on_readings(gateway, _LANES[topic.kind], batch, ack)
                 return True
             elif topic.kind is wire.TopicKind.ALERTS:
                 self.sink.on_edge_alert(gateway, wire.decode(wire.EdgeAlert, payload))
-            # cmd (our own, echoed) and cmd-result: not handled by this version yet.
+            elif topic.kind is wire.TopicKind.CMD_RESULT:
+                result = wire.decode(wire.CommandResult, payload)
+                if result.id != topic.command_id:
+                    raise wire.PayloadError("invalid", "id differs from the topic's command id")
+                self.sink.handle_command_result(gateway, result)
+            # cmd: our own, echoed; not handled here.
+            self._count(topic.kind)
         except wire.PayloadError as exc:
             self.rejections.reject(gateway, exc.reason, exc.detail, topic_text)
         return False
+
+    def _count(self, kind: wire.TopicKind, readings: int = 0) -> None:
+        if self.counter is not None:
+            self.counter.message(kind.value, readings)

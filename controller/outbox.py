@@ -57,6 +57,17 @@ class DeliveryError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class LaneStats:
+    """One lane of one center: what waits, what went, how it fails."""
+
+    lane: str  # "readings" or "priority"
+    queued: int
+    delivered: int
+    failed_attempts: int
+    oldest_undelivered_age_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class CenterStats:
     name: str
     tier: str
@@ -71,6 +82,7 @@ class CenterStats:
     failed_attempts: int
     last_error: str | None
     last_delivered_ms: int | None
+    lanes: tuple[LaneStats, ...]  # readings, then priority
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,12 +389,26 @@ class Outboxes:
 
         queued, priority, delivered = self.store.read(query)
         now_ms = wall_ms()
+
+        def age_s(oldest_ms: int | None) -> float:
+            return max(0.0, (now_ms - oldest_ms) / 1000) if oldest_ms else 0.0
+
         result = []
         for name, outbox in self.centers.items():
             center = outbox.center
             q, p, d = queued.get(name), priority.get(name), delivered.get(name)
             oldest_ms = q["oldest_ms"] if q else None
             oldest_any = min((r["oldest_ms"] for r in (q, p) if r is not None), default=None)
+            lanes = tuple(
+                LaneStats(
+                    lane=worker.lane.name,
+                    queued=row["queued"] if row else 0,
+                    delivered=d[worker.lane.delivered_column] if d else 0,
+                    failed_attempts=worker.failed_attempts,
+                    oldest_undelivered_age_s=age_s(row["oldest_ms"] if row else None),
+                )
+                for worker, row in ((outbox.readings, q), (outbox.priority, p))
+            )
             result.append(
                 CenterStats(
                     name=name,
@@ -391,15 +417,14 @@ class Outboxes:
                     url=center.url,
                     delivered=d["delivered"] if d else 0,
                     queued=q["queued"] if q else 0,
-                    lag_s=max(0.0, (now_ms - oldest_ms) / 1000) if oldest_ms else 0.0,
+                    lag_s=age_s(oldest_ms),
                     priority_queued=p["queued"] if p else 0,
                     priority_delivered=d["priority_delivered"] if d else 0,
-                    oldest_undelivered_age_s=(
-                        max(0.0, (now_ms - oldest_any) / 1000) if oldest_any else 0.0
-                    ),
+                    oldest_undelivered_age_s=age_s(oldest_any),
                     failed_attempts=outbox.failed_attempts,
                     last_error=outbox.last_error,
                     last_delivered_ms=d["last_delivered_ms"] if d else None,
+                    lanes=lanes,
                 )
             )
         return result

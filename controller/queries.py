@@ -9,6 +9,7 @@ DNS labels and never contain a dot, so the first dot splits the id unambiguously
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,19 +21,24 @@ from controller.health import GatewayHealthState
 class GatewayOut(BaseModel):
     id: str
     place: str | None
+    label: str | None
+    source: str  # "config", "api" (registered) or "seen" (known from its traffic only)
     state: GatewayHealthState
     state_reason: str | None
     state_since_ms: int | None
+    degraded_reasons: list[str]
     session: int | None
     last_birth_ms: int | None
     last_heartbeat_ms: int | None
     heartbeat_interval_s: float | None
+    clock_skew_ms: int | None  # gateway clock minus controller clock at the last heartbeat
     agent_version: str | None
+    reported_config_hash: str | None
 
 
 class TransitionOut(BaseModel):
-    from_state: GatewayHealthState
-    to_state: GatewayHealthState
+    from_state: str
+    to_state: str
     reason: str
     at_ms: int
 
@@ -47,6 +53,12 @@ class DeviceOut(BaseModel):
     id: str
     gateway: str
     name: str
+    family: str | None
+    health_state: str  # ok, failing, stale, unreachable, maintenance (or unknown)
+    health_reason: str | None
+    health_since_ms: int | None
+    maintenance: bool
+    last_good_ms: int | None
     state: str | None  # as the gateway's last heartbeat reported it
     last_seq: int | None
     last_ts_ms: int | None
@@ -85,14 +97,86 @@ def split_device_id(device: str) -> tuple[str, str] | None:
 
 
 _GATEWAY_COLUMNS = (
-    "id, place, state, state_reason, state_since_ms, session, last_birth_ms,"
-    " last_heartbeat_ms, heartbeat_interval_s, agent_version"
+    "id, place, label, source, state, state_reason, state_since_ms, degraded_reasons, session,"
+    " last_birth_ms, last_heartbeat_ms, heartbeat_interval_s, clock_skew_ms, agent_version,"
+    " reported_config_hash"
 )
 
 
-def list_gateways(conn: sqlite3.Connection) -> list[GatewayOut]:
-    rows = conn.execute(f"SELECT {_GATEWAY_COLUMNS} FROM gateways ORDER BY id").fetchall()  # noqa: S608
-    return [GatewayOut.model_validate(dict(row)) for row in rows]
+def _gateway(row: sqlite3.Row) -> dict[str, Any]:
+    fields = dict(row)
+    reasons = fields.pop("degraded_reasons")
+    fields["degraded_reasons"] = (
+        reasons.split("; ") if reasons and fields["state"] == "degraded" else []
+    )
+    return fields
+
+
+def subtree_clause(column: str, place: str) -> tuple[str, list[Any]]:
+    """SQL for "``column`` is ``place`` or below it" (no LIKE: labels may hold ``_``)."""
+    prefix = place + "/"
+    return f"({column} = ? OR substr({column}, 1, ?) = ?)", [place, len(prefix), prefix]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int = 100
+    offset: int = 0
+
+
+def list_gateways(
+    conn: sqlite3.Connection,
+    *,
+    scope: str | None = None,
+    place: str | None = None,
+    state: str | None = None,
+    version: str | None = None,
+    page: Page = Page(),
+) -> list[GatewayOut]:
+    where, params = ["1"], []
+    for subtree in (scope, place):
+        if subtree is not None:
+            clause, more = subtree_clause("place", subtree)
+            where.append(clause)
+            params += more
+    if state is not None:
+        where.append("state = ?")
+        params.append(state)
+    if version is not None:
+        where.append("agent_version = ?")
+        params.append(version)
+    rows = conn.execute(
+        f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE {' AND '.join(where)}"  # noqa: S608
+        " ORDER BY id LIMIT ? OFFSET ?",
+        [*params, page.limit, page.offset],
+    ).fetchall()
+    return [GatewayOut.model_validate(_gateway(row)) for row in rows]
+
+
+def gateway_place(conn: sqlite3.Connection, gateway: str) -> tuple[bool, str | None]:
+    """(known, place) of a gateway."""
+    row = conn.execute("SELECT place FROM gateways WHERE id = ?", (gateway,)).fetchone()
+    return (False, None) if row is None else (True, row[0])
+
+
+def gateway_transitions(conn: sqlite3.Connection, gateway: str, page: Page) -> list[TransitionOut]:
+    rows = conn.execute(
+        "SELECT from_state, to_state, reason, at_ms FROM gateway_transitions"
+        " WHERE gateway = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+        (gateway, page.limit, page.offset),
+    ).fetchall()
+    return [TransitionOut.model_validate(dict(t)) for t in rows]
+
+
+def device_transitions(
+    conn: sqlite3.Connection, gateway: str, device: str, page: Page
+) -> list[TransitionOut]:
+    rows = conn.execute(
+        "SELECT from_state, to_state, reason, at_ms FROM device_transitions"
+        " WHERE gateway = ? AND device = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+        (gateway, device, page.limit, page.offset),
+    ).fetchall()
+    return [TransitionOut.model_validate(dict(t)) for t in rows]
 
 
 def get_gateway(conn: sqlite3.Connection, gateway: str) -> GatewayDetail | None:
@@ -110,7 +194,7 @@ def get_gateway(conn: sqlite3.Connection, gateway: str) -> GatewayDetail | None:
     devices = conn.execute(
         "SELECT name FROM devices WHERE gateway = ? ORDER BY name", (gateway,)
     ).fetchall()
-    fields = dict(row)
+    fields = _gateway(row)
     health = health_of(fields.pop("health_json"))
     return GatewayDetail(
         **fields,
@@ -134,26 +218,58 @@ def readings_stored(conn: sqlite3.Connection) -> int:
 
 def _device(row: sqlite3.Row) -> DeviceOut:
     fields = dict(row)
+    fields.pop("place", None)
+    fields["maintenance"] = bool(fields["maintenance"])
     return DeviceOut(id=device_id(fields["gateway"], fields["name"]), **fields)
 
 
 _DEVICE_COLUMNS = (
-    "gateway, name, state, last_seq, last_ts_ms, last_metric, last_value, last_unit,"
-    " last_quality, updated_ms"
+    "d.gateway, d.name, d.family, d.health_state, d.health_reason, d.health_since_ms,"
+    " d.maintenance, d.last_good_ms, d.state, d.last_seq, d.last_ts_ms, d.last_metric,"
+    " d.last_value, d.last_unit, d.last_quality, d.updated_ms, g.place"
 )
 
 
-def list_devices(conn: sqlite3.Connection, gateway: str | None = None) -> list[DeviceOut]:
-    if gateway is None:
-        rows = conn.execute(
-            f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY gateway, name"  # noqa: S608
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE gateway = ? ORDER BY name",  # noqa: S608
-            (gateway,),
-        ).fetchall()
+def list_devices(
+    conn: sqlite3.Connection,
+    gateway: str | None = None,
+    *,
+    scope: str | None = None,
+    place: str | None = None,
+    state: str | None = None,
+    family: str | None = None,
+    page: Page = Page(limit=1000),
+) -> list[DeviceOut]:
+    where, params = ["1"], []
+    if gateway is not None:
+        where.append("d.gateway = ?")
+        params.append(gateway)
+    for subtree in (scope, place):
+        if subtree is not None:
+            clause, more = subtree_clause("g.place", subtree)
+            where.append(clause)
+            params += more
+    if state is not None:
+        where.append("d.health_state = ?")
+        params.append(state)
+    if family is not None:
+        where.append("d.family = ?")
+        params.append(family)
+    rows = conn.execute(
+        f"SELECT {_DEVICE_COLUMNS} FROM devices d LEFT JOIN gateways g ON g.id = d.gateway"  # noqa: S608
+        f" WHERE {' AND '.join(where)} ORDER BY d.gateway, d.name LIMIT ? OFFSET ?",
+        [*params, page.limit, page.offset],
+    ).fetchall()
     return [_device(row) for row in rows]
+
+
+def get_device(conn: sqlite3.Connection, gateway: str, name: str) -> DeviceOut | None:
+    row = conn.execute(
+        f"SELECT {_DEVICE_COLUMNS} FROM devices d LEFT JOIN gateways g ON g.id = d.gateway"  # noqa: S608
+        " WHERE d.gateway = ? AND d.name = ?",
+        (gateway, name),
+    ).fetchone()
+    return _device(row) if row else None
 
 
 def device_readings(

@@ -25,6 +25,14 @@ class Router:
         self._places = dict(gateway_places)
         self._cache: dict[str, tuple[str, ...]] = {}
 
+    def set_place(self, gateway: str, place: str | None) -> None:
+        """A gateway's place changed (registry): route its next readings by the new place."""
+        if place is None:
+            self._places.pop(gateway, None)
+        else:
+            self._places[gateway] = place
+        self._cache.pop(gateway, None)
+
     def place_of(self, gateway: str) -> str | None:
         return self._places.get(gateway)
 

@@ -112,22 +112,153 @@ def _outbox(db: Database) -> None:
     db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
 
 
-@migrations(name="0004_risk_and_alerts")
-def _risk_and_alerts(db: Database) -> None:
+@migrations(name="0004_fleet_management")
+def _fleet_management(db: Database) -> None:
+    """Registry, device health, access, commands, versioned config, broker credentials."""
+    for column in (
+        "source TEXT NOT NULL DEFAULT 'seen'",  # 'config', 'api' or 'seen' (traffic only)
+        "label TEXT",
+        "created_ms INTEGER",
+        "clock_skew_ms INTEGER",  # heartbeat ts_ms minus the controller's receive time
+        "reported_config_hash TEXT",
+        "degraded_reasons TEXT",
+    ):
+        db.execute(f"ALTER TABLE gateways ADD COLUMN {column}")
+    for column in (
+        "family TEXT",
+        "maintenance INTEGER NOT NULL DEFAULT 0",
+        "health_state TEXT NOT NULL DEFAULT 'unknown'",
+        "health_reason TEXT",
+        "health_since_ms INTEGER",
+        "last_good_ms INTEGER",
+    ):
+        db.execute(f"ALTER TABLE devices ADD COLUMN {column}")
+    db.execute(
+        """
+        CREATE TABLE device_transitions (
+            id INTEGER PRIMARY KEY,
+            gateway TEXT NOT NULL,
+            device TEXT NOT NULL,
+            from_state TEXT NOT NULL,
+            to_state TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at_ms INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX device_transitions_device ON device_transitions (gateway, device, id)")
+    db.execute(
+        """
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            place TEXT,
+            created_ms INTEGER NOT NULL,
+            revoked_ms INTEGER
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            place TEXT,
+            detail TEXT NOT NULL,
+            outcome TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE commands (
+            id TEXT PRIMARY KEY,
+            gateway TEXT NOT NULL,
+            type TEXT NOT NULL,
+            args_json TEXT NOT NULL,
+            state TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            actor TEXT NOT NULL,
+            actor_role TEXT NOT NULL,
+            place TEXT,
+            created_ms INTEGER NOT NULL,
+            deadline_ms INTEGER NOT NULL,
+            published_ms INTEGER,
+            delivered_ms INTEGER,
+            finished_ms INTEGER
+        )
+        """
+    )
+    db.execute("CREATE INDEX commands_gateway_state ON commands (gateway, state)")
+    db.execute(
+        """
+        CREATE TABLE gateway_configs (
+            gateway TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            config_json TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            PRIMARY KEY (gateway, version)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE places (
+            path TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            level TEXT NOT NULL,
+            created_ms INTEGER NOT NULL
+        )
+        """
+    )
     db.execute(
         """
         CREATE TABLE risk_points (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
-            category TEXT NOT NULL,
             place TEXT NOT NULL,
-            colour TEXT NOT NULL DEFAULT 'green',
-            colour_since_ms INTEGER,
-            blind_devices TEXT NOT NULL DEFAULT '[]',
-            rules_json TEXT NOT NULL
+            category TEXT NOT NULL,
+            devices_json TEXT NOT NULL DEFAULT '[]',
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
         )
         """
     )
+    db.execute(
+        """
+        CREATE TABLE mqtt_credentials (
+            gateway TEXT PRIMARY KEY,
+            password_line TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            revoked_ms INTEGER
+        )
+        """
+    )
+    db.execute("CREATE INDEX gateways_place ON gateways (place)")
+
+
+@migrations(name="0005_risk_and_alerts")
+def _risk_and_alerts(db: Database) -> None:
+    """The risk engine and the alert chain on the registry's risk points (0004), which a
+    point declared in the config ([[risk_points]]) shares with one registered by the API."""
+    for column in (
+        "colour TEXT NOT NULL DEFAULT 'green'",
+        "colour_since_ms INTEGER",
+        "blind_devices TEXT NOT NULL DEFAULT '[]'",  # devices of the point that went quiet
+        "rules_json TEXT NOT NULL DEFAULT '[]'",  # [wire.risk.MetricRule]; [] is not judged
+        "stale_after_s REAL NOT NULL DEFAULT 300",
+        "source TEXT NOT NULL DEFAULT 'api'",  # 'config' ([[risk_points]]) or 'api'
+    ):
+        db.execute(f"ALTER TABLE risk_points ADD COLUMN {column}")
+    db.execute("CREATE INDEX risk_points_place ON risk_points (place)")
     db.execute(
         """
         CREATE TABLE alerts (

@@ -17,15 +17,49 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
+from controller.access import active_token_count
 from controller.alerts import AlertEngine
 from controller.api import create_app
-from controller.config import ControllerConfig
+from controller.commands import Commands
+from controller.config import AuthMode, ControllerConfig
 from controller.fleet import Fleet
-from controller.health import Clock, HealthTracker, SystemClock
+from controller.health import Clock, DegradationLimits, HealthTracker, SystemClock
 from controller.ingest import IngestRole, MqttIngest, Rejections
+from controller.metrics import Metrics
 from controller.outbox import Outboxes
+from controller.provisioning import Provisioner
 from controller.routing import Router
 from controller.store import Store
+
+# Secrets nobody may run a production controller with.
+DEFAULT_SECRETS = frozenset(
+    {"", "changeme", "change-me", "password", "secret", "admin", "edgewatch"}
+)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class StartupRefusedError(RuntimeError):
+    """The controller will not start as configured; the message says what to change."""
+
+
+def refusal(config: ControllerConfig, active_tokens: int) -> str | None:
+    """Why this config must not run (None: it may)."""
+    if config.api.auth is AuthMode.DEMO:
+        if config.http.host not in LOOPBACK_HOSTS:
+            return (
+                f'[api] auth = "demo" serves the API without tokens: only on loopback,'
+                f" not on http.host = {config.http.host!r}"
+            )
+        return None
+    if active_tokens == 0:
+        return (
+            '[api] auth = "tokens" but the database has no API token: create one with'
+            f" 'edgewatch controller token create --role admin --db {config.storage.path}'"
+        )
+    if config.mqtt.username is not None and (config.mqtt.password or "") in DEFAULT_SECRETS:
+        return "mqtt.password is empty or a default secret: set a real one"
+    return None
+
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +127,15 @@ class Controller:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.store = Store(config.storage.path)
+        health = config.health
         self.tracker = HealthTracker(
-            heartbeat_misses=config.health.heartbeat_misses,
-            default_heartbeat_interval_s=config.health.default_heartbeat_interval_s,
+            heartbeat_misses=health.heartbeat_misses,
+            default_heartbeat_interval_s=health.default_heartbeat_interval_s,
+            limits=DegradationLimits(
+                clock_skew_max_s=health.clock_skew_max_s,
+                backlog_max_age_s=health.backlog_max_age_s,
+                disk_low_bytes=health.disk_low_bytes,
+            ),
             clock=self.clock,
         )
         self.router = Router(config.centers, config.gateway_places())
@@ -104,17 +144,40 @@ class Controller:
             config=config, store=self.store, clock=self.clock, notify=self.outboxes.notify_priority
         )
         self.fleet = Fleet(
-            store=self.store, tracker=self.tracker, router=self.router, alerts=self.alerts
+            store=self.store,
+            tracker=self.tracker,
+            router=self.router,
+            alerts=self.alerts,
+            device_stale_after_s=health.device_stale_after_s,
         )
         self.rejections = Rejections()
+        self.metrics = Metrics()
+        self.provisioner = Provisioner(config.broker, config.mqtt)
         # While the controller itself is cut off from the broker it cannot judge gateways:
         # the health check pauses, and every gateway gets a fresh timeout on reconnect.
         self.ingest = MqttIngest(
-            config.mqtt, self.fleet, rejections=self.rejections, on_subscribed=self.tracker.grace
+            config.mqtt,
+            self.fleet,
+            rejections=self.rejections,
+            on_subscribed=self.tracker.grace,
+            counter=self.metrics,
         )
         self.backlog_ingest = MqttIngest(
-            config.mqtt, self.fleet, rejections=self.rejections, role=IngestRole.BACKLOG
+            config.mqtt,
+            self.fleet,
+            rejections=self.rejections,
+            role=IngestRole.BACKLOG,
+            counter=self.metrics,
         )
+        self.commands = Commands(
+            store=self.store,
+            tracker=self.tracker,
+            publish=self.ingest.publish,
+            clock=self.clock,
+            tick_s=min(0.2, health.check_interval_s),
+        )
+        self.fleet.on_gateway_alive.append(self.commands.gateway_alive)
+        self.fleet.on_command_result = self.commands.on_result
         self.api = ApiServer(create_app(self), config.http.host, config.http.port)
         self._ticker_stop = threading.Event()
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
@@ -138,8 +201,13 @@ class Controller:
         with ExitStack() as stack:
             self.store.start()
             stack.callback(self.store.stop)
+            problem = refusal(self.config, self.store.read(active_token_count))
+            if problem is not None:
+                raise StartupRefusedError(f"edgewatch controller refuses to start: {problem}")
             self.fleet.load(self.config.gateway_places())
             self.alerts.load()
+            if self.provisioner.enabled:
+                self.store.read(self.provisioner.sync)
             self.outboxes.start()
             stack.callback(self.outboxes.stop)
             self._start_ticker()
@@ -148,6 +216,8 @@ class Controller:
             stack.callback(self.backlog_ingest.stop)
             self.ingest.start()
             stack.callback(self.ingest.stop)
+            self.commands.start()
+            stack.callback(self.commands.stop)
             self.api.start()
             stack.callback(self.api.stop)
             self._stack = stack.pop_all()

@@ -94,14 +94,23 @@ _INSERT_READING = (
 )
 _UPSERT_DEVICE = """
 INSERT INTO devices (gateway, name, last_seq, last_ts_ms, last_metric, last_value, last_unit,
-                     last_quality, first_seen_ms, updated_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     last_quality, first_seen_ms, updated_ms, last_good_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (gateway, name) DO UPDATE SET
-    last_seq = excluded.last_seq, last_ts_ms = excluded.last_ts_ms,
-    last_metric = excluded.last_metric, last_value = excluded.last_value,
-    last_unit = excluded.last_unit, last_quality = excluded.last_quality,
-    updated_ms = excluded.updated_ms
-WHERE excluded.last_seq > coalesce(devices.last_seq, 0)
+    last_seq = CASE WHEN excluded.last_seq > coalesce(devices.last_seq, 0)
+                    THEN excluded.last_seq ELSE devices.last_seq END,
+    last_ts_ms = CASE WHEN excluded.last_seq > coalesce(devices.last_seq, 0)
+                      THEN excluded.last_ts_ms ELSE devices.last_ts_ms END,
+    last_metric = CASE WHEN excluded.last_seq > coalesce(devices.last_seq, 0)
+                       THEN excluded.last_metric ELSE devices.last_metric END,
+    last_value = CASE WHEN excluded.last_seq > coalesce(devices.last_seq, 0)
+                      THEN excluded.last_value ELSE devices.last_value END,
+    last_unit = CASE WHEN excluded.last_seq > coalesce(devices.last_seq, 0)
+                     THEN excluded.last_unit ELSE devices.last_unit END,
+    last_quality = CASE WHEN excluded.last_seq > coalesce(devices.last_seq, 0)
+                        THEN excluded.last_quality ELSE devices.last_quality END,
+    updated_ms = excluded.updated_ms,
+    last_good_ms = max(coalesce(devices.last_good_ms, 0), coalesce(excluded.last_good_ms, 0))
 """
 
 
@@ -340,9 +349,12 @@ def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
             (center, batch.received_ms, before_id),
         )
     latest: dict[str, wire.Reading] = {}
+    good_ms: dict[str, int] = {}
     for r in batch.readings:
         if r.device not in latest or r.seq > latest[r.device].seq:
             latest[r.device] = r
+        if r.quality is wire.Quality.GOOD and r.ts_ms > good_ms.get(r.device, 0):
+            good_ms[r.device] = r.ts_ms
     conn.executemany(
         _UPSERT_DEVICE,
         [
@@ -357,6 +369,7 @@ def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
                 r.quality.value,
                 batch.received_ms,
                 batch.received_ms,
+                good_ms.get(r.device),
             )
             for r in latest.values()
         ],

@@ -131,6 +131,11 @@ class Mosquitto:
         wait_until(lambda: not port_accepts(self.host, self.port), timeout_s=5)
 
     @property
+    def pid(self) -> int | None:
+        """The broker's process id (e.g. for a reload command that sends SIGHUP)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

@@ -63,6 +63,8 @@ def controller_config(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n',
         f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n',
         f'[storage]\npath = "{db}"\n',
+        # One machine, loopback only: no API tokens (production refuses this mode).
+        '[api]\nauth = "demo"\n',
     ]
     for gateway_id, place in GATEWAYS.items():
         lines.append(f'[[gateways]]\nid = "{gateway_id}"\nplace = "{place}"\n')

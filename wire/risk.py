@@ -201,16 +201,46 @@ class RiskEvaluator:
     """Colours of risk points from readings; not thread-safe (callers hold a lock)."""
 
     def __init__(self, points: Sequence[RiskPointRules] | RuleSet) -> None:
-        rules = points.points if isinstance(points, RuleSet) else points
-        self._points = {p.id: _PointState(p, [_MetricState(m) for m in p.metrics]) for p in rules}
+        self._points: dict[str, _PointState] = {}
         self._by_input: dict[tuple[str, str], list[tuple[_PointState, _MetricState]]] = {}
+        self._maintenance: set[str] = set()
+        self._last_good_ms: dict[str, int] = {}
+        self.set_points(points.points if isinstance(points, RuleSet) else points, now_ms=0)
+
+    def set_points(self, points: Iterable[RiskPointRules], *, now_ms: int) -> list[Event]:
+        """Replace the rules (a point added, changed or removed while running).
+
+        A metric whose rule is unchanged keeps its readings and colour, and a point keeps
+        its colour until the next reading or tick re-judges it. Returns the blind spots that
+        end because their device (or point) is no longer watched.
+        """
+        before, self._points = self._points, {}
+        for rules in points:
+            old = before.pop(rules.id, None)
+            if old is not None and old.rules == rules:
+                self._points[rules.id] = old
+                continue
+            kept: dict[MetricRule, _MetricState] = {}
+            for state in old.metrics if old is not None else []:
+                kept.setdefault(state.rule, state)
+            metrics = [kept.pop(m) if m in kept else _MetricState(m) for m in rules.metrics]
+            point = _PointState(rules, metrics)
+            if old is not None:
+                point.colour = old.colour
+                devices = {m.device for m in rules.metrics}
+                point.blind = old.blind & devices
+                before[rules.id] = _PointState(old.rules, [], blind=old.blind - devices)
+            self._points[rules.id] = point
+        self._by_input = {}
         for point in self._points.values():
             for state in point.metrics:
                 key = (state.rule.device, state.rule.metric)
                 self._by_input.setdefault(key, []).append((point, state))
-        self._maintenance: set[str] = set()
-        self._last_good_ms: dict[str, int] = {}
-        self._devices = {m.device for p in rules for m in p.metrics}
+        return [  # what is left of the old points: devices nobody watches any longer
+            BlindSpot(pid, device, False, self._last_good_ms.get(device), now_ms)
+            for pid, gone in before.items()
+            for device in sorted(gone.blind)
+        ]
 
     @property
     def points(self) -> dict[str, RiskPointRules]:

@@ -73,6 +73,19 @@ CATEGORY_PRESETS: dict[Category, str] = {
 }
 
 
+# The metrics a category's default rules watch on each of a point's devices, named as the
+# drivers' documented samples name them (drivers/*/README.md). A point registered without
+# rules of its own gets one rule per device and metric, with the category's preset. Water
+# level has no default: its thresholds are the river section's own levels.
+CATEGORY_METRICS: dict[Category, tuple[str, ...]] = {
+    Category.RAINFALL: ("rain_mm",),
+    Category.SLOPE: ("displacement_mm",),
+    Category.GAS: ("gas_lel_pct",),
+    Category.FIRE: ("smoke_alarm",),
+    Category.BRIDGE: ("tilt_x_deg", "tilt_y_deg"),
+}
+
+
 class PresetError(ValueError):
     """A preset that does not exist, or lacks its parameters."""
 
@@ -129,3 +142,22 @@ def build_rule(
     if "thresholds" not in fields:
         raise PresetError(f"{device}/{metric}: give a preset or thresholds")
     return MetricRule.model_validate({"device": device, "metric": metric, **fields})
+
+
+def default_rules(category: Category, devices: list[str]) -> list[MetricRule]:
+    """The category's preset on each device's usual metrics (``CATEGORY_METRICS``)."""
+    if not devices:
+        return []
+    metrics = CATEGORY_METRICS.get(category)
+    if metrics is None:
+        why = (
+            "its thresholds are the river section's warning_level and guarantee_level"
+            if category is Category.WATER_LEVEL
+            else "it has no preset"
+        )
+        raise PresetError(f"category {category.value!r} has no default rules ({why}): give metrics")
+    return [
+        build_rule(device=device, metric=metric, category=category)
+        for device in devices
+        for metric in metrics
+    ]

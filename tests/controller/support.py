@@ -83,9 +83,11 @@ def config_for(
     gateways: dict[str, str] | None = None,
     centers: list[dict[str, str]] | None = None,
     health: dict[str, Any] | None = None,
+    auth: str = "demo",
     extra: dict[str, Any] | None = None,
 ) -> ControllerConfig:
     data: dict[str, Any] = {
+        "api": {"auth": auth},
         "mqtt": {"host": broker.host, "port": broker.port, "keepalive_s": 5},
         "http": {"host": "127.0.0.1", "port": 0},
         "storage": {"path": str(tmp_path / "controller.db")},
@@ -136,17 +138,27 @@ def offline(session: int) -> wire.Status:
     return wire.Status(state=wire.GatewayState.OFFLINE, session=session, ts_ms=now_ms())
 
 
-def health(session: int, heartbeat_interval_s: float) -> wire.Health:
+def health(
+    session: int,
+    heartbeat_interval_s: float,
+    *,
+    ts_ms: int | None = None,
+    devices: dict[str, wire.DeviceHealth] | None = None,
+    **extra: Any,
+) -> wire.Health:
     return wire.Health(
         session=session,
-        ts_ms=now_ms(),
+        ts_ms=now_ms() if ts_ms is None else ts_ms,
         uptime_s=1.0,
         heartbeat_interval_s=heartbeat_interval_s,
         buffer_rows=0,
         buffer_bytes=0,
         oldest_unsent_age_s=0.0,
         last_seq=0,
-        devices={"gauge-1": wire.DeviceHealth(state="ok", reads_ok=3)},
+        devices=(
+            {"gauge-1": wire.DeviceHealth(state="ok", reads_ok=3)} if devices is None else devices
+        ),
+        **extra,
     )
 
 

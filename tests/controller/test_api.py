@@ -19,7 +19,7 @@ def test_gateways_lists_configured_gateways_before_they_speak(client: httpx.Clie
         ("gw-a", "cq/yuzhong/jiefangbei", "unknown")
     ]
     assert get_json(client, "/api/v1/summary") == {
-        "gateways": {"unknown": 1, "online": 0, "offline": 0},
+        "gateways": {"unknown": 1, "online": 0, "degraded": 0, "offline": 0},
         "readings_stored": 0,
         "centers": {},
         "rejected": {},

@@ -32,6 +32,7 @@ def test_run_serves_the_api_and_stops_on_sigterm(tmp_path: Path, mosquitto: Mosq
     path = tmp_path / "controller.toml"
     path.write_text(
         f'[mqtt]\nport = {mosquitto.port}\n[http]\nport = 0\n[storage]\npath = "c.db"\n'
+        '[api]\nauth = "demo"\n'
         '[[gateways]]\nid = "gw-1"\nplace = "cq/yuzhong"\n'
     )
     process = subprocess.Popen(

@@ -49,7 +49,10 @@ def test_timeout_after_three_intervals_from_the_birth() -> None:
 def test_heartbeats_and_data_keep_it_online_and_the_health_interval_wins() -> None:
     health_tracker, clock = tracker()
     health_tracker.on_status("gw", birth(1, heartbeat_interval_s=1.0))
-    assert health_tracker.on_health("gw", health(1, heartbeat_interval_s=10.0)) is None
+    assert (
+        health_tracker.on_health("gw", health(1, heartbeat_interval_s=10.0, ts_ms=clock.wall_ms()))
+        is None
+    )
     clock.now_s += 25
     assert health_tracker.on_data("gw", 1) is None
     clock.now_s += 29
@@ -63,7 +66,7 @@ def test_traffic_returns_a_timed_out_gateway_but_not_one_that_said_goodbye() -> 
     health_tracker.on_status("gw", birth(1))
     clock.now_s += 16
     health_tracker.check()
-    back = health_tracker.on_health("gw", health(1, 5.0))
+    back = health_tracker.on_health("gw", health(1, 5.0, ts_ms=clock.wall_ms()))
     assert back is not None
     assert back.reason == "heartbeat resumed (session 1)"
 
@@ -93,3 +96,55 @@ def test_restored_online_gateway_gets_a_full_timeout_of_grace() -> None:
     clock.now_s += 2.9
     assert health_tracker.check() == []
     assert health_tracker.on_status("gw", offline(3)) == (StatusVerdict.STALE, None)
+
+
+DEGRADED = GatewayHealthState.DEGRADED
+
+
+def test_a_failing_device_degrades_and_recovery_brings_it_back() -> None:
+    health_tracker, clock = tracker()
+    health_tracker.on_status("gw", birth(1))
+    failing = {"gauge-1": wire.DeviceHealth(state="failing", consecutive_failures=5)}
+    down = health_tracker.on_health("gw", health(1, 5.0, ts_ms=clock.wall_ms(), devices=failing))
+    assert down is not None
+    assert (down.from_state, down.to_state) == (ONLINE, DEGRADED)
+    assert down.reason == "devices failing: gauge-1"
+    again = health_tracker.on_health("gw", health(1, 5.0, ts_ms=clock.wall_ms(), devices=failing))
+    assert again is None  # the same trouble: no new transition
+    # A device in maintenance does not count.
+    assert (
+        health_tracker.on_health(
+            "gw",
+            health(1, 5.0, ts_ms=clock.wall_ms(), devices=failing),
+            ignore_devices=frozenset({"gauge-1"}),
+        )
+        is not None
+    )
+    assert health_tracker.state_of("gw") is ONLINE
+
+
+def test_clock_skew_backlog_and_disk_are_reasons() -> None:
+    health_tracker, clock = tracker()
+    health_tracker.on_status("gw", birth(1))
+    late = health(1, 5.0, ts_ms=clock.wall_ms() - 42_000, disk_free_bytes=10)
+    late = late.model_copy(update={"oldest_unsent_age_s": 600.0, "buffer_rows": 9000})
+    moved = health_tracker.on_health("gw", late)
+    assert moved is not None
+    assert moved.to_state is DEGRADED
+    assert "backlog growing: oldest unsent reading 600 s old (9000 rows buffered)" in moved.reason
+    assert "disk low: 10 bytes free" in moved.reason
+    assert "clock skewed: -42.0 s" in moved.reason
+    clock.now_s += 16
+    [timeout] = health_tracker.check()
+    assert (timeout.from_state, timeout.to_state) == (DEGRADED, OFFLINE)
+
+
+def test_a_gateway_that_returns_degraded_is_one_transition() -> None:
+    health_tracker, clock = tracker()
+    health_tracker.on_status("gw", birth(1))
+    clock.now_s += 16
+    health_tracker.check()
+    skewed = health(1, 5.0, ts_ms=clock.wall_ms() + 30_000)
+    back = health_tracker.on_health("gw", skewed)
+    assert back is not None
+    assert (back.from_state, back.to_state) == (OFFLINE, DEGRADED)

@@ -1,0 +1,158 @@
+"""Device health, judged from the device's own evidence only, apart from I/O.
+
+- ``maintenance``: an admin state set by an operator; it wins over everything and
+  suppresses alarms while a technician works;
+- ``unreachable``: its gateway is offline (one gateway event, no alarm per device);
+- ``failing``: the agent reports N consecutive read errors;
+- ``stale``: no good reading for ``stale_after_s`` (or the agent says so);
+- ``ok``: a recent good reading.
+
+Gateway traffic never makes a device look alive: freshness comes only from the device's
+good readings (its own last good timestamp), never from the heartbeat that carried them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+import wire
+
+log = logging.getLogger(__name__)
+
+
+class DeviceHealthState(StrEnum):
+    UNKNOWN = "unknown"  # seen, but no good reading yet
+    OK = "ok"
+    FAILING = "failing"
+    STALE = "stale"
+    UNREACHABLE = "unreachable"
+    MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvidence:
+    maintenance: bool
+    gateway_alive: bool
+    reported: wire.DeviceHealth | None  # from the latest heartbeat, if it named the device
+    last_good_ms: int | None  # newest good reading's source time (readings or heartbeat)
+
+
+def judge_device(
+    evidence: DeviceEvidence, *, now_ms: int, stale_after_s: float
+) -> tuple[DeviceHealthState, str]:
+    """The device's state and the reason, from its evidence alone."""
+    if evidence.maintenance:
+        return DeviceHealthState.MAINTENANCE, "maintenance (set by an operator)"
+    if not evidence.gateway_alive:
+        return DeviceHealthState.UNREACHABLE, "gateway offline"
+    reported = evidence.reported
+    if reported is not None and reported.state == "failing":
+        error = f": {reported.last_error}" if reported.last_error else ""
+        return (
+            DeviceHealthState.FAILING,
+            f"{reported.consecutive_failures} consecutive read errors{error}",
+        )
+    last_good_ms = evidence.last_good_ms
+    if reported is not None and reported.last_good_ms is not None:
+        last_good_ms = max(last_good_ms or 0, reported.last_good_ms)
+    if reported is not None and reported.state == "stale":
+        return DeviceHealthState.STALE, "the agent reports no good reading for 3 poll intervals"
+    if last_good_ms is None:
+        return DeviceHealthState.UNKNOWN, "no good reading yet"
+    age_s = (now_ms - last_good_ms) / 1000
+    if age_s > stale_after_s:
+        return DeviceHealthState.STALE, f"no good reading for {age_s:.0f} s"
+    return DeviceHealthState.OK, "good readings"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTransition:
+    gateway: str
+    device: str
+    from_state: DeviceHealthState
+    to_state: DeviceHealthState
+    reason: str
+    at_ms: int
+
+
+def reevaluate_devices(
+    conn: sqlite3.Connection,
+    gateway: str,
+    *,
+    gateway_alive: bool,
+    reported: Mapping[str, wire.DeviceHealth] | None,
+    now_ms: int,
+    stale_after_s: float,
+) -> list[DeviceTransition]:
+    """Judge every device of ``gateway`` (writer thread), store and return the transitions.
+
+    ``reported`` is the latest heartbeat's device map, or None when there is no new heartbeat
+    (a gateway transition or a maintenance change): then the stored agent state is used.
+    """
+    rows = conn.execute(
+        "SELECT name, state, maintenance, health_state, last_good_ms FROM devices"
+        " WHERE gateway = ?",
+        (gateway,),
+    ).fetchall()
+    transitions: list[DeviceTransition] = []
+    for name, agent_state, maintenance, current, last_good_ms in rows:
+        device_report = reported.get(name) if reported is not None else None
+        if device_report is None and agent_state:
+            device_report = wire.DeviceHealth(state=agent_state)
+        state, reason = judge_device(
+            DeviceEvidence(
+                maintenance=bool(maintenance),
+                gateway_alive=gateway_alive,
+                reported=device_report,
+                last_good_ms=last_good_ms,
+            ),
+            now_ms=now_ms,
+            stale_after_s=stale_after_s,
+        )
+        if state.value == current:
+            continue
+        transition = DeviceTransition(
+            gateway, name, DeviceHealthState(current), state, reason, now_ms
+        )
+        transitions.append(transition)
+        conn.execute(
+            "UPDATE devices SET health_state = ?, health_reason = ?, health_since_ms = ?"
+            " WHERE gateway = ? AND name = ?",
+            (state.value, reason, now_ms, gateway, name),
+        )
+    if transitions:
+        conn.executemany(
+            "INSERT INTO device_transitions (gateway, device, from_state, to_state, reason, at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (t.gateway, t.device, t.from_state.value, t.to_state.value, t.reason, t.at_ms)
+                for t in transitions
+            ],
+        )
+        _log(gateway, transitions)
+    return transitions
+
+
+def _log(gateway: str, transitions: list[DeviceTransition]) -> None:
+    """Once per change; devices made unreachable by their gateway share one line."""
+    unreachable = [t for t in transitions if t.to_state is DeviceHealthState.UNREACHABLE]
+    if unreachable:
+        log.info(
+            "gateway %s offline: %d device(s) unreachable (one gateway event, no device alarms)",
+            gateway,
+            len(unreachable),
+        )
+    for t in transitions:
+        if t.to_state is not DeviceHealthState.UNREACHABLE:
+            log.info(
+                "device %s.%s: %s -> %s (%s)",
+                gateway,
+                t.device,
+                t.from_state.value,
+                t.to_state.value,
+                t.reason,
+            )

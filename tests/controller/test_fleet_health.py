@@ -1,0 +1,107 @@
+"""Health end to end: degraded with reasons, device states, one event per gateway outage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+import wire
+from controller.service import Controller
+from edgewatch.waiting import wait_until
+from tests.controller.support import Publisher, batch, birth, get_json, health, now_ms, offline
+
+STATUS = wire.topic_for("gw-a", wire.TopicKind.STATUS)
+HEALTH = wire.topic_for("gw-a", wire.TopicKind.HEALTH)
+READINGS = wire.topic_for("gw-a", wire.TopicKind.READINGS)
+
+
+def gateway(client: httpx.Client) -> dict[str, Any]:
+    found: dict[str, Any] = get_json(client, "/api/v1/gateways/gw-a")
+    return found
+
+
+def device(client: httpx.Client, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = get_json(client, f"/api/v1/devices/gw-a.{name}")
+    return found
+
+
+def test_degraded_with_reasons_skew_shown_and_device_states(
+    controller: Controller, publisher: Publisher, client: httpx.Client
+) -> None:
+    publisher.publish(STATUS, birth(1), retain=True)
+    devices = {
+        "gauge-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms()),
+        "rain-1": wire.DeviceHealth(
+            state="failing", consecutive_failures=4, last_error="timeout after 0.3 s"
+        ),
+        # The heartbeat says "ok", but its last good reading is an hour old: the heartbeat
+        # itself (gateway traffic) does not make the device look alive.
+        "slope-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms() - 3_600_000),
+    }
+    publisher.publish(HEALTH, health(1, 5.0, ts_ms=now_ms() + 30_000, devices=devices))
+    wait_until(lambda: gateway(client)["state"] == "degraded", timeout_s=5, message="degraded")
+    found = gateway(client)
+    assert found["degraded_reasons"][0] == "devices failing: rain-1"
+    assert found["degraded_reasons"][1].startswith("clock skewed: +")
+    assert 29_000 < found["clock_skew_ms"] < 31_000
+    assert device(client, "gauge-1")["health_state"] == "ok"
+    failing = device(client, "rain-1")
+    assert failing["health_state"] == "failing"
+    assert failing["health_reason"] == "4 consecutive read errors: timeout after 0.3 s"
+    stale = device(client, "slope-1")
+    assert stale["health_state"] == "stale"
+    assert stale["health_reason"].startswith("no good reading for 3600 s")
+    failing_only = get_json(client, "/api/v1/devices", params={"state": "failing"})
+    assert [d["id"] for d in failing_only] == ["gw-a.rain-1"]
+
+
+def test_gateway_offline_makes_devices_unreachable_with_one_gateway_event(
+    controller: Controller, publisher: Publisher, client: httpx.Client
+) -> None:
+    publisher.publish(STATUS, birth(1), retain=True)
+    publisher.publish(READINGS, batch(range(1, 4), base_ts_ms=now_ms()))
+    publisher.publish(READINGS, batch(range(4, 7), device="gauge-2", base_ts_ms=now_ms()))
+    publisher.publish(HEALTH, health(1, 5.0, devices={}))
+    wait_until(
+        lambda: [d["health_state"] for d in get_json(client, "/api/v1/devices")] == ["ok", "ok"],
+        timeout_s=5,
+        message="both devices ok from their own readings",
+    )
+    publisher.publish(STATUS, offline(1), retain=True)
+    wait_until(
+        lambda: {d["health_state"] for d in get_json(client, "/api/v1/devices")} == {"unreachable"},
+        timeout_s=5,
+        message="devices unreachable",
+    )
+    history = get_json(client, "/api/v1/gateways/gw-a/history")
+    assert [(t["from_state"], t["to_state"]) for t in history] == [
+        ("online", "offline"),
+        ("unknown", "online"),
+    ]
+    device_history = get_json(client, "/api/v1/devices/gw-a.gauge-2/history")
+    assert device_history[0]["to_state"] == "unreachable"
+    assert device_history[0]["reason"] == "gateway offline"
+    assert device_history[1]["to_state"] == "ok"
+
+    # Back online: devices are judged again from their own evidence.
+    publisher.publish(STATUS, birth(2), retain=True)
+    wait_until(
+        lambda: {d["health_state"] for d in get_json(client, "/api/v1/devices")} == {"ok"},
+        timeout_s=5,
+        message="devices ok again",
+    )
+
+
+def test_maintenance_wins_and_is_not_degradation(
+    controller: Controller, publisher: Publisher, client: httpx.Client
+) -> None:
+    publisher.publish(STATUS, birth(1), retain=True)
+    failing = {"gauge-1": wire.DeviceHealth(state="failing", consecutive_failures=9)}
+    publisher.publish(HEALTH, health(1, 5.0, devices=failing))
+    wait_until(lambda: gateway(client)["state"] == "degraded", timeout_s=5, message="degraded")
+    patched = client.patch("/api/v1/devices/gw-a.gauge-1", json={"maintenance": True})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["health_state"] == "maintenance"
+    publisher.publish(HEALTH, health(1, 5.0, devices=failing))
+    wait_until(lambda: gateway(client)["state"] == "online", timeout_s=5, message="online")
