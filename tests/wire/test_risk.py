@@ -21,7 +21,7 @@ from wire.risk import (
     Thresholds,
     worst,
 )
-from wire.risk_presets import PresetError, build_rule
+from wire.risk_presets import PresetError, build_rule, default_rules
 
 T0 = 1_700_000_000_000
 LEVELS = Thresholds(blue=10, yellow=20, orange=30, red=40)
@@ -238,3 +238,41 @@ def test_presets() -> None:
     assert tilt.absolute
     smoke = build_rule(device="gw.d", metric="alarm", category=Category.FIRE)
     assert smoke.thresholds.colour_for(1) is Colour.RED
+
+
+def test_rules_replaced_while_running_keep_the_state_of_unchanged_metrics() -> None:
+    level, gas = rule(), rule(device="gw.d2", metric="lel", thresholds=Thresholds(red=50))
+    ev = RiskEvaluator([point(level, stale_after_s=60)])
+    ev.observe("gw.d1", "m", T0, 45)
+    assert ev.colour_of("p1") is Colour.RED
+    # A metric added: the level keeps its reading and colour, nothing is re-raised.
+    assert ev.set_points([point(level, gas, stale_after_s=60)], now_ms=T0 + 1) == []
+    assert ev.colour_of("p1") is Colour.RED
+    assert ev.tick(T0 + 2) == []
+    assert ev.watches("gw.d2", "lel")
+    # The level's device goes quiet, then is dropped from the point: its blind spot ends.
+    ev.observe("gw.d2", "lel", T0 + 60_000, 1)
+    assert [e for e in ev.tick(T0 + 61_000) if isinstance(e, BlindSpot)] == [
+        BlindSpot("p1", "gw.d1", True, T0, T0 + 61_000)
+    ]
+    ended = ev.set_points([point(gas, stale_after_s=60)], now_ms=T0 + 62_000)
+    assert ended == [BlindSpot("p1", "gw.d1", False, T0, T0 + 62_000)]
+    assert not ev.watches("gw.d1", "m")
+    # The point's colour follows its remaining metric at the next tick.
+    (change,) = ev.tick(T0 + 63_000)
+    assert isinstance(change, ColourChange)
+    assert (change.before, change.after) == (Colour.RED, Colour.GREEN)
+    assert ev.set_points([], now_ms=T0 + 64_000) == []
+    assert ev.colours() == {}
+
+
+def test_default_rules_per_category() -> None:
+    (gas,) = default_rules(Category.GAS, ["gw.g1"])
+    assert (gas.device, gas.metric, gas.thresholds.red) == ("gw.g1", "gas_lel_pct", 50)
+    tilts = default_rules(Category.BRIDGE, ["gw.t1"])
+    assert [r.metric for r in tilts] == ["tilt_x_deg", "tilt_y_deg"]
+    assert default_rules(Category.OTHER, []) == []
+    with pytest.raises(PresetError, match=r"warning_level and guarantee_level\): give metrics"):
+        default_rules(Category.WATER_LEVEL, ["gw.l1"])
+    with pytest.raises(PresetError, match="no preset"):
+        default_rules(Category.OTHER, ["gw.x"])
