@@ -60,6 +60,7 @@ def controller_toml(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n',
         f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n',
         f'[storage]\npath = "{db}"\n',
+        '[api]\nauth = "demo"\n',  # no tokens: loopback only, as the demo
         "[forwarding]\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.5\n",
         f'[[gateways]]\nid = "gw-bench"\nplace = "{PLACE}"\n',
         f'[[gateways]]\nid = "gw-backlog"\nplace = "{PLACE}"\n',
