@@ -36,6 +36,7 @@ from controller.api_fleet import devices, gateways
 from controller.api_ops import audit, commands
 from controller.api_registry import registry
 from controller.api_risk import alerts, risk, risk_rules
+from controller.api_risk_points import points
 from controller.api_system import centers, probes, summary
 
 API_PREFIX = "/api/v1"
@@ -81,8 +82,8 @@ def create_app(backend: ApiBackend) -> FastAPI:
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
-    routers = (gateways, devices, registry, commands, audit, centers, summary, risk, risk_rules)
-    for router in (*routers, alerts):
+    routers = (gateways, devices, registry, points, commands, audit, centers, summary)
+    for router in (*routers, risk, risk_rules, alerts):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(probes, prefix=API_PREFIX)
     app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look
