@@ -170,6 +170,11 @@ def test_a_red_reading_reaches_street_district_and_city_once(rig: Rig) -> None:
     assert 'edgewatch_center_delivered_total{center="city-c",tier="city",lane="priority"} 1' in (
         metrics
     )
+    assert 'edgewatch_center_queued{center="city-c",tier="city",lane="readings"}' in metrics
+    assert 'edgewatch_alerts_open{colour="red"} 1' in metrics
+    # One endpoint: the fleet's families beside the forwarding lanes.
+    assert 'edgewatch_mqtt_messages_total{kind="readings"} 2' in metrics
+    assert "# TYPE edgewatch_gateways gauge" in metrics
 
 
 def test_the_lifecycle_with_who_when_and_why(rig: Rig) -> None:
@@ -319,6 +324,12 @@ def test_a_district_center_that_is_down_gets_everything_in_order_when_back(
 
         wait_until(lambda: by_name()["district-c"]["failed_attempts"] >= 1, timeout_s=5)
         assert by_name()["district-c"]["priority_queued"] == 3
+        lanes = {lane["lane"]: lane for lane in by_name()["district-c"]["lanes"]}
+        assert lanes["priority"]["queued"] == 3
+        assert lanes["priority"]["failed_attempts"] >= 1
+        metrics = rig.client.get("/metrics").text
+        failed = 'edgewatch_center_failed_attempts_total{center="district-c",tier="district",'
+        assert failed + 'lane="priority"}' in metrics
         with district:
             rig.wait_actions("district", expected)
             wait_until(lambda: by_name()["district-c"]["priority_queued"] == 0, timeout_s=5)

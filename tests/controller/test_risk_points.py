@@ -105,6 +105,30 @@ def test_a_registered_point_gets_its_categorys_rules_and_raises_alerts(
         assert [a["id"] for a in open_alerts(client, "gas-7")] == [alert["id"]]
 
 
+def test_an_operators_maintenance_silences_a_registered_point(
+    running: Controller, gateway: Gateway
+) -> None:
+    with api(running.api_url) as client:
+        device = {"gateway": "gw-a", "name": "smoke-1", "family": "smoke"}
+        assert client.post("/api/v1/devices", json=device).status_code == 201
+        body = {"id": "hall", "name": "Market hall", "place": STREET, "category": "fire",
+                "devices": ["gw-a.smoke-1"]}  # fmt: skip
+        assert client.post("/api/v1/risk-points", json=body).status_code == 201
+        on = client.patch("/api/v1/devices/gw-a.smoke-1", json={"maintenance": True})
+        assert on.status_code == 200, on.text
+        assert running.alerts.evaluator.in_maintenance("gw-a.smoke-1")
+        gateway.reading("smoke-1", "smoke_alarm", 1)  # a technician's test: nothing raised
+        gateway.reading("gas-9", "gas_lel_pct", 1)  # a barrier: the readings are in
+        wait_until(lambda: running.metrics.snapshot()[1] >= 2, timeout_s=5)
+        assert open_alerts(client, "hall") == []
+        assert (
+            client.patch("/api/v1/devices/gw-a.smoke-1", json={"maintenance": False}).status_code
+            == 200
+        )
+        gateway.reading("smoke-1", "smoke_alarm", 1)
+        wait_until(lambda: open_alerts(client, "hall"), timeout_s=5, message="an alert")
+
+
 def test_rules_given_through_the_api_and_what_is_refused(
     running: Controller, gateway: Gateway
 ) -> None:
