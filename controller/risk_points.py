@@ -11,6 +11,7 @@ config at every start (and removed with it); ``api`` rows are the registry's.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from sqlite_utils import Database
 from controller.config import RiskMetricConfig, RiskPointConfig
 from wire.risk import Category, MetricRule, RiskPointRules
 from wire.risk_presets import PresetError, default_rules
+
+log = logging.getLogger(__name__)
 
 CONFIG = "config"
 API = "api"
@@ -109,19 +112,21 @@ def load_points(conn: sqlite3.Connection) -> StoredPoints:
         "SELECT id, name, category, place, rules_json, stale_after_s FROM risk_points"
     ):
         names[pid] = name
-        metrics = load_rules(rules_json)
-        if not metrics:
-            continue
         try:
             kind = Category(category)
         except ValueError:  # registered before categories were checked
             kind = Category.OTHER
-        rules[pid] = RiskPointRules(
-            id=pid,
-            category=kind,
-            place=place,
-            name=name,
-            stale_after_s=stale_after_s,
-            metrics=metrics,
-        )
+        try:
+            metrics = load_rules(rules_json)
+            if metrics:
+                rules[pid] = RiskPointRules(
+                    id=pid,
+                    category=kind,
+                    place=place,
+                    name=name,
+                    stale_after_s=stale_after_s,
+                    metrics=metrics,
+                )
+        except ValidationError as exc:  # one bad row must not stop the others being judged
+            log.error("risk point %r: stored rules are not valid, not judged: %s", pid, exc)
     return StoredPoints(rules=rules, names=names)

@@ -71,7 +71,9 @@ class Measure(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity: a bound that compares false with everything is no bound, and
+    # JSON (how the rules travel and are stored) cannot carry them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Thresholds(_Model):

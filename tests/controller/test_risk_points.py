@@ -12,10 +12,13 @@ import httpx
 import pytest
 
 import wire
+from controller import risk_points
 from controller.service import Controller
+from controller.store import Store
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from tests.controller.support import Publisher, api, config_for, get_json, now_ms
+from wire.risk import MetricRule, Thresholds
 
 ROOT = Path(__file__).resolve().parents[2]
 STREET = "cq/yuzhong/jiefangbei"
@@ -158,6 +161,14 @@ def test_rules_given_through_the_api_and_what_is_refused(
         unknown = client.post("/api/v1/risk-points", json={**river, "category": "geological"})
         assert unknown.status_code == 422
         assert unknown.json()["detail"][0]["field"] == "body.category"
+        not_a_number = client.post(
+            "/api/v1/risk-points",
+            content=json.dumps({**bad_preset, "metrics": [{**metrics[0], "preset": None,
+                                "thresholds": {"red": float("nan")}}]}),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert not_a_number.status_code == 422
+        assert not_a_number.json()["detail"][0]["field"] == "body.metrics.0.thresholds.red"
         configured = client.patch("/api/v1/risk-points/jfb-river", json={"name": "x"})
         assert configured.status_code == 409
         assert "[[risk_points]]" in configured.json()["detail"]
@@ -189,3 +200,20 @@ def test_the_documented_registration_example(running: Controller) -> None:
         response = client.post("/api/v1/risk-points", json=json.loads(match.group(1)))
         assert response.status_code == 201, response.text
         assert [m["metric"] for m in response.json()["metrics"]] == ["displacement_mm"]
+
+
+def test_a_stored_point_whose_rules_do_not_load_is_skipped_not_fatal(tmp_path: Path) -> None:
+    good = risk_points.dump_rules(
+        [MetricRule(device="gw-a.g", metric="m", thresholds=Thresholds(red=1))]
+    )
+    with Store(tmp_path / "c.db") as store:
+        store.call(
+            lambda db: db.conn.executemany(
+                "INSERT INTO risk_points (id, name, place, category, rules_json, created_ms,"
+                " updated_ms) VALUES (?, ?, 'cq', 'other', ?, 1, 1)",
+                [("good", "Good", good), ("bad", "Bad", '[{"device": 1}]')],
+            )
+        )
+        stored = store.read(risk_points.load_points)
+    assert list(stored.rules) == ["good"]
+    assert stored.names == {"good": "Good", "bad": "Bad"}
