@@ -111,7 +111,7 @@ class Overrides:
                     self.error = None
                 except (OSError, ValidationError) as exc:
                     self._doc = OverridesDoc()
-                    self.error = f"{self.path}: ignored: {str(exc).splitlines()[0]}"[:512]
+                    self.error = f"{self.path}: ignored: {_explain(exc)}"[:512]
                     log.error("%s", self.error)
             if self._doc != before:
                 log.info("local overrides: %s", self.as_dict_locked() or "none")
@@ -174,3 +174,11 @@ class Maintenance:
             write_json_atomically(self.path, {"devices": sorted(devices)})
             self._devices = devices
             return True
+
+
+def _explain(exc: OSError | ValidationError) -> str:
+    if isinstance(exc, OSError):
+        return str(exc)
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"

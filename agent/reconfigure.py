@@ -6,9 +6,9 @@ does with it:
 1. checks its hash (the controller's recipe: sha256 of canonical JSON) and validates it as
    agent.toml is validated, so an error names the key (``pushed config v3: devices[0]
    ('gauge-1').slave: ...``). What belongs to the gateway itself may be left out and is then
-   kept: ``gateway.data_dir`` (the buffer stays where it is) and ``[mqtt]`` (its broker and
-   credentials). If given they must equal the running ones, and so must ``[buffer]``: those
-   change with agent.toml and a restart, never remotely;
+   kept: ``gateway.data_dir`` (the buffer stays where it is), ``[mqtt]`` (its broker and
+   credentials) and ``[buffer]``. If given they must equal the running ones: those change
+   with agent.toml and a restart, never remotely;
 2. an unchanged config (same hash) changes nothing;
 3. otherwise rebuilds the port owners (ports and devices) and takes the new heartbeat
    interval; the buffer, the MQTT session and the commands go on. Local overrides win over
@@ -60,6 +60,8 @@ def merge_pushed(
     gateway.setdefault("id", running.gateway.id)
     gateway.setdefault("data_dir", str(running.gateway.data_dir))
     running_doc = running.document or {}
+    if "buffer" not in filled:
+        filled["buffer"] = running.buffer.model_dump(mode="json")
     mqtt = filled.setdefault("mqtt", copy.deepcopy(running_doc.get("mqtt", {})))
     if isinstance(mqtt, dict) and running.mqtt.password is not None:
         mqtt.setdefault("password", running.mqtt.password)
