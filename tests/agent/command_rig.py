@@ -4,7 +4,7 @@ mosquitto and the real controller (demo auth) whose API the tests post commands 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +59,13 @@ class Site:
 
     def finished(self, cid: str, timeout_s: float = WAIT_S) -> dict[str, Any]:
         """Wait for the command's final state; it must have gone through ``delivered``."""
-        done: dict[str, Any] = wait_until(
-            lambda: (c := self.command(cid))["state"] in ("succeeded", "failed", "expired") and c,
-            timeout_s=timeout_s,
-            message=f"command {cid} finished",
-        )
+
+        def final() -> dict[str, Any] | None:
+            found = self.command(cid)
+            return found if found["state"] in ("succeeded", "failed", "expired") else None
+
+        done = wait_until(final, timeout_s=timeout_s, message=f"command {cid} finished")
+        assert done is not None
         assert done["delivered_ms"] is not None, done
         assert done["finished_ms"] >= done["delivered_ms"]
         return done
@@ -78,12 +80,15 @@ class Site:
         health: dict[str, Any] = get_json(self.client, GATEWAY)["health"] or {}
         return health
 
-    def wait_heartbeat(self, what: str, check: Any) -> dict[str, Any]:
-        found: dict[str, Any] = wait_until(
-            lambda: (h := self.heartbeat()) and check(h) and h,
-            timeout_s=WAIT_S,
-            message=f"a heartbeat with {what}",
-        )
+    def wait_heartbeat(
+        self, what: str, check: Callable[[dict[str, Any]], object]
+    ) -> dict[str, Any]:
+        def matching() -> dict[str, Any] | None:
+            health = self.heartbeat()
+            return health if health and check(health) else None
+
+        found = wait_until(matching, timeout_s=WAIT_S, message=f"a heartbeat with {what}")
+        assert found is not None
         return found
 
     def push(self, document: dict[str, Any], timeout_s: float = WAIT_S) -> dict[str, Any]:

@@ -151,13 +151,14 @@ class RawController:
         """Send ``request``; return its final result (succeeded or failed)."""
         topic = topic_for(GATEWAY_ID, TopicKind.CMD, request.id)
         self.client.publish(topic, encode(request), qos=1).wait_for_publish(5)
-        found: CommandResult = wait_until(
+        found = wait_until(
             lambda: next(
                 (r for r in self.results if r.id == request.id and r.outcome != "accepted"), None
             ),
             timeout_s=WAIT_S,
             message=f"a result for {request.id}",
         )
+        assert found is not None
         return found
 
     def close(self) -> None:
