@@ -59,10 +59,8 @@ def merge_pushed(
         raise ConfigError(f"{source}: gateway: expected a table")
     gateway.setdefault("id", running.gateway.id)
     gateway.setdefault("data_dir", str(running.gateway.data_dir))
-    running_doc = running.document or {}
-    if "buffer" not in filled:
-        filled["buffer"] = running.buffer.model_dump(mode="json")
-    mqtt = filled.setdefault("mqtt", copy.deepcopy(running_doc.get("mqtt", {})))
+    filled.setdefault("buffer", running.buffer.model_dump(mode="json"))
+    mqtt = filled.setdefault("mqtt", running.mqtt.model_dump(mode="json", exclude_none=True))
     if isinstance(mqtt, dict) and running.mqtt.password is not None:
         mqtt.setdefault("password", running.mqtt.password)
     config = config_from_dict(filled, source=source, base_dir=base_dir)
