@@ -14,6 +14,11 @@ On every connection the session subscribes to the controller's retained status
 broker that restarted has forgotten it) and to the gateway's commands (``cmd/+``), which go
 to ``on_command``. Callbacks are guarded: an exception in one is logged, never fatal to
 paho's network thread.
+
+TLS: with ``[mqtt] tls_ca_file`` (and optionally a client certificate and key) every
+connection is TLS, the broker's certificate checked against that CA and its name against
+``host`` (``tls_insecure`` skips the name check; config allows it for loopback only). A
+handshake that fails is a failed connection like any other: logged, retried with backoff.
 """
 
 from __future__ import annotations
