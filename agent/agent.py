@@ -6,6 +6,11 @@
                         (memory queue     ^---------- ack on PUBACK ---------'
                          if the file fails)
 
+Commands (``agent.commands``, ``agent.handlers``) act on the running agent: a
+``reload-config`` swaps the port owners (``agent.reconfigure``), a ``set-interval`` keeps
+a local override (``agent.local_state``), a ``maintenance`` marks a device, whose readings
+are then stored with quality ``maintenance``.
+
 Stopping goes in the order that gets the offline status out first (the controller must
 see a stopped gateway at once): publisher, commands and heartbeat stop, the MQTT session
 publishes its retained offline status and disconnects, the port owners stop, the buffer
@@ -14,14 +19,17 @@ closes.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import itertools
 import logging
 import platform
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import paho.mqtt
 
@@ -29,15 +37,26 @@ from agent.alerts import AlertQueue
 from agent.buffer import Buffer
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.commands import CommandRunner
-from agent.config import AgentConfig
+from agent.config import AgentConfig, ConfigError
 from agent.counter_state import SqliteCounterStore
 from agent.eviction import ACKED_EVICTED
+from agent.handlers import Handlers
 from agent.intake import Intake
+from agent.local_state import Maintenance, Overrides
 from agent.mqtt import MqttSession
 from agent.ports import PortOwner
 from agent.publisher import BATCH_MAX_READINGS, Publisher
-from drivers.base import Measurement
-from wire import CommandRequest, EdgeAlert, Health, TopicKind, encode
+from agent.reconfigure import (
+    controller_hash,
+    merge_pushed,
+    override_conflicts,
+    probation,
+    remember,
+    startup_config,
+)
+from agent.system_info import clock_synchronized, disk_free_bytes
+from drivers.base import DeviceConfig, Measurement
+from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
 from wire.risk import ColourChange, RiskEvaluator
 
 log = logging.getLogger(__name__)
@@ -50,8 +69,18 @@ def agent_version() -> str:
         return "0+unknown"
 
 
+def risk_evaluator(config: AgentConfig) -> RiskEvaluator | None:
+    """The edge side of the controller's risk rules, when the config carries any."""
+    return RiskEvaluator(config.risk.rules) if config.risk.rules.points else None
+
+
 class Agent:
-    """One gateway's agent, built from a validated config; start with ``with Agent(cfg):``."""
+    """One gateway's agent, built from a validated config; start with ``with Agent(cfg):``.
+
+    ``on_restart`` is called (on the commands thread; it must not block) when a ``restart``
+    command asks the agent to stop so that its supervisor starts it again; ``config_dir``
+    is the folder of agent.toml (relative paths of a pushed config are taken from it).
+    """
 
     def __init__(
         self,
@@ -59,11 +88,17 @@ class Agent:
         *,
         clock: Clock = SYSTEM_CLOCK,
         batch_max_readings: int = BATCH_MAX_READINGS,
+        on_restart: Callable[[], None] | None = None,
+        config_dir: Path | None = None,
     ) -> None:
+        self._base_hash = config.config_hash  # agent.toml's, as the agent started
+        self._config_dir = config_dir
+        config, self.config_version = startup_config(config, base_dir=config_dir)
         self.config = config
         self._clock = clock
-        self._config_hash = config.config_hash
-        self._version = agent_version()
+        self.version = self._version = agent_version()
+        self.overrides = Overrides(config.gateway.data_dir)
+        self.maintenance = Maintenance(config.gateway.data_dir)
         self.buffer = Buffer(
             config.gateway.data_dir / "buffer.db",
             now_ms=clock.wall_ms,
@@ -99,23 +134,15 @@ class Agent:
         self.commands = CommandRunner(
             session=self.session, publisher=self.publisher, now_ms=clock.wall_ms
         )
+        Handlers(self, on_restart=on_restart).register(self.commands.handlers)
         self.counters = SqliteCounterStore(config.gateway.data_dir / "counters.db")
-        self.ports = [
-            PortOwner(
-                port,
-                config.devices_on(port.name),
-                self._take_readings,
-                clock,
-                counters=self.counters,
-            )
-            for port in config.ports
-        ]
+        self.ports = self._build_ports(config)
         self._stopping = threading.Event()
         self._heartbeat_due = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_s = clock.monotonic_s()
         # Edge alerts: the controller's rules, judged here on every reading as it is taken.
-        self._risk = RiskEvaluator(config.risk.rules) if config.risk.rules.points else None
+        self._risk = risk_evaluator(config)
         self._risk_lock = threading.Lock()  # port owner threads call in concurrently
         self._alert_numbers = itertools.count(1)
         self.edge_alerts_unstored = 0  # alerts the buffer refused (disk full)
@@ -126,13 +153,18 @@ class Agent:
         self._started_s = self._clock.monotonic_s()
         self.buffer.open()
         log.info(
-            "agent %s for gateway %s: %d ports, %d devices, config %s",
+            "agent %s for gateway %s: %d ports, %d devices, config %s%s",
             self._version,
             self.config.gateway.id,
             len(self.config.ports),
             len(self.config.devices),
-            self._config_hash[:12],
+            self.config.config_hash[:12],
+            f" (pushed v{self.config_version})" if self.config_version else "",
         )
+        if self.config_version is None:
+            remember(
+                self.config, version=None, base_hash=self._base_hash, now_ms=self._clock.wall_ms()
+            )
         self.commands.start()
         self.session.start()
         for owner in self.ports:
@@ -172,13 +204,6 @@ class Agent:
         self.stop()
 
     # -- readings in ----------------------------------------------------------------------
-
-    def _take_readings(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
-        """The port owners' sink: edge alerts first (into the alerts lane), then the
-        readings into the buffer (or the memory queue while the buffer cannot be written)."""
-        if self._risk is not None:
-            self._edge_alerts(device, ts_ms, measurements)
-        self.intake.store(device, ts_ms, measurements)
 
     def _edge_alerts(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
         """Store a rising colour in the alerts lane: durable, never evicted for readings,
@@ -234,12 +259,116 @@ class Agent:
                 delay_s = min(delay_s * 2, 5.0)
 
     def _heartbeat_loop(self) -> None:
-        interval_s = self.config.gateway.heartbeat_interval_s
         while not self._stopping.is_set():
             self._heartbeat_due.clear()
+            if self.overrides.refresh():  # a technician edited overrides.json
+                self._apply_intervals()
             if self.session.connected:
                 self.session.publish(self.session.topic(TopicKind.HEALTH), encode(self.health()))
-            self._heartbeat_due.wait(interval_s)
+            self._heartbeat_due.wait(self.config.gateway.heartbeat_interval_s)
+
+    def uptime_s(self) -> float:
+        return max(0.0, self._clock.monotonic_s() - self._started_s)
+
+    # -- ports, overrides and maintenance -------------------------------------------------
+
+    def _build_ports(self, config: AgentConfig) -> list[PortOwner]:
+        def effective(device: DeviceConfig) -> DeviceConfig:
+            interval_s = self.overrides.interval_s(device.name)
+            return (
+                device
+                if interval_s is None
+                else device.model_copy(update={"interval_s": interval_s})
+            )
+
+        return [
+            PortOwner(
+                port,
+                [effective(d) for d in config.devices_on(port.name)],
+                self._store_reading,
+                self._clock,
+                counters=self.counters,
+            )
+            for port in config.ports
+        ]
+
+    def _store_reading(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
+        """The port owners' sink. A device in maintenance has its good values marked (they
+        never raise an alert); edge alerts go into the alerts lane first, then the readings
+        into the buffer (or the memory queue while the buffer cannot be written)."""
+        if device in self.maintenance.devices:
+            measurements = [
+                dataclasses.replace(m, quality=Quality.MAINTENANCE)
+                if m.quality is Quality.GOOD
+                else m
+                for m in measurements
+            ]
+        if self._risk is not None:
+            self._edge_alerts(device, ts_ms, measurements)
+        self.intake.store(device, ts_ms, measurements)
+
+    def _apply_intervals(self) -> None:
+        """Put every device on its override's interval, or back on its config's."""
+        configured = {d.name: d.interval_s for d in self.config.devices}
+        for owner in self.ports:
+            for poller in owner.pollers:
+                wanted_s = self.overrides.interval_s(poller.name) or configured[poller.name]
+                if poller.interval_s != wanted_s:
+                    log.info("device %r: interval %g s (local overrides)", poller.name, wanted_s)
+                    owner.set_interval(poller.name, wanted_s)
+
+    # -- reload-config --------------------------------------------------------------------
+
+    def reload_config(
+        self, document: Mapping[str, Any], *, version: int, expected_hash: str
+    ) -> tuple[bool, str]:
+        """Validate, apply and watch a pushed config; roll back if it does not work."""
+        if controller_hash(document) != expected_hash:
+            return False, f"config v{version}: its hash does not match its content: not applied"
+        source = f"pushed config v{version}"
+        running = self.config
+        try:
+            new = merge_pushed(running, document, source=source, base_dir=self._config_dir)
+        except ConfigError as exc:
+            return False, f"invalid config, not applied: {exc}"
+        if new.config_hash == running.config_hash:
+            self.config_version = version
+            return True, f"unchanged: config {new.config_hash[:12]} is already running"
+        kept = override_conflicts(new, self.overrides)
+        log.info("applying %s (%s)", source, new.config_hash[:12])
+        problem = self._swap_ports(new)
+        if problem is not None:
+            log.error(
+                "%s failed, rolling back to %s: %s", source, running.config_hash[:12], problem
+            )
+            self._swap_ports(running, probation_s=0)
+            return False, f"rolled back to config {running.config_hash[:12]}: {problem}"
+        self.config, self.config_version = new, version
+        with self._risk_lock:
+            self._risk = risk_evaluator(new)  # a pushed config may carry new rules
+        remember(new, version=version, base_hash=self._base_hash, now_ms=self._clock.wall_ms())
+        self._heartbeat_due.set()
+        detail = f"applied config v{version} ({new.config_hash[:12]}): {len(new.devices)} devices"
+        return True, detail + "".join(f"; {k}" for k in kept)
+
+    def _swap_ports(self, config: AgentConfig, *, probation_s: float | None = None) -> str | None:
+        """Stop the port owners, start ``config``'s; the buffer and the session go on.
+        Returns why they did not work within the probation window (None: they did)."""
+        old, self.ports = self.ports, []
+        for owner in old:
+            owner.stop()
+        try:
+            owners = self._build_ports(config)
+            for owner in owners:
+                owner.start()
+                self.ports.append(owner)
+        except Exception as exc:
+            log.exception("the new ports did not start")
+            return f"failed to start: {exc!r}"
+        window_s = config.gateway.reload_probation_s if probation_s is None else probation_s
+        return probation(owners, window_s, self._stopping) if window_s > 0 else None
+
+    # -- session callbacks ----------------------------------------------------------------
 
     def _retry_intake(self) -> None:
         self.intake.retry()
@@ -272,7 +401,7 @@ class Agent:
             {
                 "session": self.session.session,
                 "ts_ms": self._clock.wall_ms(),
-                "uptime_s": max(0.0, self._clock.monotonic_s() - self._started_s),
+                "uptime_s": self.uptime_s(),
                 "heartbeat_interval_s": self.config.gateway.heartbeat_interval_s,
                 "buffer_rows": stats.rows,
                 "buffer_bytes": stats.bytes,
@@ -280,7 +409,7 @@ class Agent:
                 "last_seq": stats.last_seq,
                 "dropped": dropped,
                 "devices": devices,
-                "config_hash": self._config_hash,
+                "config_hash": self.config.config_hash,
                 "versions": {
                     "agent": self._version,
                     "python": platform.python_version(),
@@ -296,5 +425,11 @@ class Agent:
                 "memory_queue_readings": self.intake.held_readings,
                 "controller_online": self.session.controller_online,
                 "poll_loop_crashes": sum(owner.crashes for owner in self.ports),
+                "config_version": self.config_version,
+                "disk_free_bytes": disk_free_bytes(self.config.gateway.data_dir),
+                "clock_synchronized": clock_synchronized(),
+                "maintenance": sorted(self.maintenance.devices),
+                "local_overrides": self.overrides.as_dict(),
+                "local_overrides_error": self.overrides.error,
             }
         )

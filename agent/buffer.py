@@ -252,7 +252,7 @@ class Buffer:
                     ts_ms=ts_ms,
                     device=device,
                     metric=m.metric,
-                    value=m.value if m.quality is Quality.GOOD else None,
+                    value=m.value if m.quality.carries_value else None,
                     unit=m.unit,
                     quality=m.quality,
                 )

@@ -2,7 +2,8 @@
 
 Exit status: 0 after a graceful stop; 1 when the agent cannot start (its buffer cannot
 be opened); 2 when the config cannot be used (the message, on stderr, names the file, the
-key and the fix).
+key and the fix); 75 (EX_TEMPFAIL) after a graceful stop asked for by a ``restart``
+command: the service manager starts the agent again (systemd: ``Restart=on-failure``).
 
 ``edgewatch agent probe --port PORT ...``: find the Modbus slaves on a cable (see
 ``agent.probe`` and docs/field-guide.md). Exit status: 0 when some slave answered, 3 when
@@ -28,6 +29,7 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1  # the agent could not start (e.g. its data_dir is not writable)
 EXIT_CONFIG = 2
 EXIT_NOTHING_FOUND = 3  # probe: no slave answered
+EXIT_RESTART = 75  # EX_TEMPFAIL: stopped for a restart command; the supervisor restarts it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 def run(*, config_path: Path, config: AgentConfig) -> int:
     """Run ``config`` until SIGTERM or SIGINT, then stop gracefully."""
     stop = threading.Event()
+    restart = threading.Event()
+
+    def on_restart() -> None:
+        restart.set()
+        stop.set()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         logging.getLogger(__name__).info("%s: stopping", signal.Signals(signum).name)
@@ -89,7 +96,7 @@ def run(*, config_path: Path, config: AgentConfig) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with Agent(config):
+        with Agent(config, on_restart=on_restart, config_dir=config_path.parent):
             stop.wait()
     except (OSError, sqlite3.Error) as exc:
         data_dir = config.gateway.data_dir
@@ -98,6 +105,9 @@ def run(*, config_path: Path, config: AgentConfig) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if restart.is_set():
+        logging.getLogger(__name__).info("agent stopped for a restart (exit %d)", EXIT_RESTART)
+        return EXIT_RESTART
     logging.getLogger(__name__).info("agent stopped (%s)", config_path)
     return EXIT_OK
 

@@ -1,8 +1,9 @@
 """Commands from the controller (``edgewatch/v1/<gw>/cmd/<id>``), run off paho's thread.
 
 Each command is answered on ``cmd-result/<id>``: ``accepted`` at once, then ``succeeded``
-or ``failed`` with a detail. A command past its ``deadline_ms`` fails without running.
-Handlers are registered by type; this module brings ``replay``:
+or ``failed`` with a detail. A command past its ``deadline_ms``, or of a type no handler is
+registered for, fails without running. Handlers are registered by type (the others are in
+``agent.handlers``); this module brings ``replay``:
 
     {"type": "replay", "args": {"from_seq": 120, "to_seq": 480}}
 
@@ -20,6 +21,8 @@ import queue
 import threading
 from collections.abc import Callable
 
+from pydantic import ValidationError
+
 from agent.mqtt import MqttSession
 from agent.publisher import Publisher
 from wire import CommandRequest, CommandResult, TopicKind, encode
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_REPLAY_SEQS = 1_000_000
 REPLAY_TIMEOUT_S = 600.0
 QUEUE_MAX_COMMANDS = 100
+MAX_DETAIL_CHARS = 2048  # wire.CommandResult.detail
 
 # A handler returns (succeeded, detail); it may raise ValueError for bad arguments.
 Handler = Callable[[CommandRequest], tuple[bool, str]]
@@ -81,12 +85,17 @@ class CommandRunner:
         self._answer(request, "accepted", "")
         try:
             succeeded, detail = handler(request)
+        except ValidationError as exc:
+            self._answer(request, "failed", f"bad arguments: {explain_args(exc)}")
+            return
         except ValueError as exc:
             self._answer(request, "failed", f"bad arguments: {exc}")
             return
         self._answer(request, "succeeded" if succeeded else "failed", detail)
 
     def _answer(self, request: CommandRequest, outcome: str, detail: str) -> None:
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[: MAX_DETAIL_CHARS - 3] + "..."
         result = CommandResult.model_validate(
             {"id": request.id, "outcome": outcome, "detail": detail, "ts_ms": self._now_ms()}
         )
@@ -103,3 +112,12 @@ class CommandRunner:
         log.info("replaying seqs %d..%d on the backlog lane", from_seq, to_seq)
         detail = self._publisher.replay(from_seq, to_seq).result(timeout=REPLAY_TIMEOUT_S)
         return json.loads(detail)["unavailable"] == 0, detail
+
+
+def explain_args(exc: ValidationError) -> str:
+    """``args.device: Field required; args.interval_s: ...``: each error names its key."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in ("args", *error["loc"]))
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

@@ -22,12 +22,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from drivers.base import DeviceConfig, InterFrameSilence
 from drivers.registry import DRIVERS, parse_device_config
 from wire import GatewayIdError, validate_gateway_id
 from wire.risk import RuleSet
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # The names of things in config travel in MQTT payloads (wire.payloads.Name).
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -45,6 +55,8 @@ class GatewayConfig(_Section):
     id: str
     data_dir: Path
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    # reload-config: a pushed config whose devices all fail within this window is rolled back.
+    reload_probation_s: float = Field(default=30.0, gt=0, le=600)
 
     @field_validator("id")
     @classmethod
@@ -65,6 +77,36 @@ class MqttConfig(_Section):
     # Capped backoff between connection attempts: never minutes of blackout.
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
     reconnect_max_s: float = Field(default=10.0, gt=0, le=300)
+    # TLS to the broker: its CA; a client certificate and key optionally (both or neither).
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Skip the broker's host name check (the chain is still verified): loopback only.
+    tls_insecure: bool = False
+
+    @model_validator(mode="after")
+    def _tls(self) -> MqttConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("mqtt.tls_cert_file and mqtt.tls_key_file go together: set both")
+        if self.tls_cert_file is not None and self.tls_ca_file is None:
+            raise ValueError("mqtt.tls_cert_file needs mqtt.tls_ca_file (the broker's CA)")
+        if self.tls_insecure and self.tls_ca_file is None:
+            raise ValueError("mqtt.tls_insecure needs mqtt.tls_ca_file (it only relaxes TLS)")
+        if self.tls_insecure and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"mqtt.tls_insecure skips the broker's name check: refused for {self.host!r}"
+                " (allowed only for a loopback broker, as in tests)"
+            )
+        return self
+
+    @property
+    def tls_files(self) -> dict[str, Path]:
+        named = {
+            "tls_ca_file": self.tls_ca_file,
+            "tls_cert_file": self.tls_cert_file,
+            "tls_key_file": self.tls_key_file,
+        }
+        return {key: path for key, path in named.items() if path is not None}
 
 
 class PortConfig(_Section):
@@ -121,6 +163,12 @@ class AgentConfig(_Section):
     risk: RiskConfig = RiskConfig()
     ports: tuple[PortConfig, ...] = ()
     devices: tuple[DeviceConfig, ...] = ()
+    # The document this config was validated from (TOML file or pushed JSON), as written.
+    _document: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def document(self) -> dict[str, Any] | None:
+        return self._document
 
     def port(self, name: str) -> PortConfig:
         return next(p for p in self.ports if p.name == name)
@@ -130,11 +178,28 @@ class AgentConfig(_Section):
 
     @property
     def config_hash(self) -> str:
-        """sha256 of the canonical (sorted, compact JSON) config, secrets left out."""
+        """sha256 of the canonical (sorted keys, compact JSON) document the config came
+        from, ``mqtt.password`` left out: the controller's recipe for a desired config, so
+        a pushed config shows as in sync once applied. A config built without a document
+        hashes its validated model instead."""
+        if self._document is not None:
+            return document_hash(self._document)
         data: dict[str, Any] = self.model_dump(mode="json", exclude={"mqtt": {"password"}})
         data["devices"] = [d.model_dump(mode="json") for d in self.devices]
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return document_hash(data)
+
+
+def canonical_json(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def document_hash(document: Mapping[str, Any]) -> str:
+    """sha256 of ``document`` in canonical JSON, without ``mqtt.password`` (a secret)."""
+    data = dict(document)
+    mqtt = data.get("mqtt")
+    if isinstance(mqtt, dict) and "password" in mqtt:
+        data["mqtt"] = {k: v for k, v in mqtt.items() if k != "password"}
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
 def load_config(path: Path) -> AgentConfig:
@@ -178,11 +243,22 @@ def config_from_dict(
                 f"{source}: devices[{i}] ({device.name!r}).port: no [[ports]] entry named "
                 f"{device.port!r}{_suggest(device.port, known_ports, 'defined ports')}"
             )
-    gateway = config.gateway
-    if base_dir is not None and not gateway.data_dir.is_absolute():
-        gateway = gateway.model_copy(update={"data_dir": base_dir / gateway.data_dir})
+    gateway, mqtt = config.gateway, config.mqtt
+    if base_dir is not None:
+        if not gateway.data_dir.is_absolute():
+            gateway = gateway.model_copy(update={"data_dir": base_dir / gateway.data_dir})
+        mqtt = mqtt.model_copy(
+            update={k: base_dir / p for k, p in mqtt.tls_files.items() if not p.is_absolute()}
+        )
+    for key, path in mqtt.tls_files.items():
+        if not path.is_file():
+            raise ConfigError(f"{source}: mqtt.{key}: no such file {path}")
     risk = _load_rules(config.risk, source, base_dir)
-    return config.model_copy(update={"gateway": gateway, "devices": devices, "risk": risk})
+    resolved = config.model_copy(
+        update={"gateway": gateway, "mqtt": mqtt, "devices": devices, "risk": risk}
+    )
+    resolved._document = json.loads(canonical_json(raw))  # a deep, JSON-shaped copy
+    return resolved
 
 
 def _load_rules(risk: RiskConfig, source: str, base_dir: Path | None) -> RiskConfig:

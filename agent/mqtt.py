@@ -14,6 +14,11 @@ On every connection the session subscribes to the controller's retained status
 broker that restarted has forgotten it) and to the gateway's commands (``cmd/+``), which go
 to ``on_command``. Callbacks are guarded: an exception in one is logged, never fatal to
 paho's network thread.
+
+TLS: with ``[mqtt] tls_ca_file`` (and optionally a client certificate and key) every
+connection is TLS, the broker's certificate checked against that CA and its name against
+``host`` (``tls_insecure`` skips the name check; config allows it for loopback only). A
+handshake that fails is a failed connection like any other: logged, retried with backoff.
 """
 
 from __future__ import annotations
@@ -263,7 +268,7 @@ class MqttSession:
         where = f"{self._mqtt.host}:{self._mqtt.port}"
         try:
             client.connect(self._mqtt.host, self._mqtt.port, keepalive=self._mqtt.keepalive_s)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             (log.warning if log_failure else log.debug)(
                 "cannot connect to MQTT broker %s: %s (retrying, backoff up to %.0f s)",
                 where,
@@ -322,6 +327,14 @@ class MqttSession:
         client.enable_logger(logging.getLogger("agent.mqtt.paho"))
         if self._mqtt.username is not None:
             client.username_pw_set(self._mqtt.username, self._mqtt.password)
+        if self._mqtt.tls_ca_file is not None:
+            cert, key = self._mqtt.tls_cert_file, self._mqtt.tls_key_file
+            client.tls_set(
+                ca_certs=str(self._mqtt.tls_ca_file),
+                certfile=str(cert) if cert is not None else None,
+                keyfile=str(key) if key is not None else None,
+            )
+            client.tls_insecure_set(self._mqtt.tls_insecure)
         will = Status(state=GatewayState.OFFLINE, session=session)
         client.will_set(self.status_topic, encode(will), qos=1, retain=True)
         client.on_connect = self._on_connect

@@ -191,6 +191,23 @@ class PortOwner:
 
         return self.submit(poll, timeout_s=timeout_s)
 
+    def set_interval(self, device: str, interval_s: float) -> None:
+        """Poll ``device`` every ``interval_s`` from now on: its next read is due at most
+        one new interval from now. Runs on the owner thread while the port is open."""
+        poller = next((p for p in self.pollers if p.name == device), None)
+        if poller is None:
+            raise KeyError(f"port {self.port.name!r}: no device {device!r}")
+
+        def apply(access: PortAccess | None = None) -> None:
+            poller.interval_s = interval_s
+            poller.next_due_s = min(poller.next_due_s, self._clock.monotonic_s() + interval_s)
+
+        try:
+            self.submit(apply)
+        except (PortUnavailableError, TimeoutError):
+            apply()  # the port is closed (or stuck): nothing reads the schedule meanwhile
+            self._wake.set()
+
     # -- the owner thread -----------------------------------------------------------------
 
     def _run(self) -> None:

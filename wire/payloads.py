@@ -27,6 +27,13 @@ class Quality(StrEnum):
     GOOD = "good"
     BAD = "bad"  # the read failed, or the value is out of range / a sentinel
     STALE = "stale"  # no fresh value: the last good one is being repeated
+    # Read while the device was in maintenance (a technician at work): the value is kept,
+    # but it is no measurement of the world and never raises an alert.
+    MAINTENANCE = "maintenance"
+
+    @property
+    def carries_value(self) -> bool:
+        return self in (Quality.GOOD, Quality.MAINTENANCE)
 
 
 class GatewayState(StrEnum):

@@ -3,8 +3,6 @@ certificate, with a CA and certificates this test generates (openssl CLI)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,34 +13,9 @@ from controller.service import Controller
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.waiting import wait_until
 from tests.controller.support import Publisher, api, batch, config_for, get_json
+from tests.pki import make_pki, needs_openssl, tls_listener
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_pki(folder: Path) -> None:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it."""
-    folder.mkdir()
-    openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=edgewatch test CA",
-        cwd=folder,
-    )  # fmt: skip
-    (folder / "san.ext").write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
-    for name, ext in (("server", ["-extfile", "san.ext"]), ("client", [])):
-        openssl(
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr", "-subj", f"/CN={name}",
-            cwd=folder,
-        )  # fmt: skip
-        openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", *ext,
-            cwd=folder,
-        )  # fmt: skip
+pytestmark = needs_openssl
 
 
 def test_controller_ingests_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
@@ -51,12 +24,7 @@ def test_controller_ingests_over_tls_with_a_client_certificate(tmp_path: Path) -
     tls_port = free_port()
     broker = Mosquitto(
         tmp_path / "broker",
-        extra_config=(
-            "user root\n"  # as root, mosquitto would drop to a user who cannot read tmp_path
-            f"listener {tls_port} 127.0.0.1\n"
-            f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\n"
-            f"keyfile {pki / 'server.key'}\nrequire_certificate true\n"
-        ),
+        extra_config=tls_listener(pki, tls_port, require_certificate=True),
     )
     with broker:
         config = config_for(tmp_path, broker)

@@ -1,0 +1,37 @@
+"""Facts about the gateway the heartbeat reports: free disk, whether the clock is synchronised."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import shutil
+from pathlib import Path
+
+_TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised (STA_UNSYNC)
+_TIMEX_BUFFER_BYTES = 512  # larger than struct timex on every Linux ABI (208 on 64-bit)
+
+
+def disk_free_bytes(path: Path) -> int | None:
+    """Bytes free for an unprivileged writer on the file system holding ``path``."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def clock_synchronized() -> bool | None:
+    """Whether the kernel says the system clock is synchronised (NTP, chrony,
+    systemd-timesyncd all set it): adjtimex(2) in read-only mode, one cheap system call.
+    None where it cannot be known (not Linux)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        adjtimex = ctypes.CDLL(name, use_errno=True).adjtimex
+    except (OSError, AttributeError):
+        return None
+    timex = ctypes.create_string_buffer(_TIMEX_BUFFER_BYTES)  # modes = 0: read only
+    state = int(adjtimex(timex))
+    if state < 0:
+        return None
+    return state != _TIME_ERROR
