@@ -16,7 +16,10 @@ admin) and a place: a scoped token sees only gateways at or below its place; oth
 | ``GET/POST /api/v1/places``, ``GET/POST/PATCH /api/v1/risk-points`` | registry |
 | ``GET /api/v1/audit`` | who did what, when, with what outcome |
 | ``GET /api/v1/centers``, ``GET /api/v1/summary`` | forwarding and an overview |
+| ``GET /api/v1/whoami`` | the calling token's name, role and place |
+| ``POST /api/v1/alerts/stream-ticket`` | a single-use ticket for the alert stream |
 | ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` | probes and Prometheus |
+| ``GET /console/`` | the web console (static files; ``/`` redirects there) |
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from controller.api_console import console, mount_console, stream_tickets
 from controller.api_deps import ApiBackend
 from controller.api_fleet import devices, gateways
 from controller.api_ops import audit, commands
@@ -75,8 +79,10 @@ def create_app(backend: ApiBackend) -> FastAPI:
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
-    for router in (gateways, devices, registry, commands, audit, centers, summary):
+    routers = (console, stream_tickets, gateways, devices, registry, commands, audit)
+    for router in (*routers, centers, summary):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(probes, prefix=API_PREFIX)
     app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look
+    mount_console(app)  # the web console at /console/
     return app
