@@ -13,17 +13,29 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from controller.service import Controller
+from edgewatch.broker import Mosquitto
+from edgewatch.waiting import wait_until
 from tests.console.browser import BrowserMissingError, chromium
+from tests.console.support import GATEWAYS
+from tests.controller.support import config_for
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
     for item in items:
-        if here in Path(item.path).parents:
+        if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture
+def controller(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Controller]:
+    """A controller in demo mode (no tokens) knowing gw-a and gw-b, subscribed to the broker."""
+    with Controller(config_for(tmp_path, mosquitto, gateways=GATEWAYS)) as running:
+        wait_until(lambda: running.mqtt_connected, timeout_s=5, message="controller subscribed")
+        yield running
 
 
 @pytest.fixture
