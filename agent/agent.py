@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from agent.buffer import Buffer
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import AgentConfig
+from agent.counter_state import SqliteCounterStore
 from agent.mqtt import MqttSession
 from agent.ports import PortOwner
 from drivers.base import Measurement
@@ -72,8 +73,11 @@ class Agent:
             now_ms=clock.wall_ms,
             on_online=self._on_online,
         )
+        self.counters = SqliteCounterStore(config.gateway.data_dir / "counters.db")
         self.ports = [
-            PortOwner(port, config.devices_on(port.name), self._store, clock)
+            PortOwner(
+                port, config.devices_on(port.name), self._store, clock, counters=self.counters
+            )
             for port in config.ports
         ]
         self._dropped: Counter[str] = Counter()
@@ -118,6 +122,7 @@ class Agent:
         self.session.stop()
         for owner in self.ports:
             owner.stop()
+        self.counters.close()
         self.buffer.close()
 
     def __enter__(self) -> Agent:

@@ -3,6 +3,10 @@
 Exit status: 0 after a graceful stop; 1 when the agent cannot start (its buffer cannot
 be opened); 2 when the config cannot be used (the message, on stderr, names the file, the
 key and the fix).
+
+``edgewatch agent probe --port PORT ...``: find the Modbus slaves on a cable (see
+``agent.probe`` and docs/field-guide.md). Exit status: 0 when some slave answered, 3 when
+none did, 1 when the port cannot be opened, 2 for a bad option.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from types import FrameType
 
 from agent.agent import Agent
 from agent.config import AgentConfig, ConfigError, load_config
+from agent.probe_cli import run_probe
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1  # the agent could not start (e.g. its data_dir is not writable)
 EXIT_CONFIG = 2
+EXIT_NOTHING_FOUND = 3  # probe: no slave answered
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,11 +36,36 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the agent until SIGTERM / Ctrl-C")
     run.add_argument("--config", required=True, type=Path, help="the agent's TOML config")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    probe = commands.add_parser(
+        "probe",
+        help="find the Modbus slaves on a cable and print a config snippet",
+        description="Ask every slave id for one register; print a ready [[ports]] +"
+        " [[devices]] TOML snippet for what answered (progress on stderr).",
+    )
+    probe.add_argument("--port", required=True, help="serial device or pyserial URL")
+    bauds = probe.add_mutually_exclusive_group()
+    bauds.add_argument(
+        "--baud", default="9600", help="baud rate(s) to try, comma-separated (default 9600)"
+    )
+    bauds.add_argument(
+        "--scan-baud", action="store_true", help="try every usual baud, common ones first"
+    )
+    probe.add_argument("--parity", default="N", choices=["N", "E", "O"], help="default N")
+    probe.add_argument("--slaves", default="1-247", help="ids, e.g. 1-247 or 1,3,10-12")
+    probe.add_argument("--register", type=int, default=0, help="0-based address (default 0)")
+    probe.add_argument("--function", type=int, default=3, choices=[3, 4], help="3 or 4")
+    probe.add_argument(
+        "--timeout", type=float, default=0.1, help="seconds to wait per id (default 0.1)"
+    )
+    probe.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "probe":
+        return run_probe(args, parser)
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from drivers.base import DeviceConfig
+from drivers.base import DeviceConfig, InterFrameSilence
 from drivers.registry import DRIVERS, parse_device_config
 from wire import GatewayIdError, validate_gateway_id
 
@@ -74,6 +74,10 @@ class PortConfig(_Section):
     stopbits: float = 1
     bytesize: Literal[5, 6, 7, 8] = 8
     timeout_s: float = Field(default=0.3, gt=0, le=30)
+    # Modbus RTU: silence before each request (see drivers.base.InterFrameSilence).
+    inter_frame_silence: InterFrameSilence = InterFrameSilence.MODBUS_STANDARD
+    # A failing device's tries back off up to this; never minutes of blackout.
+    backoff_max_s: float = Field(default=30.0, gt=0, le=30)
 
     @field_validator("stopbits")
     @classmethod

@@ -4,6 +4,16 @@ Every read ends in the buffer, good or bad: a read that fails (DriverError) beco
 bad-quality reading with value None per metric the device is known to report (learned
 from its last answer; before any answer, one reading of the metric ``_device``), so the
 controller sees the gap as data, not as silence.
+
+Schedule: due every ``interval_s``; after consecutive failures the wait doubles, capped at
+the port's ``backoff_max_s`` (``agent.backoff.device_retry_s``), so a dead slave costs its
+bus only one timeout per backoff step, and one good answer puts it back on its interval.
+
+Health counters: failed reads by ``ErrorKind`` (timeout, crc, wrong_id, exception, garbage,
+invalid_value, io; every kind present, 0 when none), plus ``internal`` (a bug),
+``stuck`` (values reported stale as frozen) and ``counter_reset`` (a counter restarted
+from 0: the device rebooted). A bad measurement in an answer counts under its own kind
+(``invalid_value``, ``exception``).
 """
 
 from __future__ import annotations
@@ -15,7 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from agent.backoff import DEVICE_BACKOFF_MAX_S, device_retry_s
 from agent.clock import Clock
+from agent.counter_state import CounterStore, MemoryCounterStore
+from agent.derived import Deriver
 from drivers.base import DeviceConfig, Driver, DriverError, ErrorKind, Measurement
 from wire import DeviceHealth, Quality
 
@@ -25,7 +38,9 @@ FAILING_AFTER_FAILURES = 3  # consecutive failed reads before a device is "faili
 STALE_AFTER_INTERVALS = 3  # no good read for this many intervals: "stale"
 DEVICE_METRIC = "_device"  # the metric of a failure before the device ever answered
 INTERNAL_ERROR = "internal"  # a bug in a driver or in the agent, not a device fault
-BAD_MEASUREMENT = "bad_measurement"  # a read that answered, with a refused/invalid value
+BAD_MEASUREMENT = "bad_measurement"  # a bad measurement whose driver gave no kind
+STUCK = "stuck"  # measurements reported stale: the value froze (stuck_after_reads)
+COUNTER_RESET = "counter_reset"  # a counter restarted from 0 (the device rebooted)
 MAX_ERROR_TEXT = 512
 
 # A sink stores one read: (device name, source timestamp ms, measurements).
@@ -52,17 +67,31 @@ class _Counters:
 class DevicePoller:
     """Schedules and reads one device; ``health()`` may be called from any thread."""
 
-    def __init__(self, config: DeviceConfig, sink: Sink, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: DeviceConfig,
+        sink: Sink,
+        clock: Clock,
+        *,
+        backoff_max_s: float = DEVICE_BACKOFF_MAX_S,
+        counters: CounterStore | None = None,
+    ) -> None:
         self.config = config
         self.name = config.name
         self.interval_s = config.interval_s
+        self.backoff_max_s = backoff_max_s
         self.driver: Driver | None = None
         self.next_due_s = clock.monotonic_s()
         self._sink = sink
         self._clock = clock
         self._lock = threading.Lock()
         self._counters = _Counters()
-        self._errors: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter({str(kind): 0 for kind in ErrorKind})
+        self._deriver = Deriver(
+            config.name,
+            counters if counters is not None else MemoryCounterStore(),
+            stuck_after_reads=config.stuck_after_reads,
+        )
         self._metrics: list[tuple[str, str]] = []  # (metric, unit) seen in the last answer
         self._started_s = clock.monotonic_s()
         self._logged_state = DeviceState.STARTING
@@ -70,11 +99,26 @@ class DevicePoller:
     # -- scheduling -----------------------------------------------------------------------
 
     def advance_schedule(self) -> None:
-        """Next due one interval after the last; a poller far behind does not burst."""
+        """Next due one interval after the last; a poller far behind does not burst.
+
+        After consecutive failures, the bounded backoff's wait instead, from now.
+        """
         now = self._clock.monotonic_s()
+        with self._lock:
+            failures = self._counters.consecutive_failures
+        wait_s = self.retry_s(failures)
+        if wait_s > self.interval_s:
+            self.next_due_s = now + wait_s
+            return
         self.next_due_s += self.interval_s
         if self.next_due_s < now:
             self.next_due_s = now + self.interval_s
+
+    def retry_s(self, consecutive_failures: int) -> float:
+        """The wait before the next read after ``consecutive_failures`` failed ones."""
+        return device_retry_s(
+            consecutive_failures, interval_s=self.interval_s, max_s=self.backoff_max_s
+        )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -94,8 +138,9 @@ class DevicePoller:
             log.exception("device %r: driver crashed while reading", self.name)
             self.fail(INTERNAL_ERROR, f"device {self.name!r}: driver crashed: {exc!r}", ts_ms=ts_ms)
             return INTERNAL_ERROR
-        self._succeed(ts_ms, measurements)
-        self._sink(self.name, ts_ms, measurements)
+        derived = self._deriver.derive(measurements)
+        self._succeed(ts_ms, derived.measurements, derived.counter_resets, derived.stuck)
+        self._sink(self.name, ts_ms, derived.measurements)
         return None
 
     def fail(self, kind: str, message: str, *, ts_ms: int | None = None) -> None:
@@ -112,15 +157,24 @@ class DevicePoller:
         bad = [Measurement(m, None, unit, Quality.BAD, message) for m, unit in metrics]
         self._sink(self.name, ts_ms, bad)
 
-    def _succeed(self, ts_ms: int, measurements: Sequence[Measurement]) -> None:
+    def _succeed(
+        self, ts_ms: int, measurements: Sequence[Measurement], counter_resets: int, stuck: int
+    ) -> None:
         with self._lock:
             counters = self._counters
             counters.reads_ok += 1
             counters.consecutive_failures = 0
             self._metrics = [(m.metric, m.unit) for m in measurements]
             bad = [m for m in measurements if m.quality is not Quality.GOOD]
+            for measurement in bad:
+                if measurement.quality is Quality.STALE:
+                    continue
+                self._errors[str(measurement.error_kind or BAD_MEASUREMENT)] += 1
+            if stuck:
+                self._errors[STUCK] += stuck
+            if counter_resets:
+                self._errors[COUNTER_RESET] += counter_resets
             if bad:
-                self._errors[BAD_MEASUREMENT] += len(bad)
                 counters.last_error = (bad[0].error or f"{bad[0].metric}: {bad[0].quality}")[
                     :MAX_ERROR_TEXT
                 ]

@@ -29,6 +29,26 @@ class ErrorKind(StrEnum):
     IO = "io"  # the port itself failed
 
 
+class InterFrameSilence(StrEnum):
+    """The silence a Modbus RTU master keeps before each request (a [[ports]] setting).
+
+    ``modbus-standard``: 3.5 character times, but at least 1.75 ms (the Modbus spec fixes
+    1.75 ms above 19200 baud, for devices whose UARTs cannot time shorter gaps); this is
+    what minimalmodbus does. ``char-times``: 3.5 character times at any baud (0.33 ms at
+    115200): faster buses, for devices that cope.
+    """
+
+    MODBUS_STANDARD = "modbus-standard"
+    CHAR_TIMES = "char-times"
+
+
+@dataclass(frozen=True, slots=True)
+class LineOptions:
+    """Settings of the line (its [[ports]] entry) that a driver needs beyond the open port."""
+
+    inter_frame_silence: InterFrameSilence = InterFrameSilence.MODBUS_STANDARD
+
+
 class DriverError(Exception):
     """A failed read, naming the device (and register) and saying why."""
 
@@ -52,6 +72,7 @@ class Measurement:
     quality: Quality = Quality.GOOD
     error: str | None = None
     counter: CounterValue | None = None
+    error_kind: ErrorKind | None = None  # why it is bad (invalid_value, exception), if known
 
 
 class Driver(Protocol):
@@ -68,7 +89,8 @@ class Driver(Protocol):
 class DeviceConfig(BaseModel):
     """Fields every device has, whatever its driver; each driver's config model extends it.
 
-    ``interval_s`` is read by the agent (which owns time), never by the driver.
+    ``interval_s`` and ``stuck_after_reads`` are read by the agent (which owns time),
+    never by the driver.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,3 +99,10 @@ class DeviceConfig(BaseModel):
     driver: str
     port: str = Field(min_length=1, description="name of a [[ports]] entry")
     interval_s: float = Field(default=1.0, gt=0, le=86_400)
+    stuck_after_reads: int | None = Field(
+        default=None,
+        ge=2,
+        le=10_000,
+        description="a value unchanged for this many good reads in a row is reported"
+        " stale (a frozen sensor); read by the agent. Default: never",
+    )

@@ -14,7 +14,7 @@ import serial
 from pydantic import ValidationError
 
 from drivers import modbus_rtu, serial_line
-from drivers.base import DeviceConfig, Driver
+from drivers.base import DeviceConfig, Driver, LineOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,7 @@ class DriverSpec:
     """How to check a device's config and build its driver on an open serial port."""
 
     config_model: type[DeviceConfig]
-    create: Callable[[DeviceConfig, serial.Serial], Driver]
+    create: Callable[[DeviceConfig, serial.Serial, LineOptions], Driver]
 
 
 DRIVERS: dict[str, DriverSpec] = {
@@ -64,9 +64,14 @@ def parse_device_config(raw: Mapping[str, Any]) -> DeviceConfig:
         raise DeviceConfigError(header + problems) from exc
 
 
-def create_driver(config: DeviceConfig, serial_port: serial.Serial) -> Driver:
-    """Build the driver for a config from ``parse_device_config`` on an open port."""
-    return DRIVERS[config.driver].create(config, serial_port)
+def create_driver(
+    config: DeviceConfig, serial_port: serial.Serial, line: LineOptions | None = None
+) -> Driver:
+    """Build the driver for a config from ``parse_device_config`` on an open port.
+
+    ``line`` carries the port's settings a driver may need (Modbus inter-frame silence).
+    """
+    return DRIVERS[config.driver].create(config, serial_port, line or LineOptions())
 
 
 def _describe_error(raw: Mapping[str, Any], error: Any) -> str:

@@ -17,7 +17,7 @@ from typing import TypeVar
 import minimalmodbus
 import serial
 
-from drivers.base import DriverError, ErrorKind, Measurement
+from drivers.base import DriverError, ErrorKind, LineOptions, Measurement
 from drivers.counters import CounterValue
 from drivers.modbus_rtu.codec import ReadBlock, encode_raw, interpret, plan_blocks
 from drivers.modbus_rtu.config import (
@@ -27,7 +27,7 @@ from drivers.modbus_rtu.config import (
     RegisterTable,
     RegisterType,
 )
-from drivers.modbus_rtu.port import RecordingPort, classify
+from drivers.modbus_rtu.port import InterFrameGap, RecordingPort, classify
 from wire import Quality
 
 # Errors that say the device (or line) is not talking: the rest of the map would fail the
@@ -48,12 +48,19 @@ __all__ = ["ModbusRtuDriver", "classify"]
 class ModbusRtuDriver:
     """Reads the registers of one Modbus slave; see ``drivers.base.Driver``."""
 
-    def __init__(self, config: ModbusRtuDeviceConfig, serial_port: serial.Serial) -> None:
+    def __init__(
+        self,
+        config: ModbusRtuDeviceConfig,
+        serial_port: serial.Serial,
+        *,
+        line: LineOptions | None = None,
+    ) -> None:
         if not serial_port.is_open:
             raise ValueError(f"{config.describe()}: serial port {serial_port.port} is not open")
         self._config = config
         self._serial = serial_port
         self._port = RecordingPort(serial_port)
+        self._gap = InterFrameGap((line or LineOptions()).inter_frame_silence, serial_port)
         self._blocks = plan_blocks([*config.registers, *_decimals_registers(config)])
         self._instrument = minimalmodbus.Instrument(
             self._port,  # any serial-like object will do
@@ -160,6 +167,7 @@ class ModbusRtuDriver:
         attempts = 1 + (self._config.wake_retries if first else 0)
         for attempt in range(attempts):
             self._port.begin()
+            self._gap.before_transaction()
             try:
                 return call()
             except Exception as error:
@@ -210,7 +218,9 @@ class ModbusRtuDriver:
     ) -> Measurement:
         metric, unit = register.metric, register.unit
         if refusal is not None:
-            return Measurement(metric, None, unit, Quality.BAD, str(refusal))
+            return Measurement(
+                metric, None, unit, Quality.BAD, str(refusal), error_kind=refusal.kind
+            )
         span = [words[register.function, a] for a in _addresses(register)]
         decimals = None
         if register.decimals_address is not None:
@@ -221,7 +231,9 @@ class ModbusRtuDriver:
                 f"{self._config.describe()}: {register.describe()}: "
                 f"{ErrorKind.INVALID_VALUE}: {result.problem}"
             )
-            return Measurement(metric, None, unit, Quality.BAD, error)
+            return Measurement(
+                metric, None, unit, Quality.BAD, error, error_kind=ErrorKind.INVALID_VALUE
+            )
         counter = None
         if result.count is not None:
             counter = CounterValue(result.count, register.counter_modulus, register.scale)

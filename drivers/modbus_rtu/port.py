@@ -12,7 +12,13 @@ from typing import Any
 import minimalmodbus
 import serial
 
-from drivers.base import ErrorKind
+from drivers.base import ErrorKind, InterFrameSilence
+
+# minimalmodbus's own bookkeeping, which ``InterFrameGap`` adjusts. Pinned at 2.1.1 (see
+# pyproject); tests/drivers/test_modbus_rtu_silence.py fails loudly if these change.
+_MINIMALMODBUS_VERSION = "2.1.1"
+_FRAME_GAP_CHARS = 3.5
+_BITS_PER_CHAR = 11
 
 
 class RecordingPort:
@@ -104,3 +110,50 @@ def _ascii_cut_short(answer: bytes | None, mode: str, slave: int | None) -> bool
 
 _READ_FUNCTIONS = frozenset({3, 4})
 _FUNCTIONS = frozenset({3, 4, 6, 16})
+
+
+class InterFrameGap:
+    """The silence before each request, as the port's ``inter_frame_silence`` says.
+
+    minimalmodbus 2.1.1 sleeps before each request until ``max(3.5 character times,
+    1.75 ms)`` have passed since the last answer on that port name, timed from its
+    module-level ``_latest_read_times[port]``. For ``char-times`` this pre-dates that entry
+    by the difference, so the sleep is 3.5 character times at any baud. Nothing changes for
+    ``modbus-standard`` (or at 19200 baud and below, where both are the same).
+    """
+
+    def __init__(self, mode: InterFrameSilence, serial_port: serial.Serial) -> None:
+        self.mode = InterFrameSilence(mode)
+        self._serial = serial_port
+        self._predated_to: float | None = None
+        if self.mode is InterFrameSilence.CHAR_TIMES:
+            check_minimalmodbus_internals()
+
+    def before_transaction(self) -> None:
+        """Call right before each minimalmodbus transaction on this port."""
+        if self.mode is InterFrameSilence.MODBUS_STANDARD:
+            return
+        port_name = self._serial.port or ""
+        latest = minimalmodbus._latest_read_times.get(port_name)
+        if latest is None or latest == self._predated_to:
+            return  # no answer yet, or already moved for this gap
+        baud = float(self._serial.baudrate)
+        standard_s = minimalmodbus._calculate_minimum_silent_period(baud)
+        char_times_s = _FRAME_GAP_CHARS * _BITS_PER_CHAR / baud
+        self._predated_to = latest - max(0.0, standard_s - char_times_s)
+        minimalmodbus._latest_read_times[port_name] = self._predated_to
+
+
+def check_minimalmodbus_internals() -> None:
+    """Refuse ``char-times`` loudly when minimalmodbus is not the version it was built on."""
+    version = getattr(minimalmodbus, "__version__", "?")
+    if (
+        version != _MINIMALMODBUS_VERSION
+        or not isinstance(getattr(minimalmodbus, "_latest_read_times", None), dict)
+        or not callable(getattr(minimalmodbus, "_calculate_minimum_silent_period", None))
+    ):
+        raise RuntimeError(
+            f"inter_frame_silence = 'char-times' relies on minimalmodbus"
+            f" {_MINIMALMODBUS_VERSION} internals, found {version}: use 'modbus-standard'"
+            " or check drivers/modbus_rtu/port.py against the new version"
+        )

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import serial
 
-from drivers.base import DeviceConfig
+from drivers.base import DeviceConfig, LineOptions
 from drivers.serial_line.codec import KeyValueFramer, Sentence, SentenceFramer, frame_sentence
 from drivers.serial_line.config import FieldConfig, SerialLineDeviceConfig
 from drivers.serial_line.driver import SerialLineDriver
 
 
-def create(config: DeviceConfig, serial_port: serial.Serial) -> SerialLineDriver:
-    """The registry's factory: a driver for ``config`` on an open ``serial_port``."""
+def create(
+    config: DeviceConfig, serial_port: serial.Serial, line: LineOptions | None = None
+) -> SerialLineDriver:
+    """The registry's factory: a driver for ``config`` on an open ``serial_port``.
+
+    ``line`` (Modbus framing options) means nothing to a sentence device.
+    """
     if not isinstance(config, SerialLineDeviceConfig):
         raise TypeError(f"serial_line cannot drive a {type(config).__name__}")
     return SerialLineDriver(config, serial_port)

@@ -185,7 +185,9 @@ class SerialLineDriver:
         if problem is not None:
             where = f"{self._config.describe()}: {field.describe()}"
             error = f"{where}: {ErrorKind.INVALID_VALUE}: {problem}"
-            return Measurement(metric, None, unit, Quality.BAD, error)
+            return Measurement(
+                metric, None, unit, Quality.BAD, error, error_kind=ErrorKind.INVALID_VALUE
+            )
         return Measurement(metric, value, unit)
 
     @contextmanager

@@ -15,7 +15,7 @@ from agent.clock import SYSTEM_CLOCK
 from agent.config import PortConfig
 from agent.poller import DEVICE_METRIC, DeviceState
 from agent.ports import PortOwner
-from drivers.base import DeviceConfig, Driver, DriverError, ErrorKind, Measurement
+from drivers.base import DeviceConfig, Driver, DriverError, ErrorKind, LineOptions, Measurement
 from drivers.registry import parse_device_config
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
@@ -95,7 +95,7 @@ def test_a_failed_read_is_stored_as_bad_readings_and_counted(sink: Sink) -> None
     script = ["ok", "timeout", "timeout", "timeout", "ok"]
     drivers: dict[str, ScriptedDriver] = {}
 
-    def factory(config: DeviceConfig, link: serial.Serial) -> Driver:
+    def factory(config: DeviceConfig, link: serial.Serial, line: LineOptions) -> Driver:
         drivers[config.name] = ScriptedDriver(config.name, script)
         return drivers[config.name]
 
@@ -126,7 +126,7 @@ def test_three_failures_in_a_row_make_a_device_failing(sink: Sink) -> None:
         sink,
         SYSTEM_CLOCK,
         opener=loop_port,
-        driver_factory=lambda c, _: ScriptedDriver(c.name, ["timeout"]),
+        driver_factory=lambda c, *_: ScriptedDriver(c.name, ["timeout"]),
     )
     with running(owner):
         wait_until(
@@ -146,7 +146,7 @@ def test_a_crashing_driver_is_counted_and_polling_goes_on(sink: Sink) -> None:
         sink,
         SYSTEM_CLOCK,
         opener=loop_port,
-        driver_factory=lambda c, _: ScriptedDriver(c.name, ["crash", "ok"]),
+        driver_factory=lambda c, *_: ScriptedDriver(c.name, ["crash", "ok"]),
     )
     with running(owner):
         wait_until(lambda: len(sink.all()) >= 6, timeout_s=WAIT_S, message="6 reads")
@@ -172,7 +172,7 @@ def test_a_port_that_will_not_open_is_retried(sink: Sink) -> None:
         sink,
         SYSTEM_CLOCK,
         opener=flaky_opener,
-        driver_factory=lambda c, _: ScriptedDriver(c.name, ["ok"]),
+        driver_factory=lambda c, *_: ScriptedDriver(c.name, ["ok"]),
     )
     with running(owner):
         wait_until(lambda: owner.pollers[0].health().reads_ok >= 1, timeout_s=WAIT_S, message="ok")
@@ -189,7 +189,7 @@ def test_stop_returns_within_a_second(sink: Sink) -> None:
         sink,
         SYSTEM_CLOCK,
         opener=loop_port,
-        driver_factory=lambda c, _: ScriptedDriver(c.name, ["ok"]),
+        driver_factory=lambda c, *_: ScriptedDriver(c.name, ["ok"]),
     )
     owner.start()
     wait_until(sink.all, timeout_s=WAIT_S, message="first read")
