@@ -173,6 +173,7 @@ class LocalSystem:
     gateways: dict[str, SimulatedGateway] = field(default_factory=dict)
     http_port: int = 0
     controller: Child | None = None
+    controller_extra: str = ""  # more controller TOML (e.g. [[risk_points]]), appended
 
     @property
     def base_url(self) -> str:
@@ -202,6 +203,7 @@ class LocalSystem:
             controller_config(
                 self.mqtt_port, self.http_port, self.workdir / "controller.db", self.centers
             )
+            + self.controller_extra
         )
         self.controller = self.procs.start_cli(
             "controller", "controller", "run", "--config", str(config_path)

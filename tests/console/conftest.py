@@ -16,9 +16,9 @@ import pytest
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from tests.console.browser import BrowserMissingError, chromium
 from tests.console.support import GATEWAYS
 from tests.controller.support import config_for
+from tools.browser import BrowserMissingError, chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page

@@ -58,6 +58,7 @@ async function identify() {
   state.live = new LiveAlerts(me);
   state.live.addEventListener("status", (event) => {
     $("live").className = `live live-${event.detail}`;
+    $("live").textContent = `● ${event.detail}`;
     $("live").title = `live alert stream: ${event.detail}`;
   });
   state.live.addEventListener("change", () => {

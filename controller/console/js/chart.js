@@ -56,7 +56,7 @@ function domain(values, thresholdBands) {
  * points: [{ts, value}] (any order), window: [fromMs, toMs], thresholds or null.
  * Returns an <svg> with role="img" and a text description.
  */
-export function lineChart({ points, window, thresholds, unit = "", width = 760, height = 240, label = "" }) {
+export function lineChart({ points, window, thresholds, unit = "", width = 1000, height = 260, label = "" }) {
   const [x0, x1] = window;
   const values = points.filter((p) => p.value !== null).sort((a, b) => a.ts - b.ts);
   const plotW = width - PAD.left - PAD.right;

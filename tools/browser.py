@@ -1,4 +1,4 @@
-"""Headless Debian chromium driven by playwright, for the web console's tests and screenshots.
+"""Headless Debian chromium driven by playwright, for the console's tests and screenshots.
 
 Never ``playwright install``: the browser is the system's ``chromium`` (``.ci/run`` installs
 it), launched with a fresh profile in a temporary folder.
