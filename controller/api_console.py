@@ -9,6 +9,7 @@ the demo principal, no login).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import cast
 
@@ -90,6 +91,7 @@ class ConsoleFiles(StaticFiles):
 
 def mount_console(app: FastAPI) -> None:
     app.state.stream_tickets = StreamTickets()
+    app.state.stopping = threading.Event()  # set by the API server as it stops
     app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
 
     @app.get("/", include_in_schema=False)

@@ -51,7 +51,7 @@ export async function render(main, _params, ctx) {
     try {
       const updated = await api(`/alerts/${alert.id}/transitions`, {
         method: "POST",
-        body: { to, by: ctx.me.name, note: notes.get(alert.id) || "" },
+        body: { to, note: notes.get(alert.id) || "" },
       });
       notes.delete(alert.id);
       details.set(updated.id, updated);
