@@ -99,3 +99,33 @@ export function lineChart({ points, window, thresholds, unit = "", width = 1000,
   svg.append(s("rect", { x: PAD.left, y: PAD.top, width: plotW, height: plotH, class: "frame" }));
   return svg;
 }
+
+/**
+ * A strip of the last `windowMs` coloured by state, from transitions (newest first, as the
+ * API gives them). The state before the oldest transition shown is its from_state.
+ */
+export function stateStrip(transitions, { windowMs = 24 * 3600e3, width = 1000, height = 34 } = {}) {
+  const now = Date.now();
+  const start = now - windowMs;
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "strip", role: "img", "aria-label": "state over the last 24 h" });
+  const ordered = [...transitions].sort((a, b) => a.at_ms - b.at_ms);
+  const x = (ts) => ((Math.max(ts, start) - start) / windowMs) * width;
+  let state = ordered.length ? ordered[0].from_state : "unknown";
+  let from = start;
+  const segments = [];
+  for (const t of ordered) {
+    if (t.at_ms > start) segments.push({ state, from, to: t.at_ms });
+    state = t.to_state;
+    from = Math.max(t.at_ms, start);
+  }
+  segments.push({ state, from, to: now });
+  for (const seg of segments) {
+    if (seg.to <= start) continue;
+    svg.append(
+      s("rect", { x: x(seg.from), y: 0, width: Math.max(1, x(seg.to) - x(seg.from)), height: height - 14, class: `strip-${seg.state}` },
+        s("title", {}, `${seg.state} from ${new Date(seg.from).toLocaleString()}`)),
+    );
+  }
+  svg.append(s("text", { x: 0, y: height - 2, class: "axis" }, "24 h ago"), s("text", { x: width, y: height - 2, "text-anchor": "end", class: "axis" }, "now"));
+  return svg;
+}

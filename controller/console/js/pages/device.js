@@ -2,7 +2,7 @@
 // thresholds as coloured bands, and its health history.
 
 import { api, ApiError } from "../api.js";
-import { lineChart } from "../chart.js";
+import { lineChart, stateStrip } from "../chart.js";
 import { ago, badge, card, h, number, replace, table, time } from "../dom.js";
 
 export const WINDOWS = [
@@ -91,6 +91,7 @@ export async function render(main, [deviceId], ctx) {
     replace(charts, metricCharts(device, readings.readings, rules, windowMs));
     replace(
       historyBox,
+      stateStrip(history),
       history.length
         ? table(["When", "Change", "Why"], history.map((t) => h("tr", {}, h("td", {}, time(t.at_ms)), h("td", {}, badge(t.from_state), " → ", badge(t.to_state)), h("td", {}, t.reason))))
         : h("p", { class: "quiet" }, "No transitions yet."),

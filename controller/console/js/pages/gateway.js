@@ -2,6 +2,7 @@
 // commands (with buttons for the built-in ones) and its health history.
 
 import { api } from "../api.js";
+import { stateStrip } from "../chart.js";
 import { ago, badge, bytes, card, duration, h, keyValues, number, replace, table, time } from "../dom.js";
 
 const REFRESH_MS = 3000;
@@ -183,6 +184,7 @@ export async function render(main, [gatewayId], ctx) {
     );
     replace(
       historyBox,
+      stateStrip(history),
       history.length ? table(["When", "Change", "Why"], historyRows(history), { id: "history" }) : h("p", { class: "quiet" }, "No transitions yet."),
     );
     if (!formsBox.hasChildNodes()) {
