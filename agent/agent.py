@@ -1,13 +1,15 @@
-"""The gateway agent: buffer, port owners, MQTT session, publisher and heartbeat, wired.
+"""The gateway agent: buffer, port owners, MQTT session, publisher, commands and heartbeat.
 
 ``Agent(config)`` is a context manager. Readings flow one way:
 
-    port owner thread --append--> Buffer --take_unsent--> publisher thread --> MqttSession
-                                    ^------------------ ack on PUBACK -----------------'
+    port owner thread --Intake--> Buffer --take_unsent--> Publisher --> MqttSession
+                        (memory queue     ^---------- ack on PUBACK ---------'
+                         if the file fails)
 
 Stopping goes in the order that gets the offline status out first (the controller must
-see a stopped gateway at once): publisher and heartbeat stop, the MQTT session publishes
-its retained offline status and disconnects, the port owners stop, the buffer closes.
+see a stopped gateway at once): publisher, commands and heartbeat stop, the MQTT session
+publishes its retained offline status and disconnects, the port owners stop, the buffer
+closes.
 """
 
 from __future__ import annotations
@@ -15,30 +17,26 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import platform
-import sqlite3
 import threading
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import TracebackType
 
 import paho.mqtt
-from pydantic import ValidationError
 
+from agent.alerts import AlertQueue
 from agent.buffer import Buffer
 from agent.clock import SYSTEM_CLOCK, Clock
+from agent.commands import CommandRunner
 from agent.config import AgentConfig
 from agent.counter_state import SqliteCounterStore
+from agent.eviction import ACKED_EVICTED
+from agent.intake import Intake
 from agent.mqtt import MqttSession
 from agent.ports import PortOwner
-from drivers.base import Measurement
-from wire import Health
+from agent.publisher import BATCH_MAX_READINGS, Publisher
+from wire import CommandRequest, Health, TopicKind, encode
 
 log = logging.getLogger(__name__)
-
-BATCH_MAX_READINGS = 500
-MAX_INFLIGHT_BATCHES = 10  # batches awaiting PUBACK before the publisher waits
-PURGE_EVERY_S = 60.0
-_IDLE_WAIT_S = 0.5
 
 
 def agent_version() -> str:
@@ -60,10 +58,15 @@ class Agent:
     ) -> None:
         self.config = config
         self._clock = clock
-        self._batch_max_readings = batch_max_readings
         self._config_hash = config.config_hash
         self._version = agent_version()
-        self.buffer = Buffer(config.gateway.data_dir / "buffer.db", now_ms=clock.wall_ms)
+        self.buffer = Buffer(
+            config.gateway.data_dir / "buffer.db",
+            now_ms=clock.wall_ms,
+            monotonic_s=clock.monotonic_s,
+            live_window_s=config.buffer.live_window_s,
+        )
+        self.alerts = AlertQueue(self.buffer)
         self.session = MqttSession(
             gateway_id=config.gateway.id,
             mqtt=config.mqtt,
@@ -72,18 +75,38 @@ class Agent:
             agent_version=self._version,
             now_ms=clock.wall_ms,
             on_online=self._on_online,
+            on_command=self._on_command,
+            on_connection_closed=self._on_connection_closed,
+        )
+        self.publisher = Publisher(
+            buffer=self.buffer,
+            alerts=self.alerts,
+            session=self.session,
+            config=config.buffer,
+            clock=clock,
+            batch_max_readings=batch_max_readings,
+            housekeeping=self._retry_intake,
+        )
+        self.intake = Intake(
+            self.buffer,
+            memory_max_readings=config.buffer.memory_queue_max_readings,
+            on_stored=self.publisher.wake.set,
+        )
+        self.commands = CommandRunner(
+            session=self.session, publisher=self.publisher, now_ms=clock.wall_ms
         )
         self.counters = SqliteCounterStore(config.gateway.data_dir / "counters.db")
         self.ports = [
             PortOwner(
-                port, config.devices_on(port.name), self._store, clock, counters=self.counters
+                port,
+                config.devices_on(port.name),
+                self.intake.store,
+                clock,
+                counters=self.counters,
             )
             for port in config.ports
         ]
-        self._dropped: Counter[str] = Counter()
-        self._dropped_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._readings_waiting = threading.Event()
         self._heartbeat_due = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_s = clock.monotonic_s()
@@ -101,11 +124,12 @@ class Agent:
             len(self.config.devices),
             self._config_hash[:12],
         )
+        self.commands.start()
         self.session.start()
         for owner in self.ports:
             owner.start()
         for name, target in (
-            ("publisher", self._publish_loop),
+            ("publisher", lambda: self.publisher.run(self._stopping)),
             ("heartbeat", self._heartbeat_loop),
         ):
             thread = threading.Thread(target=self._supervised, args=(name, target), name=name)
@@ -114,11 +138,12 @@ class Agent:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._readings_waiting.set()
+        self.publisher.wake.set()
         self._heartbeat_due.set()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
+        self.commands.stop()
         self.session.stop()
         for owner in self.ports:
             owner.stop()
@@ -137,26 +162,6 @@ class Agent:
     ) -> None:
         self.stop()
 
-    # -- readings in ----------------------------------------------------------------------
-
-    def _store(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
-        """The port owners' sink: write to the buffer before anything is published."""
-        try:
-            self.buffer.append(device, ts_ms, measurements)
-        except ValidationError as exc:
-            self._drop("invalid_reading", len(measurements), f"device {device!r}: {exc}")
-        except (sqlite3.Error, OSError) as exc:
-            self._drop("buffer_write", len(measurements), f"buffer write failed: {exc}")
-        else:
-            self._readings_waiting.set()
-
-    def _drop(self, reason: str, count: int, detail: str) -> None:
-        with self._dropped_lock:
-            first = self._dropped[reason] == 0
-            self._dropped[reason] += count
-        if first:
-            log.error("dropping readings (%s): %s", reason, detail)
-
     # -- loops ----------------------------------------------------------------------------
 
     def _supervised(self, name: str, loop: Callable[[], None]) -> None:
@@ -171,46 +176,40 @@ class Agent:
                 self._stopping.wait(delay_s)
                 delay_s = min(delay_s * 2, 5.0)
 
-    def _publish_loop(self) -> None:
-        next_purge_s = self._clock.monotonic_s()
-        while not self._stopping.is_set():
-            if self._clock.monotonic_s() >= next_purge_s:
-                self.buffer.purge_acked(self.config.buffer.acked_retention_s)
-                next_purge_s = self._clock.monotonic_s() + PURGE_EVERY_S
-            if not self.session.connected:
-                self._readings_waiting.wait(_IDLE_WAIT_S)
-                self._readings_waiting.clear()
-                continue
-            if not self.session.wait_for_capacity(MAX_INFLIGHT_BATCHES, _IDLE_WAIT_S):
-                continue
-            self._readings_waiting.clear()
-            rows = self.buffer.take_unsent(self._batch_max_readings)
-            if not rows:
-                self._readings_waiting.wait(_IDLE_WAIT_S)
-                continue
-            if not self.session.publish_readings(rows):
-                self.buffer.release(r.seq for r in rows)
-                self._stopping.wait(0.1)
-
     def _heartbeat_loop(self) -> None:
         interval_s = self.config.gateway.heartbeat_interval_s
         while not self._stopping.is_set():
             self._heartbeat_due.clear()
             if self.session.connected:
-                self.session.publish_health(self.health())
+                self.session.publish(self.session.topic(TopicKind.HEALTH), encode(self.health()))
             self._heartbeat_due.wait(interval_s)
 
+    def _retry_intake(self) -> None:
+        self.intake.retry()
+
     def _on_online(self) -> None:
-        """Right after a birth: send what waited, and a heartbeat without waiting."""
-        self._readings_waiting.set()
+        """Right after a birth (or the controller's return): send what waited, and a
+        heartbeat without waiting."""
+        self.publisher.wake.set()
         self._heartbeat_due.set()
+
+    def _on_command(self, request: CommandRequest) -> None:
+        self.commands.submit(request)
+
+    def _on_connection_closed(self) -> None:
+        self.buffer.release_all()
+        self.alerts.release_all()
+        self.publisher.connection_closed()
+        self.publisher.wake.set()
 
     # -- health ---------------------------------------------------------------------------
 
     def health(self) -> Health:
         stats = self.buffer.stats()
-        with self._dropped_lock:
-            dropped = dict(self._dropped)
+        dropped = self.buffer.dropped()
+        acked_evicted = dropped.pop(ACKED_EVICTED, 0)
+        for reason, count in self.intake.dropped().items():
+            dropped[reason] = dropped.get(reason, 0) + count
         devices = {p.name: p.health() for owner in self.ports for p in owner.pollers}
         return Health.model_validate(
             {
@@ -232,6 +231,13 @@ class Agent:
                 },
                 # Beyond the contract's fields (Health allows extras).
                 "buffer_unsent_rows": stats.unsent_rows,
+                "buffer_used_bytes": stats.used_bytes,
+                "first_unsent_seq": stats.first_unsent_seq,
+                "alerts_unsent": stats.alerts_unsent,
+                "acked_evicted": acked_evicted,
+                "buffer_error": self.intake.error,
+                "memory_queue_readings": self.intake.held_readings,
+                "controller_online": self.session.controller_online,
                 "poll_loop_crashes": sum(owner.crashes for owner in self.ports),
             }
         )

@@ -88,8 +88,21 @@ class PortConfig(_Section):
 
 
 class BufferConfig(_Section):
+    """Limits and lanes of the store-and-forward buffer (docs/store-and-forward.md)."""
+
     # Acked readings stay this long so the controller can ask for a replay of a gap.
     acked_retention_s: float = Field(default=86_400.0, ge=0)
+    # Bounds on the stored data; 0 means no bound. Eviction order: agent/eviction.py.
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    max_age_s: float = Field(default=30 * 86_400.0, ge=0)
+    # Rows appended within this window go on the live lane (`readings`), older on `backlog`.
+    live_window_s: float = Field(default=10.0, gt=0, le=3600)
+    # Backlog readings per second at most (0: no cap); live readings and alerts go first.
+    backlog_max_readings_per_s: float = Field(default=5000.0, ge=0)
+    # Readings held in memory while the buffer file cannot be written (disk full).
+    memory_queue_max_readings: int = Field(default=10_000, ge=0)
+    # Publish readings only while the controller's retained status says online.
+    hold_while_controller_offline: bool = True
 
 
 class AgentConfig(_Section):

@@ -1,19 +1,26 @@
-"""The agent's MQTT session: birth and will, QoS 1 publishing, PUBACK-driven buffer acks.
+"""The agent's MQTT session: birth and will, QoS 1 publishing, PUBACK-driven acks, commands.
 
 Reconnection is an explicit loop this module owns (one paho client per connection, capped
-exponential backoff) rather than paho's automatic reconnect, because every connection
-needs its own will: the will carries the session number, which is bumped and persisted
-before each connect. Publishing a batch records ``mid -> seqs``; only paho's
-``on_publish`` for that mid (the broker's PUBACK) acks the rows in the buffer. When a
-connection ends its in-flight mids are forgotten and the rows are unsent again; they go
-out again on the next connection (the controller de-duplicates on (gateway, seq)).
+exponential backoff with jitter from tenacity) rather than paho's automatic reconnect,
+because every connection needs its own will: the will carries the session number, which is
+bumped and persisted before each connect. Each publish records ``mid -> callbacks``; only
+paho's ``on_publish`` for that mid (the broker's PUBACK) runs ``on_acked`` (e.g. acking the
+rows in the buffer). When a connection ends its in-flight mids are forgotten and
+``on_connection_closed`` runs (the rows are unsent again and go out on the next connection;
+the controller de-duplicates on (gateway, seq)).
+
+On every connection the session subscribes to the controller's retained status
+(``controller_online``: False until an online status is seen on this connection, because a
+broker that restarted has forgotten it) and to the gateway's commands (``cmd/+``), which go
+to ``on_command``. Callbacks are guarded: an exception in one is logged, never fatal to
+paho's network thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -21,14 +28,33 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
+from tenacity import Retrying, retry_if_result, wait_exponential_jitter
 
 from agent.buffer import Buffer, wall_clock_ms
 from agent.config import MqttConfig
-from wire import GatewayState, Health, Reading, ReadingBatch, Status, TopicKind, encode, topic_for
+from wire import (
+    CONTROLLER_STATUS_TOPIC,
+    CommandRequest,
+    ControllerStatus,
+    GatewayState,
+    PayloadError,
+    Status,
+    TopicKind,
+    decode,
+    encode,
+    topic_for,
+)
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
+Callback = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    on_acked: Callback | None
+    on_refused: Callback | None
 
 
 @dataclass
@@ -40,14 +66,27 @@ class _Connection:
     online: bool = False  # CONNACK accepted
     done: bool = False  # refused, lost or closed
     reason: str = ""
-    pending: dict[int, list[int]] = field(default_factory=dict)  # mid -> seqs awaiting PUBACK
+    controller_online: bool = False  # the retained controller status says online
+    pending: dict[int, _Pending] = field(default_factory=dict)  # mid -> awaiting PUBACK
     early_acks: set[int] = field(default_factory=set)  # PUBACKs that beat their registration
+
+
+def guarded(name: str, callback: Callable[[], object] | None) -> None:
+    """Run ``callback``; log (never raise) what it raises."""
+    if callback is None:
+        return
+    try:
+        callback()
+    except Exception:
+        log.exception("%s callback failed; going on", name)
 
 
 class MqttSession:
     """A supervised MQTT connection for one gateway; a context manager.
 
-    ``on_online`` runs (on paho's thread; keep it short) after each birth is published.
+    ``on_online`` runs (on paho's thread; keep it short) after each birth is published and
+    when the controller comes online; ``on_command`` gets each decoded command (on paho's
+    thread: hand it on); ``on_connection_closed`` runs after a connection ended.
     """
 
     def __init__(
@@ -59,7 +98,9 @@ class MqttSession:
         buffer: Buffer,
         agent_version: str = "",
         now_ms: Callable[[], int] = wall_clock_ms,
-        on_online: Callable[[], None] | None = None,
+        on_online: Callback | None = None,
+        on_command: Callable[[CommandRequest], None] | None = None,
+        on_connection_closed: Callback | None = None,
     ) -> None:
         self._gateway_id = gateway_id
         self._mqtt = mqtt
@@ -68,15 +109,21 @@ class MqttSession:
         self._agent_version = agent_version
         self._now_ms = now_ms
         self._on_online = on_online
+        self._on_command = on_command
+        self._on_connection_closed = on_connection_closed
         self._cond = threading.Condition()
         self._stopping = False
         self._conn: _Connection | None = None  # the connection publishing may use
         self._thread: threading.Thread | None = None
         self._stop_timeout_s = 1.5
         self._unused_session: int | None = None
+        self._outage_logged = False
+        self._controller_logged: bool | None = None
         self.status_topic = topic_for(gateway_id, TopicKind.STATUS)
-        self.readings_topic = topic_for(gateway_id, TopicKind.READINGS)
-        self.health_topic = topic_for(gateway_id, TopicKind.HEALTH)
+        self.command_filter = topic_for(gateway_id, TopicKind.CMD, "x")[:-1] + "+"
+
+    def topic(self, kind: TopicKind, command_id: str | None = None) -> str:
+        return topic_for(self._gateway_id, kind, command_id)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -113,6 +160,12 @@ class MqttSession:
         return conn is not None and conn.online and not conn.done
 
     @property
+    def controller_online(self) -> bool:
+        """The controller's retained status, seen on this connection, says online."""
+        conn = self._conn
+        return conn is not None and conn.controller_online
+
+    @property
     def session(self) -> int:
         conn = self._conn
         return conn.session if conn is not None else self._buffer.session
@@ -122,7 +175,7 @@ class MqttSession:
             return len(self._conn.pending) if self._conn is not None else 0
 
     def wait_for_capacity(self, max_inflight: int, timeout_s: float) -> bool:
-        """Block until fewer than ``max_inflight`` batches await PUBACK (or timeout/stop)."""
+        """Block until fewer than ``max_inflight`` messages await PUBACK (or timeout/stop)."""
         with self._cond:
             return self._cond.wait_for(
                 lambda: (
@@ -133,20 +186,18 @@ class MqttSession:
 
     # -- publishing -----------------------------------------------------------------------
 
-    def publish_readings(self, readings: Sequence[Reading]) -> bool:
-        """Publish one batch at QoS 1; False if it was not handed to a live connection
-        (the caller releases the rows). The rows are acked on PUBACK, not here."""
-        if not readings:
-            return True
-        batch = ReadingBatch(session=self.session, readings=list(readings))
-        return self._publish(self.readings_topic, encode(batch), [r.seq for r in readings])
-
-    def publish_health(self, health: Health) -> bool:
-        return self._publish(self.health_topic, encode(health), [])
-
-    def _publish(
-        self, topic: str, payload: bytes, seqs: list[int], *, retain: bool = False
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        on_acked: Callback | None = None,
+        on_refused: Callback | None = None,
+        retain: bool = False,
     ) -> bool:
+        """Publish at QoS 1; False if it was not handed to a live connection (nothing will
+        be called then). ``on_acked`` runs on the broker's PUBACK, ``on_refused`` if the
+        broker refuses it; neither runs if the connection ends first."""
         conn = self._conn
         if conn is None or not conn.online or conn.done:
             return False
@@ -154,40 +205,50 @@ class MqttSession:
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
         with self._cond:
-            if info.mid in conn.early_acks:
+            acked_now = info.mid in conn.early_acks
+            if acked_now:
                 conn.early_acks.discard(info.mid)
-                acked_now = True
             else:
-                conn.pending[info.mid] = seqs
-                acked_now = False
-        if acked_now and seqs:
-            self._buffer.ack(seqs)
+                conn.pending[info.mid] = _Pending(on_acked, on_refused)
+        if acked_now:
+            guarded("on_acked", on_acked)
         return True
 
     # -- the connection loop --------------------------------------------------------------
 
     def _supervise(self) -> None:
-        """Connect, serve, reconnect: capped exponential backoff while the broker is away.
-
-        An outage is logged once (its first failure, or the lost connection); the return
-        of the broker once (``connected``), never a line per attempt.
-        """
-        delay_s = self._mqtt.reconnect_min_s
-        outage_logged = False
+        """Connect, serve, reconnect: capped exponential backoff with jitter while the broker
+        is away, reset once a connection was up. An outage is logged once (its first
+        failure, or the lost connection); the return of the broker once."""
         while not self._stopping:
-            try:
-                was_online = self._one_connection(log_failure=not outage_logged)
-            except Exception:
-                log.exception("MQTT connection loop failed; retrying")
-                was_online = False
-            outage_logged = True
-            if self._stopping:
-                break
-            delay_s = self._mqtt.reconnect_min_s if was_online else delay_s
-            with self._cond:
-                self._cond.wait_for(lambda: self._stopping, timeout=delay_s)
-            if not was_online:
-                delay_s = min(delay_s * 2, self._mqtt.reconnect_max_s)
+            retrying = Retrying(
+                wait=wait_exponential_jitter(
+                    multiplier=self._mqtt.reconnect_min_s,
+                    max=self._mqtt.reconnect_max_s,
+                    jitter=self._mqtt.reconnect_min_s,
+                ),
+                retry=retry_if_result(lambda was_online: not was_online and not self._stopping),
+                sleep=self._pause,
+                reraise=True,
+            )
+            retrying(self._attempt)
+            if not self._stopping:
+                self._pause(self._mqtt.reconnect_min_s)
+
+    def _pause(self, seconds: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping, timeout=seconds)
+
+    def _attempt(self) -> bool:
+        if self._stopping:
+            return False
+        try:
+            was_online = self._one_connection(log_failure=not self._outage_logged)
+        except Exception:
+            log.exception("MQTT connection loop failed; retrying")
+            was_online = False
+        self._outage_logged = True  # its first failure, or the lost connection, is logged
+        return was_online
 
     def _one_connection(self, *, log_failure: bool) -> bool:
         # A session number is spent once a CONNECT carrying its will may have reached the
@@ -230,7 +291,7 @@ class MqttSession:
             with self._cond:
                 self._conn = None
                 self._cond.notify_all()
-            self._buffer.release_all()
+            guarded("on_connection_closed", self._on_connection_closed)
             if not said_goodbye:
                 client.disconnect()  # ends paho's loop if the socket is still open
             client.loop_stop()
@@ -266,6 +327,7 @@ class MqttSession:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     # -- paho callbacks (paho's network thread) --------------------------------------------
@@ -284,6 +346,7 @@ class MqttSession:
                 conn.reason = str(reason_code)
                 self._cond.notify_all()
             return
+        client.subscribe([(CONTROLLER_STATUS_TOPIC, 1), (self.command_filter, 1)])
         birth = Status(
             state=GatewayState.ONLINE,
             session=conn.session,
@@ -293,7 +356,7 @@ class MqttSession:
         )
         info = client.publish(self.status_topic, encode(birth), qos=1, retain=True)
         with self._cond:
-            conn.pending[info.mid] = []
+            conn.pending[info.mid] = _Pending(None, None)
             conn.online = True
             self._cond.notify_all()
         log.info(
@@ -302,8 +365,7 @@ class MqttSession:
             self._mqtt.port,
             conn.session,
         )
-        if self._on_online is not None:
-            self._on_online()
+        guarded("on_online", self._on_online)
 
     def _on_disconnect(
         self,
@@ -327,14 +389,39 @@ class MqttSession:
         properties: Any,
     ) -> None:
         with self._cond:
-            seqs = conn.pending.pop(mid, None)
-            if seqs is None:
+            pending = conn.pending.pop(mid, None)
+            if pending is None:
                 conn.early_acks.add(mid)
             self._cond.notify_all()
-        if not seqs:
+        if pending is None:
             return
         if reason_code.is_failure:
-            log.warning("broker refused readings batch (mid %d): %s", mid, reason_code)
-            self._buffer.release(seqs)
+            log.warning("broker refused a message (mid %d): %s", mid, reason_code)
+            guarded("on_refused", pending.on_refused)
         else:
-            self._buffer.ack(seqs)
+            guarded("on_acked", pending.on_acked)
+
+    def _on_message(self, client: paho.Client, conn: _Connection, msg: paho.MQTTMessage) -> None:
+        try:
+            if msg.topic == CONTROLLER_STATUS_TOPIC:
+                self._controller_status(conn, bytes(msg.payload))
+            elif self._on_command is not None:
+                self._on_command(decode(CommandRequest, bytes(msg.payload)))
+        except PayloadError as exc:
+            log.warning("ignored a malformed message on %s: %s", msg.topic, exc)
+        except Exception:
+            log.exception("handling a message on %s failed; going on", msg.topic)
+
+    def _controller_status(self, conn: _Connection, payload: bytes) -> None:
+        online = bool(payload) and (decode(ControllerStatus, payload).state is GatewayState.ONLINE)
+        with self._cond:
+            conn.controller_online = online
+            self._cond.notify_all()
+        if online != self._controller_logged:
+            self._controller_logged = online
+            if online:
+                log.info("the controller is online: publishing")
+            else:
+                log.warning("the controller is offline: buffering until it returns")
+        if online:
+            guarded("on_online", self._on_online)

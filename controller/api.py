@@ -36,6 +36,7 @@ from controller.api_fleet import devices, gateways
 from controller.api_ops import audit, commands
 from controller.api_registry import registry
 from controller.api_system import centers, probes, summary
+from controller.gaps_api import gaps
 
 API_PREFIX = "/api/v1"
 
@@ -79,7 +80,7 @@ def create_app(backend: ApiBackend) -> FastAPI:
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
-    routers = (console, stream_tickets, gateways, devices, registry, commands, audit)
+    routers = (console, stream_tickets, gateways, gaps, devices, registry, commands, audit)
     for router in (*routers, centers, summary):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(probes, prefix=API_PREFIX)

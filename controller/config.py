@@ -44,6 +44,10 @@ backoff_max_s = 3.0
 # acl_file = "/etc/mosquitto/edgewatch.acl"
 # reload_pid_file = "/run/mosquitto/mosquitto.pid"   # SIGHUP after a change, or:
 # reload_command = ["systemctl", "reload", "mosquitto"]
+[gaps]                           # optional, these are the defaults
+reorder_wait_s = 2.0             # a missing seq range waits this long before a replay
+replay_timeout_s = 10.0          # then is asked again after this long
+max_attempts = 3                 # and recorded as unfillable after this many asks
 
 [[gateways]]
 id = "gw-demo-1"
@@ -179,6 +183,14 @@ class ForwardingConfig(_Section):
     backoff_max_s: Annotated[float, Field(gt=0, le=60)] = 3.0
 
 
+class GapsConfig(_Section):
+    """Gap detection (controller/gaps.py): when to ask a gateway to replay, when to give up."""
+
+    reorder_wait_s: Annotated[float, Field(gt=0, le=600)] = 2.0
+    replay_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+
+
 class GatewayConfig(_Section):
     id: str
     place: Place
@@ -208,6 +220,7 @@ class ControllerConfig(_Section):
     api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
     broker: BrokerConfig = BrokerConfig()
+    gaps: GapsConfig = GapsConfig()
     gateways: list[GatewayConfig] = []
     centers: list[CenterConfig] = []
 

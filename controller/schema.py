@@ -243,3 +243,26 @@ def _fleet_management(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX gateways_place ON gateways (place)")
+
+
+@migrations(name="0005_gaps")
+def _gaps(db: Database) -> None:
+    """Seq gaps per gateway and what became of them (controller/gaps.py)."""
+    db.execute(
+        """
+        CREATE TABLE gaps (
+            id INTEGER PRIMARY KEY,
+            gateway TEXT NOT NULL,
+            from_seq INTEGER NOT NULL,
+            to_seq INTEGER NOT NULL,
+            missing INTEGER NOT NULL,
+            ranges TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            detected_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            detail TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX gaps_gateway ON gaps (gateway, id)")

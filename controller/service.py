@@ -22,6 +22,7 @@ from controller.api import create_app
 from controller.commands import Commands
 from controller.config import AuthMode, ControllerConfig
 from controller.fleet import Fleet
+from controller.gaps import GapDetector, GapWatch
 from controller.health import Clock, DegradationLimits, HealthTracker, SystemClock
 from controller.ingest import MqttIngest, Rejections
 from controller.metrics import Metrics
@@ -154,9 +155,10 @@ class Controller:
         self.provisioner = Provisioner(config.broker, config.mqtt)
         # While the controller itself is cut off from the broker it cannot judge gateways:
         # the health check pauses, and every gateway gets a fresh timeout on reconnect.
+        self.gaps = GapDetector(self.store, self._publish, self.clock, config.gaps)
         self.ingest = MqttIngest(
             config.mqtt,
-            self.fleet,
+            GapWatch(self.fleet, self.gaps),
             rejections=self.rejections,
             on_subscribed=self.tracker.grace,
             counter=self.metrics,
@@ -175,6 +177,11 @@ class Controller:
         self._ticker_stop = threading.Event()
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
         self._stack: ExitStack | None = None
+
+    def _publish(self, topic: str, payload: bytes) -> bool:
+        """Publish for the gap detector: True when the message went to the broker."""
+        info = self.ingest.publish(topic, payload)
+        return info is not None and info.rc == 0
 
     @property
     def mqtt_connected(self) -> bool:
@@ -202,6 +209,8 @@ class Controller:
                 self.store.read(self.provisioner.sync)
             self.outboxes.start()
             stack.callback(self.outboxes.stop)
+            self.gaps.start()
+            stack.callback(self.gaps.stop)
             self._start_ticker()
             stack.callback(self._stop_ticker)
             self.ingest.start()

@@ -116,6 +116,11 @@ class Mosquitto:
         if self._process is not None:
             self._process.send_signal(1)
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the broker (fault tests: SIGSTOP freezes it, SIGKILL kills it)."""
+        if self._process is not None:
+            self._process.send_signal(signum)
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None:

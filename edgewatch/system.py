@@ -173,7 +173,6 @@ class LocalSystem:
     gateways: dict[str, SimulatedGateway] = field(default_factory=dict)
     http_port: int = 0
     controller: Child | None = None
-    controller_extra: str = ""  # more controller TOML (e.g. [[risk_points]]), appended
 
     @property
     def base_url(self) -> str:
@@ -196,14 +195,15 @@ class LocalSystem:
             wait_for_child(child, f"center {spec.name}", accepts_on(port), 20)
             self.centers[spec] = port
 
-    def start_controller(self) -> Child:
+    def start_controller(self, extra_config: str = "") -> Child:
+        """Start (or restart) the controller; ``extra_config`` is appended to its TOML."""
         self.http_port = free_port()
         config_path = self.workdir / "controller.toml"
         config_path.write_text(
             controller_config(
                 self.mqtt_port, self.http_port, self.workdir / "controller.db", self.centers
             )
-            + self.controller_extra
+            + extra_config
         )
         self.controller = self.procs.start_cli(
             "controller", "controller", "run", "--config", str(config_path)

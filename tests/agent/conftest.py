@@ -95,13 +95,18 @@ def agent_toml(
     interval_s: float = 0.1,
     heartbeat_interval_s: float = 0.5,
     gateway_id: str = GATEWAY_ID,
+    buffer: str = "hold_while_controller_offline = false",
 ) -> str:
-    """A working agent config; with ``port_url``, one gauge on one port."""
+    """A working agent config; with ``port_url``, one gauge on one port. ``buffer`` is the
+    body of the [buffer] table (by default: publish without a controller listening)."""
     text = f"""
 [gateway]
 id = "{gateway_id}"
 data_dir = "{data_dir}"
 heartbeat_interval_s = {heartbeat_interval_s}
+
+[buffer]
+{buffer}
 
 [mqtt]
 host = "{broker.host}"

@@ -22,7 +22,13 @@ def gauge_config(tmp_path: Path, broker: Mosquitto, bus: SimulatedBus) -> AgentC
 
 
 def seqs_seen(recorder: Recorder) -> list[int]:
-    return [r.seq for b in recorder.decoded(TopicKind.READINGS, ReadingBatch) for r in b.readings]
+    """Seqs received on both lanes (live readings and backlog)."""
+    return [
+        r.seq
+        for kind in (TopicKind.READINGS, TopicKind.BACKLOG)
+        for b in recorder.decoded(kind, ReadingBatch)
+        for r in b.readings
+    ]
 
 
 def unacked_up_to(db_path: Path, seq: int) -> int:

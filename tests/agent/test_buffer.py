@@ -128,10 +128,10 @@ def test_seq_and_session_persist_and_are_never_reused(tmp_path: Path, clock: Fak
         assert [r.seq for r in buffer.append("gauge-1", 2, level(2.0))] == [3, 4]
 
 
-def test_after_an_unclean_stop_seqs_resume_past_the_reserved_block(tmp_path: Path) -> None:
+def test_after_a_power_cut_seqs_resume_past_the_reserved_block(tmp_path: Path) -> None:
     """A power cut may roll back the newest commits; a published seq must not come back."""
     path = tmp_path / "buffer.db"
-    buffer = Buffer(path).open()
+    buffer = Buffer(path, boot_id=1).open()
     buffer.append("gauge-1", 1, level(1.0))
     # Copy the files as a power cut would leave them: no clean close.
     crashed = tmp_path / "crashed"
@@ -140,11 +140,26 @@ def test_after_an_unclean_stop_seqs_resume_past_the_reserved_block(tmp_path: Pat
         shutil.copy(file, crashed / file.name)
     buffer.close()
 
-    with Buffer(crashed / "buffer.db") as recovered:
+    with Buffer(crashed / "buffer.db", boot_id=2) as recovered:  # the machine rebooted
         seqs = [r.seq for r in recovered.append("gauge-1", 2, level(2.0))]
 
     assert seqs[0] > SEQ_BLOCK
     assert seqs == [seqs[0], seqs[0] + 1]
+
+
+def test_after_a_process_crash_without_reboot_seqs_resume_exactly(tmp_path: Path) -> None:
+    """SIGKILL loses nothing committed (the OS has the pages): no gap for the controller."""
+    path = tmp_path / "buffer.db"
+    buffer = Buffer(path, boot_id=1).open()
+    buffer.append("gauge-1", 1, level(1.0))
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    for file in tmp_path.glob("buffer.db*"):
+        shutil.copy(file, crashed / file.name)
+    buffer.close()
+
+    with Buffer(crashed / "buffer.db", boot_id=1) as recovered:
+        assert [r.seq for r in recovered.append("gauge-1", 2, level(2.0))] == [3, 4]
 
 
 def test_appends_from_many_threads_get_unique_seqs(buffer: Buffer) -> None:

@@ -1,0 +1,202 @@
+"""Gap detection: missing seqs are asked for again (replay), filled or recorded unfillable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+import wire
+from controller.config import GapsConfig
+from controller.gaps import GapDetector, seq_runs
+from controller.service import Controller
+from controller.store import Store
+from edgewatch.broker import Mosquitto
+from edgewatch.waiting import wait_until
+from tests.controller.support import FakeClock, Publisher, api, batch, config_for, get_json
+
+GAPS = GapsConfig(reorder_wait_s=1.0, replay_timeout_s=5.0, max_attempts=2)
+
+
+class Asks:
+    """Records the replay commands a detector publishes."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, wire.CommandRequest]] = []
+
+    def __call__(self, topic: str, payload: bytes) -> bool:
+        self.sent.append((topic, wire.decode(wire.CommandRequest, payload)))
+        return True
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(r.args["from_seq"], r.args["to_seq"]) for _, r in self.sent]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "controller.db") as running:
+        yield running
+
+
+def detector(store: Store, clock: FakeClock, asks: Asks) -> GapDetector:
+    gaps = GapDetector(store, asks, clock, GAPS)
+    gaps.start()
+    return gaps
+
+
+def gap_rows(store: Store) -> list[dict[str, Any]]:
+    return store.read(lambda c: [dict(r) for r in c.execute("SELECT * FROM gaps ORDER BY id")])
+
+
+def test_seq_runs() -> None:
+    assert seq_runs([3, 1, 2, 7, 8, 8, 10]) == [(1, 3), (7, 8), (10, 10)]
+
+
+def test_a_gap_waits_the_reorder_time_then_is_asked_for_and_filled(store: Store) -> None:
+    clock, asks = FakeClock(), Asks()
+    gaps = detector(store, clock, asks)
+    try:
+        gaps.observe("gw-a", list(range(1, 6)))
+        gaps.observe("gw-a", [9, 10])
+        gaps.check()
+        assert asks.sent == []  # within the reorder wait
+        clock.now_s += 1.5
+        gaps.check()
+        assert asks.ranges() == [(6, 8)]
+        topic, request = asks.sent[0]
+        assert topic == f"edgewatch/v1/gw-a/cmd/{request.id}"
+        assert request.type == "replay"
+
+        gaps.observe("gw-a", [6, 7])
+        gaps.observe("gw-a", [8])
+        wait_until(lambda: gap_rows(store)[0]["state"] == "filled", timeout_s=5)
+    finally:
+        gaps.stop()
+    row = gap_rows(store)[0]
+    assert (row["from_seq"], row["to_seq"], row["missing"], row["attempts"]) == (6, 8, 0, 1)
+
+
+def test_a_gap_nobody_fills_is_asked_again_then_recorded_unfillable(store: Store) -> None:
+    clock, asks = FakeClock(), Asks()
+    gaps = detector(store, clock, asks)
+    try:
+        gaps.observe("gw-a", [1, 2, 3, 10])
+        gaps.observe("gw-a", [5])  # part of the gap arrives late
+        clock.now_s += 1.5
+        gaps.check()
+        clock.now_s += 5.0
+        gaps.check()
+        clock.now_s += 5.0
+        gaps.check()
+        assert asks.ranges() == [(4, 9), (4, 9)]
+        wait_until(lambda: gap_rows(store)[0]["state"] == "unfillable", timeout_s=5)
+        gaps.observe("gw-a", [11])
+        clock.now_s += 20
+        gaps.check()
+        assert len(asks.sent) == 2  # no longer tracked
+    finally:
+        gaps.stop()
+    row = gap_rows(store)[0]
+    assert row["missing"] == 5
+    assert row["ranges"] == "[[4, 4], [6, 9]]"
+    assert "5 seqs not replayed after 2 asks" in row["detail"]
+
+
+def test_only_what_the_gateway_no_longer_holds_unsent_is_asked_for(store: Store) -> None:
+    """After an outage the live lane runs ahead of the backlog: rows the agent still has
+    unsent are on their way and are not asked for."""
+    clock, asks = FakeClock(), Asks()
+    gaps = detector(store, clock, asks)
+    try:
+        gaps.observe("gw-a", [1, 2])
+        gaps.observe("gw-a", [100])
+        clock.now_s += 1.5
+        health = wire.Health.model_validate(
+            {**_health_fields(), "first_unsent_seq": 3}  # 3..99 still unsent at the agent
+        )
+        gaps.on_health("gw-a", health)
+        gaps.check()
+        assert asks.sent == []
+        gaps.on_health(
+            "gw-a", wire.Health.model_validate({**_health_fields(), "first_unsent_seq": 50})
+        )
+        gaps.check()
+        assert asks.ranges() == [(3, 49)]
+    finally:
+        gaps.stop()
+
+
+def _health_fields() -> dict[str, Any]:
+    return {
+        "session": 1,
+        "ts_ms": 1,
+        "uptime_s": 1.0,
+        "heartbeat_interval_s": 1.0,
+        "buffer_rows": 0,
+        "buffer_bytes": 0,
+        "oldest_unsent_age_s": 0.0,
+        "last_seq": 100,
+    }
+
+
+class CommandListener:
+    """A paho subscriber to one gateway's commands, as the agent would be."""
+
+    def __init__(self, broker: Mosquitto, gateway: str) -> None:
+        self.requests: list[wire.CommandRequest] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        self.client.subscribe(f"edgewatch/v1/{gateway}/cmd/+", qos=1)
+        subscribed.wait(5)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.requests.append(wire.decode(wire.CommandRequest, bytes(msg.payload)))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_the_controller_asks_the_gateway_over_mqtt_and_shows_gaps_in_the_api(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    config = config_for(tmp_path, mosquitto, gateways={"gw-a": "cq/yuzhong/jiefangbei"})
+    config = config.model_copy(update={"gaps": GapsConfig(reorder_wait_s=0.2)})
+    readings = wire.topic_for("gw-a", wire.TopicKind.READINGS)
+    listener = CommandListener(mosquitto, "gw-a")
+    try:
+        with Controller(config) as controller, Publisher(mosquitto) as publisher:
+            wait_until(lambda: controller.mqtt_connected, timeout_s=5)
+            client: httpx.Client
+            with api(controller.api_url) as client:
+                publisher.publish(readings, batch(range(1, 4)))
+                publisher.publish(readings, batch([7, 8]))
+                request = wait_until(lambda: listener.requests, timeout_s=5)[0]
+                assert request.type == "replay"
+                assert request.args == {"from_seq": 4, "to_seq": 6}
+
+                gaps = get_json(client, "/api/v1/gateways/gw-a/gaps")
+                assert [(g["from_seq"], g["to_seq"]) for g in gaps] == [(4, 6)]
+                assert gaps[0]["state"] == "requested"
+
+                backlog = wire.topic_for("gw-a", wire.TopicKind.BACKLOG)
+                publisher.publish(backlog, batch(range(4, 7)))
+                wait_until(
+                    lambda: get_json(client, "/api/v1/gateways/gw-a/gaps")[0]["state"] == "filled",
+                    timeout_s=5,
+                )
+                assert client.get("/api/v1/gateways/gw-nope/gaps").status_code == 404
+    finally:
+        listener.close()

@@ -1,0 +1,115 @@
+"""Loaded gateways for the fault tests: N simulated gauges, 3 registers each, short intervals,
+and what the agent's buffer and the controller's store hold (read from their files)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgewatch.system import LocalSystem, SimulatedGateway, wait_for_child
+
+REGISTERS = (("level_cm", 0, 0.1, "cm"), ("status", 1, 1.0, ""), ("firmware", 2, 1.0, ""))
+
+
+@dataclass(frozen=True)
+class Load:
+    devices: int = 5
+    interval_s: float = 0.3  # 5 devices x 3 registers / 0.3 s = 50 readings/s
+    buffer: str = ""  # the body of the agent's [buffer] table
+    keepalive_s: int = 2
+    heartbeat_interval_s: float = 1.0
+
+    @property
+    def readings_per_s(self) -> float:
+        return self.devices * len(REGISTERS) / self.interval_s
+
+
+def agent_toml(gateway_id: str, mqtt_port: int, data_dir: Path, pty: str, load: Load) -> str:
+    text = f"""\
+[gateway]
+id = "{gateway_id}"
+data_dir = "{data_dir}"
+heartbeat_interval_s = {load.heartbeat_interval_s}
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+keepalive_s = {load.keepalive_s}
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+
+[buffer]
+{load.buffer}
+
+[[ports]]
+name = "bus1"
+url = "{pty}"
+timeout_s = 0.3
+"""
+    for slave in range(1, load.devices + 1):
+        text += f"""
+[[devices]]
+name = "gauge-{slave}"
+driver = "modbus_rtu"
+port = "bus1"
+slave = {slave}
+interval_s = {load.interval_s}
+"""
+        for metric, address, scale, unit in REGISTERS:
+            text += f"""[[devices.registers]]
+metric = "{metric}"
+address = {address}
+type = "u16"
+scale = {scale}
+unit = "{unit}"
+"""
+    return text
+
+
+def start_loaded_gateway(system: LocalSystem, gateway_id: str, load: Load) -> SimulatedGateway:
+    manifest = system.workdir / f"{gateway_id}-sim.json"
+    sim = system.procs.start_cli(
+        f"sim-{gateway_id}", "sim", "run", "--devices", str(load.devices),
+        "--manifest", str(manifest),
+    )  # fmt: skip
+    wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
+    pty = json.loads(manifest.read_text())["devices"][0]["pty"]
+    data_dir = system.workdir / gateway_id
+    config_path = system.workdir / f"{gateway_id}.toml"
+    config_path.write_text(agent_toml(gateway_id, system.mqtt_port, data_dir, pty, load))
+    agent = system.start_agent(gateway_id, config_path)
+    gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
+    system.gateways[gateway_id] = gateway
+    return gateway
+
+
+def agent_meta(gateway: SimulatedGateway) -> dict[str, int]:
+    """The agent buffer's meta table (next_seq, session, dropped.<reason>)."""
+    path = gateway.data_dir / "buffer.db"
+    if not path.exists():
+        return {}
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+        try:
+            return dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError:
+            return {}
+
+
+def agent_last_seq(gateway: SimulatedGateway) -> int:
+    return int(agent_meta(gateway).get("next_seq", 1)) - 1
+
+
+def stored_seqs(system: LocalSystem, gateway_id: str, up_to: int | None = None) -> list[int]:
+    """Every seq of ``gateway_id`` in the controller's store (with repeats, if any)."""
+    with sqlite3.connect(system.workdir / "controller.db", timeout=10) as db:
+        rows = db.execute(
+            "SELECT seq FROM readings WHERE gateway = ? AND seq <= ? ORDER BY seq",
+            (gateway_id, up_to if up_to is not None else 2**62),
+        ).fetchall()
+    return [seq for (seq,) in rows]
+
+
+def has_every_seq(system: LocalSystem, gateway_id: str, up_to: int) -> bool:
+    return len(set(stored_seqs(system, gateway_id, up_to))) == up_to
