@@ -49,7 +49,7 @@ def shoot(system: LocalSystem, out: Path, profile: Path) -> list[Path]:
         page.click("button[data-command='ping']")
         page.locator("#commands tr", has_text="ping").wait_for()
         save("gateway")
-        page.goto(f"{system.base_url}/console/#/device/gw-demo-1.river-gauge-1?window=15m")
+        page.goto(f"{system.base_url}/console/#/device/gw-demo-1.river-gauge-1?window=5m")
         page.locator("figure[data-metric='level_cm'] path.line").wait_for()
         save("device")
     return saved
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             for gateway_id in GATEWAYS:
                 system.start_gateway(gateway_id, TIMING)
             wait_until(
-                lambda: readings_of(system, "gw-demo-1.river-gauge-1") >= 40,
+                lambda: readings_of(system, "gw-demo-1.river-gauge-1") >= 100,
                 timeout_s=60,
-                message="40 readings of gw-demo-1.river-gauge-1",
+                message="100 readings of gw-demo-1.river-gauge-1",
             )
             for path in shoot(system, args.out, workdir / "chromium-profile"):
                 print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)

@@ -45,9 +45,12 @@ function downsample(points, x0, x1, columns) {
 function domain(values, thresholdBands) {
   let min = Math.min(...values);
   let max = Math.max(...values);
-  // Show how far the line is from the next colour up: stretch to the next bound above.
-  const next = thresholdBands.map((b) => b.from).filter((v) => Number.isFinite(v) && v > max);
-  if (next.length) max = Math.min(...next);
+  // Show the colour the line is in, the one below it, and how far the next one up is.
+  const bounds = thresholdBands.map((b) => b.from).filter(Number.isFinite);
+  const below = bounds.filter((v) => v <= min).sort((a, b) => b - a);
+  const above = bounds.filter((v) => v > max).sort((a, b) => a - b);
+  if (below.length) min = below[Math.min(1, below.length - 1)];
+  if (above.length) max = above[0];
   const pad = (max - min) * 0.08 || Math.abs(max) * 0.05 || 1;
   return [min - pad, max + pad];
 }
@@ -104,10 +107,13 @@ export function lineChart({ points, window, thresholds, unit = "", width = 1000,
  * A strip of the last `windowMs` coloured by state, from transitions (newest first, as the
  * API gives them). The state before the oldest transition shown is its from_state.
  */
-export function stateStrip(transitions, { windowMs = 24 * 3600e3, width = 1000, height = 34 } = {}) {
+export function stateStrip(transitions, { maxWindowMs = 24 * 3600e3, width = 1000, height = 34 } = {}) {
   const now = Date.now();
+  const oldest = transitions.length ? Math.min(...transitions.map((t) => t.at_ms)) : now;
+  // From the first transition (with a margin) when that is recent, else the last 24 h.
+  const windowMs = Math.min(maxWindowMs, Math.max(60e3, (now - oldest) * 1.05));
   const start = now - windowMs;
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "strip", role: "img", "aria-label": "state over the last 24 h" });
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "strip", role: "img", "aria-label": "state over time" });
   const ordered = [...transitions].sort((a, b) => a.at_ms - b.at_ms);
   const x = (ts) => ((Math.max(ts, start) - start) / windowMs) * width;
   let state = ordered.length ? ordered[0].from_state : "unknown";
@@ -126,6 +132,6 @@ export function stateStrip(transitions, { windowMs = 24 * 3600e3, width = 1000, 
         s("title", {}, `${seg.state} from ${new Date(seg.from).toLocaleString()}`)),
     );
   }
-  svg.append(s("text", { x: 0, y: height - 2, class: "axis" }, "24 h ago"), s("text", { x: width, y: height - 2, "text-anchor": "end", class: "axis" }, "now"));
+  svg.append(s("text", { x: 0, y: height - 2, class: "axis" }, new Date(start).toLocaleString(undefined, { hour12: false })), s("text", { x: width, y: height - 2, "text-anchor": "end", class: "axis" }, "now"));
   return svg;
 }

@@ -6,6 +6,7 @@ import { lineChart, stateStrip } from "../chart.js";
 import { ago, badge, card, h, number, replace, table, time } from "../dom.js";
 
 export const WINDOWS = [
+  ["5m", 5 * 60e3],
   ["15m", 15 * 60e3],
   ["1h", 3600e3],
   ["6h", 6 * 3600e3],
@@ -60,7 +61,7 @@ function metricCharts(device, readings, rules, windowMs) {
 export async function render(main, [deviceId], ctx) {
   const path = `/devices/${encodeURIComponent(deviceId)}`;
   const chosen = ctx.query.get("window") || "1h";
-  const windowMs = (WINDOWS.find(([name]) => name === chosen) || WINDOWS[1])[1];
+  const windowMs = (WINDOWS.find(([name]) => name === chosen) || WINDOWS[2])[1];
   const head = h("div");
   const charts = h("div", { class: "charts" });
   const historyBox = h("div");
