@@ -15,10 +15,12 @@ closes.
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import logging
 import platform
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 import paho.mqtt
@@ -34,7 +36,9 @@ from agent.intake import Intake
 from agent.mqtt import MqttSession
 from agent.ports import PortOwner
 from agent.publisher import BATCH_MAX_READINGS, Publisher
-from wire import CommandRequest, Health, TopicKind, encode
+from drivers.base import Measurement
+from wire import CommandRequest, EdgeAlert, Health, TopicKind, encode
+from wire.risk import ColourChange, RiskEvaluator
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +104,7 @@ class Agent:
             PortOwner(
                 port,
                 config.devices_on(port.name),
-                self.intake.store,
+                self._take_readings,
                 clock,
                 counters=self.counters,
             )
@@ -110,6 +114,11 @@ class Agent:
         self._heartbeat_due = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_s = clock.monotonic_s()
+        # Edge alerts: the controller's rules, judged here on every reading as it is taken.
+        self._risk = RiskEvaluator(config.risk.rules) if config.risk.rules.points else None
+        self._risk_lock = threading.Lock()  # port owner threads call in concurrently
+        self._alert_numbers = itertools.count(1)
+        self.edge_alerts_unstored = 0  # alerts the buffer refused (disk full)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -161,6 +170,54 @@ class Agent:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    # -- readings in ----------------------------------------------------------------------
+
+    def _take_readings(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
+        """The port owners' sink: edge alerts first (into the alerts lane), then the
+        readings into the buffer (or the memory queue while the buffer cannot be written)."""
+        if self._risk is not None:
+            self._edge_alerts(device, ts_ms, measurements)
+        self.intake.store(device, ts_ms, measurements)
+
+    def _edge_alerts(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
+        """Store a rising colour in the alerts lane: durable, never evicted for readings,
+        and published ahead of any reading."""
+        assert self._risk is not None
+        gateway = self.config.gateway.id
+        with self._risk_lock:
+            events = [
+                event
+                for m in measurements
+                for event in self._risk.observe(
+                    f"{gateway}.{device}", m.metric, ts_ms, m.value, m.quality.value
+                )
+            ]
+        raised = False
+        for event in events:
+            if not isinstance(event, ColourChange) or not event.rising:
+                continue  # only the controller lowers and closes; blind spots are its too
+            alert = EdgeAlert(
+                session=self.session.session,
+                id=f"{gateway}-{ts_ms}-{next(self._alert_numbers)}",
+                point=event.point,
+                colour=event.after,
+                previous=event.before,
+                ts_ms=event.source_ts_ms or ts_ms,
+                device=device,
+                metric=event.metric,
+                value=event.measure,
+            )
+            try:
+                self.alerts.append(alert.ts_ms, encode(alert))
+            except (sqlite3.Error, OSError) as exc:
+                # The readings still carry the crossing: the controller judges them too.
+                self.edge_alerts_unstored += 1
+                log.error("edge alert %s could not be stored: %s", alert.id, exc)
+            else:
+                raised = True
+        if raised:
+            self.publisher.wake.set()
 
     # -- loops ----------------------------------------------------------------------------
 

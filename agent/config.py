@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from drivers.base import DeviceConfig, InterFrameSilence
 from drivers.registry import DRIVERS, parse_device_config
 from wire import GatewayIdError, validate_gateway_id
+from wire.risk import RuleSet
 
 # The names of things in config travel in MQTT payloads (wire.payloads.Name).
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -105,10 +106,19 @@ class BufferConfig(_Section):
     hold_while_controller_offline: bool = True
 
 
+class RiskConfig(_Section):
+    """Edge alerts: the controller's rules for this gateway (``GET /api/v1/risk-rules?
+    gateway=<id>``, a wire.risk.RuleSet as JSON), evaluated on every reading."""
+
+    rules_file: Path | None = None
+    rules: RuleSet = RuleSet()
+
+
 class AgentConfig(_Section):
     gateway: GatewayConfig
     mqtt: MqttConfig
     buffer: BufferConfig = BufferConfig()
+    risk: RiskConfig = RiskConfig()
     ports: tuple[PortConfig, ...] = ()
     devices: tuple[DeviceConfig, ...] = ()
 
@@ -171,7 +181,25 @@ def config_from_dict(
     gateway = config.gateway
     if base_dir is not None and not gateway.data_dir.is_absolute():
         gateway = gateway.model_copy(update={"data_dir": base_dir / gateway.data_dir})
-    return config.model_copy(update={"gateway": gateway, "devices": devices})
+    risk = _load_rules(config.risk, source, base_dir)
+    return config.model_copy(update={"gateway": gateway, "devices": devices, "risk": risk})
+
+
+def _load_rules(risk: RiskConfig, source: str, base_dir: Path | None) -> RiskConfig:
+    if risk.rules_file is None:
+        return risk
+    path = risk.rules_file
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    try:
+        rules = RuleSet.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: risk.rules_file: cannot read {path}: {exc.strerror}"
+        ) from None
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: risk.rules_file: {path} is not a rule set: {exc}") from None
+    return RiskConfig(rules_file=path, rules=rules)
 
 
 def _parse_device(index: int, raw: Any, source: str) -> DeviceConfig:

@@ -2,8 +2,8 @@
 
 Every endpoint under ``/api/v1`` needs ``Authorization: Bearer <token>`` (``[api] auth =
 "tokens"``) unless the controller runs in demo mode. Tokens carry a role (viewer, operator,
-admin) and a place: a scoped token sees only gateways at or below its place; others answer
-404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` need no token.
+admin) and a place: a scoped token sees only gateways, risk points and alerts at or below its
+place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` need no token.
 
 | endpoint | what |
 | --- | --- |
@@ -14,10 +14,15 @@ admin) and a place: a scoped token sees only gateways at or below its place; oth
 | ``GET/PUT /api/v1/gateways/{id}/config``, ``.../versions``, ``.../push`` | config |
 | ``GET/POST /api/v1/devices``, ``GET/PATCH /api/v1/devices/{id}[/history, /readings]`` | devices |
 | ``GET/POST /api/v1/places``, ``GET/POST/PATCH /api/v1/risk-points`` | registry |
+| ``GET /api/v1/risk-map[?place=P]`` | colour per risk point, counts per place |
+| ``GET /api/v1/alerts[?place=&colour=&state=&open=]``, ``GET /api/v1/alerts/{id}`` | alerts |
+| ``POST /api/v1/alerts/{id}/transitions`` | one step along the alert chain (operator) |
+| ``GET /api/v1/risk-rules?gateway=ID`` | ``wire.risk.RuleSet``: the rules an agent evaluates |
 | ``GET /api/v1/audit`` | who did what, when, with what outcome |
-| ``GET /api/v1/centers``, ``GET /api/v1/summary`` | forwarding and an overview |
+| ``GET /api/v1/centers``, ``GET /api/v1/summary`` | forwarding per center and lane, an overview |
 | ``GET /api/v1/whoami`` | the calling token's name, role and place |
 | ``POST /api/v1/alerts/stream-ticket`` | a single-use ticket for the alert stream |
+| ``GET /api/v1/alerts/stream`` | alerts as server-sent events (Bearer or ``?ticket=``) |
 | ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` | probes and Prometheus |
 | ``GET /console/`` | the web console (static files; ``/`` redirects there) |
 """
@@ -35,6 +40,9 @@ from controller.api_deps import ApiBackend
 from controller.api_fleet import devices, gateways
 from controller.api_ops import audit, commands
 from controller.api_registry import registry
+from controller.api_risk import alerts, risk, risk_rules
+from controller.api_risk_points import points
+from controller.api_stream import alert_stream
 from controller.api_system import centers, probes, summary
 from controller.gaps_api import gaps
 
@@ -75,13 +83,15 @@ async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
 def create_app(backend: ApiBackend) -> FastAPI:
     app = FastAPI(
         title="edgewatch controller",
-        summary="Fleet registry, health, commands, config and forwarding to the tier centers.",
-        version="0.2.0",
+        summary="Fleet registry, health, commands, config, risk and alerts, and forwarding to"
+        " the tier centers.",
+        version="0.3.0",
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
-    routers = (console, stream_tickets, gateways, gaps, devices, registry, commands, audit)
-    for router in (*routers, centers, summary):
+    # The console's /alerts/stream and /alerts/stream-ticket before /alerts/{alert_id}.
+    routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
+    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(probes, prefix=API_PREFIX)
     app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look

@@ -8,13 +8,22 @@ blocking I/O beyond a token lookup on SQLite (sub-millisecond).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Protocol, cast
+from typing import Annotated, Any, Protocol, cast
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
 from controller import queries
-from controller.access import DEMO_PRINCIPAL, Principal, Role, principal_for
+from controller.access import (
+    DEMO_PRINCIPAL,
+    AuditEntry,
+    Principal,
+    Role,
+    principal_for,
+    record_audit,
+)
+from controller.alerts import AlertEngine
 from controller.commands import Commands
 from controller.config import PLACE_PATTERN, AuthMode, ControllerConfig
 from controller.fleet import Fleet
@@ -58,6 +67,9 @@ class ApiBackend(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
+
+    @property
+    def alerts(self) -> AlertEngine: ...
 
     @property
     def mqtt_connected(self) -> bool: ...
@@ -112,6 +124,15 @@ Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
+
+class InputModel(BaseModel):
+    """A request body: unknown fields are refused (422 naming them), never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Place = Annotated[str, Field(pattern=PLACE_PATTERN, max_length=255)]
+Label = Annotated[str, Field(min_length=1, max_length=128)]
 GatewayId = Annotated[
     str, Path(pattern=GATEWAY_ID_PATTERN, max_length=63, description="a DNS-label gateway id")
 ]
@@ -149,3 +170,32 @@ def check_place_in_scope(principal: Principal, place: str | None, field: str) ->
             detail=f"{field}: {place!r} is outside the place of token {principal.name!r}"
             f" ({principal.place})",
         )
+
+
+def unprocessable(field: str, message: str) -> HTTPException:
+    """A 422 shaped like the request-validation ones (``controller.api``): it names the field."""
+    loc = ["body", field]
+    dotted = ".".join(loc)
+    return HTTPException(
+        status_code=422,
+        detail=[
+            {"loc": loc, "field": dotted, "type": "value_error", "msg": f"{dotted}: {message}"}
+        ],
+    )
+
+
+def audit_ok(  # noqa: PLR0917
+    backend: ApiBackend,
+    principal: Principal,
+    action: str,
+    target: str,
+    place: str | None,
+    detail: dict[str, Any],
+) -> None:
+    """Record a write that went through in the audit log, as the caller."""
+    now_ms = backend.clock.wall_ms()
+    backend.store.call(
+        lambda db: record_audit(
+            db, AuditEntry(principal, action, target, place, detail, "ok"), now_ms=now_ms
+        )
+    )

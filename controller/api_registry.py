@@ -1,4 +1,5 @@
-"""The registry: places, gateways (with broker credentials), devices, risk points.
+"""The registry: places, gateways (with broker credentials), devices (risk points:
+``controller.api_risk_points``).
 
 Writes need an operator (inside its place) and are audited; credentials are issued once,
 in the answer to ``POST /gateways`` or ``POST /gateways/{id}/credentials``, never again.
@@ -6,47 +7,42 @@ in the answer to ``POST /gateways`` or ``POST /gateways/{id}/credentials``, neve
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field, field_validator
 from sqlite_utils import Database
 
 import wire
 from controller import queries
-from controller.access import AuditEntry, Principal, record_audit
 from controller.api_deps import (
     Admin,
     ApiBackend,
     BackendDep,
     GatewayId,
+    InputModel,
+    Label,
     Operator,
     PageDep,
+    Place,
     PlaceQuery,
     Viewer,
+    audit_ok,
     check_place_in_scope,
     not_found,
     scoped_gateway,
 )
 from controller.api_fleet import DeviceId
-from controller.config import PLACE_PATTERN
 from controller.provisioning import ProvisioningError
 from controller.queries import DeviceOut, GatewayOut
 
 registry = APIRouter(tags=["registry"])
 
-Place = Annotated[str, Field(pattern=PLACE_PATTERN, max_length=255)]
-Label = Annotated[str, Field(min_length=1, max_length=128)]
 Family = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 LEVELS = ("city", "district", "street", "grid")
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PlaceIn(_In):
+class PlaceIn(InputModel):
     path: Place
     name: Label
 
@@ -58,7 +54,7 @@ class PlaceOut(BaseModel):
     created_ms: int
 
 
-class GatewayIn(_In):
+class GatewayIn(InputModel):
     id: str = Field(min_length=1, max_length=63)
     place: Place
     label: Label | None = None
@@ -72,7 +68,7 @@ class GatewayIn(_In):
             raise ValueError(str(exc)) from None
 
 
-class GatewayPatch(_In):
+class GatewayPatch(InputModel):
     place: Place | None = None
     label: Label | None = None
 
@@ -87,58 +83,15 @@ class GatewayCreated(BaseModel):
     mqtt: MqttCredentials | None  # None where the controller does not manage the broker
 
 
-class DeviceIn(_In):
+class DeviceIn(InputModel):
     gateway: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9-]+$")
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     family: Family | None = None
 
 
-class DevicePatch(_In):
+class DevicePatch(InputModel):
     family: Family | None = None
     maintenance: bool | None = None
-
-
-class RiskPointIn(_In):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    name: Label
-    place: Place
-    category: Family
-    devices: list[Annotated[str, Field(max_length=128)]] = Field(default=[], max_length=100)
-
-
-class RiskPointPatch(_In):
-    name: Label | None = None
-    place: Place | None = None
-    category: Family | None = None
-    devices: list[Annotated[str, Field(max_length=128)]] | None = Field(
-        default=None, max_length=100
-    )
-
-
-class RiskPointOut(BaseModel):
-    id: str
-    name: str
-    place: str
-    category: str
-    devices: list[str]
-    created_ms: int
-    updated_ms: int
-
-
-def _audit(  # noqa: PLR0917
-    backend: ApiBackend,
-    principal: Principal,
-    action: str,
-    target: str,
-    place: str | None,
-    detail: dict[str, Any],
-) -> None:
-    now_ms = backend.clock.wall_ms()
-    backend.store.call(
-        lambda db: record_audit(
-            db, AuditEntry(principal, action, target, place, detail, "ok"), now_ms=now_ms
-        )
-    )
 
 
 # -- places -------------------------------------------------------------------------------------
@@ -179,7 +132,7 @@ def create_place(body: PlaceIn, backend: BackendDep, principal: Operator) -> Pla
 
     if not backend.store.call(insert):
         raise HTTPException(status_code=409, detail=f"path: place {body.path!r} exists")
-    _audit(backend, principal, "place.create", f"place:{body.path}", body.path, body.model_dump())
+    audit_ok(backend, principal, "place.create", f"place:{body.path}", body.path, body.model_dump())
     return PlaceOut(path=body.path, name=body.name, level=level, created_ms=now_ms)
 
 
@@ -217,7 +170,7 @@ def create_gateway(body: GatewayIn, backend: BackendDep, principal: Operator) ->
         raise HTTPException(status_code=409, detail=f"id: gateway {body.id!r} exists")
     backend.fleet.router.set_place(body.id, body.place)
     mqtt = _issue(backend, body.id)
-    _audit(
+    audit_ok(
         backend,
         principal,
         "gateway.create",
@@ -248,7 +201,7 @@ def update_gateway(
         )
         if body.place is not None:
             backend.fleet.router.set_place(gateway_id, body.place)
-        _audit(backend, principal, "gateway.update", f"gateway:{gateway_id}", place, changes)
+        audit_ok(backend, principal, "gateway.update", f"gateway:{gateway_id}", place, changes)
     found = backend.store.read(lambda conn: queries.get_gateway(conn, gateway_id))
     if found is None:
         raise not_found("gateway", gateway_id)
@@ -268,7 +221,7 @@ def rotate_credentials(
         raise HTTPException(
             status_code=409, detail="broker: this controller does not manage the broker's files"
         )
-    _audit(backend, principal, "gateway.credentials", f"gateway:{gateway_id}", place, {})
+    audit_ok(backend, principal, "gateway.credentials", f"gateway:{gateway_id}", place, {})
     return issued
 
 
@@ -287,7 +240,7 @@ def revoke_credentials(gateway_id: GatewayId, backend: BackendDep, principal: Ad
         backend.store.read(provisioner.sync)
     except ProvisioningError as exc:
         raise HTTPException(status_code=502, detail=f"broker: {exc}") from None
-    _audit(backend, principal, "gateway.revoke", f"gateway:{gateway_id}", place, {})
+    audit_ok(backend, principal, "gateway.revoke", f"gateway:{gateway_id}", place, {})
 
 
 # -- devices ------------------------------------------------------------------------------------
@@ -309,7 +262,7 @@ def create_device(body: DeviceIn, backend: BackendDep, principal: Operator) -> D
     device = queries.device_id(body.gateway, body.name)
     if not backend.store.call(insert):
         raise HTTPException(status_code=409, detail=f"name: device {device!r} exists")
-    _audit(backend, principal, "device.create", f"device:{device}", place, body.model_dump())
+    audit_ok(backend, principal, "device.create", f"device:{device}", place, body.model_dump())
     found = backend.store.read(lambda conn: queries.get_device(conn, body.gateway, body.name))
     assert found is not None
     return found
@@ -332,7 +285,7 @@ def update_device(
         )
     if body.maintenance is not None:
         backend.fleet.set_maintenance(gateway, name, on=body.maintenance)
-    _audit(
+    audit_ok(
         backend,
         principal,
         "device.update",
@@ -343,122 +296,3 @@ def update_device(
     found = backend.store.read(lambda conn: queries.get_device(conn, gateway, name))
     assert found is not None
     return found
-
-
-# -- risk points --------------------------------------------------------------------------------
-
-
-def _risk_point(row: Any) -> RiskPointOut:
-    fields = dict(row)
-    fields["devices"] = json.loads(fields.pop("devices_json"))
-    return RiskPointOut.model_validate(fields)
-
-
-_RISK_COLUMNS = "id, name, place, category, devices_json, created_ms, updated_ms"
-
-
-@registry.get("/risk-points", response_model=list[RiskPointOut])
-def list_risk_points(
-    backend: BackendDep,
-    principal: Viewer,
-    page: PageDep,
-    place: PlaceQuery = None,
-    category: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-) -> list[RiskPointOut]:
-    where, params = ["1"], []
-    for subtree in (principal.place, place):
-        if subtree is not None:
-            clause, more = queries.subtree_clause("place", subtree)
-            where.append(clause)
-            params += more
-    if category is not None:
-        where.append("category = ?")
-        params.append(category)
-    rows = backend.store.read(
-        lambda conn: conn.execute(
-            f"SELECT {_RISK_COLUMNS} FROM risk_points WHERE {' AND '.join(where)}"  # noqa: S608
-            " ORDER BY id LIMIT ? OFFSET ?",
-            [*params, page.limit, page.offset],
-        ).fetchall()
-    )
-    return [_risk_point(row) for row in rows]
-
-
-@registry.post("/risk-points", response_model=RiskPointOut, status_code=201)
-def create_risk_point(body: RiskPointIn, backend: BackendDep, principal: Operator) -> RiskPointOut:
-    check_place_in_scope(principal, body.place, "place")
-    now_ms = backend.clock.wall_ms()
-
-    def insert(db: Database) -> bool:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO risk_points (id, name, place, category, devices_json,"
-            " created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                body.id,
-                body.name,
-                body.place,
-                body.category,
-                json.dumps(body.devices),
-                now_ms,
-                now_ms,
-            ),
-        )
-        return bool(cursor.rowcount)
-
-    if not backend.store.call(insert):
-        raise HTTPException(status_code=409, detail=f"id: risk point {body.id!r} exists")
-    _audit(
-        backend,
-        principal,
-        "risk-point.create",
-        f"risk-point:{body.id}",
-        body.place,
-        body.model_dump(),
-    )
-    return RiskPointOut(**body.model_dump(), created_ms=now_ms, updated_ms=now_ms)
-
-
-@registry.patch("/risk-points/{risk_point_id}", response_model=RiskPointOut)
-def update_risk_point(
-    risk_point_id: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")],
-    body: RiskPointPatch,
-    backend: BackendDep,
-    principal: Operator,
-) -> RiskPointOut:
-    row = backend.store.read(
-        lambda conn: conn.execute(
-            f"SELECT {_RISK_COLUMNS} FROM risk_points WHERE id = ?",  # noqa: S608
-            (risk_point_id,),
-        ).fetchone()
-    )
-    if row is None or not principal.sees(row["place"]):
-        raise not_found("risk point", risk_point_id)
-    if body.place is not None:
-        check_place_in_scope(principal, body.place, "place")
-    changes = body.model_dump(exclude_none=True)
-    if "devices" in changes:
-        changes["devices_json"] = json.dumps(changes.pop("devices"))
-    now_ms = backend.clock.wall_ms()
-    if changes:
-        sets = ", ".join(f"{key} = ?" for key in changes)
-        backend.store.call(
-            lambda db: db.execute(
-                f"UPDATE risk_points SET {sets}, updated_ms = ? WHERE id = ?",  # noqa: S608
-                [*changes.values(), now_ms, risk_point_id],
-            )
-        )
-        _audit(
-            backend,
-            principal,
-            "risk-point.update",
-            f"risk-point:{risk_point_id}",
-            row["place"],
-            body.model_dump(exclude_none=True),
-        )
-    updated = backend.store.read(
-        lambda conn: conn.execute(
-            f"SELECT {_RISK_COLUMNS} FROM risk_points WHERE id = ?",  # noqa: S608
-            (risk_point_id,),
-        ).fetchone()
-    )
-    return _risk_point(updated)

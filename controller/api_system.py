@@ -13,10 +13,19 @@ from controller.api_deps import ApiBackend, BackendDep, Viewer
 from controller.devices import DeviceHealthState
 from controller.health import GatewayHealthState
 from controller.metrics import Family, render
+from wire.risk import Colour
 
 centers = APIRouter(prefix="/centers", tags=["centers"])
 summary = APIRouter(prefix="/summary", tags=["summary"])
 probes = APIRouter(tags=["probes"])
+
+
+class LaneOut(BaseModel):
+    lane: str  # "readings" or "priority" (alerts and health summaries)
+    queued: int
+    delivered: int
+    failed_attempts: int
+    oldest_undelivered_age_s: float
 
 
 class CenterOut(BaseModel):
@@ -26,10 +35,14 @@ class CenterOut(BaseModel):
     url: str
     delivered: int
     queued: int
-    lag_s: float
+    lag_s: float  # age of the oldest undelivered reading
+    priority_queued: int  # alerts and health summaries waiting
+    priority_delivered: int
+    oldest_undelivered_age_s: float  # of either lane
     failed_attempts: int
     last_error: str | None
     last_delivered_ms: int | None
+    lanes: list[LaneOut]
 
 
 class CenterSummary(BaseModel):
@@ -120,20 +133,24 @@ def readyz(backend: BackendDep, response: Response) -> Readyz:
 def _families(backend: ApiBackend) -> list[Family]:
     def query(
         conn: sqlite3.Connection,
-    ) -> tuple[dict[str, int], dict[str, int], int, dict[tuple[str, str], int]]:
+    ) -> tuple[dict[str, int], dict[str, int], int, dict[tuple[str, str], int], dict[str, int]]:
         devices = {state.value: 0 for state in DeviceHealthState}
         for state, count in conn.execute(
             "SELECT health_state, count(*) FROM devices GROUP BY health_state"
         ):
             devices[state] = count
+        open_alerts = dict(
+            conn.execute("SELECT colour, count(*) FROM alerts WHERE open = 1 GROUP BY colour")
+        )
         return (
             queries.gateway_state_counts(conn),
             devices,
             queries.readings_stored(conn),
             commands.outcome_counts(conn),
+            open_alerts,
         )
 
-    gateways, devices, stored, outcomes = backend.store.read(query)
+    gateways, devices, stored, outcomes, alerts = backend.store.read(query)
     messages, received = backend.metrics.snapshot()
     rate = backend.metrics.readings_rate_per_s(stored)
     families = [
@@ -159,13 +176,7 @@ def _families(backend: ApiBackend) -> list[Family]:
     device_states = Family("edgewatch_devices", "gauge", "Devices by health state.")
     for state_name, count in sorted(devices.items()):
         device_states.add(count, state=state_name)
-    lag = Family("edgewatch_outbox_lag_seconds", "gauge", "Age of the oldest undelivered row.")
-    queued = Family("edgewatch_outbox_queued", "gauge", "Rows waiting per center.")
-    delivered = Family("edgewatch_outbox_delivered_total", "counter", "Rows delivered per center.")
-    for center in _centers(backend):
-        lag.add(center.lag_s, center=center.name)
-        queued.add(center.queued, center=center.name)
-        delivered.add(center.delivered, center=center.name)
+    outbox = _outbox_families(_centers(backend))
     outcome = Family("edgewatch_commands", "gauge", "Commands by type and lifecycle state.")
     for (kind, state_name), count in sorted(outcomes.items()):
         outcome.add(count, type=kind, state=state_name)
@@ -178,12 +189,44 @@ def _families(backend: ApiBackend) -> list[Family]:
         rejected,
         states,
         device_states,
-        lag,
-        queued,
-        delivered,
+        *outbox,
         outcome,
+        _alert_family(alerts),
         up,
     ]
+
+
+def _outbox_families(centers: list[CenterOut]) -> list[Family]:
+    """Per center and lane (readings, priority): queued, delivered, failed, oldest age."""
+    queued = Family("edgewatch_center_queued", "gauge", "Rows waiting, per center and lane.")
+    delivered = Family(
+        "edgewatch_center_delivered_total", "counter", "Rows delivered, per center and lane."
+    )
+    failed = Family(
+        "edgewatch_center_failed_attempts_total",
+        "counter",
+        "Failed delivery attempts since start, per center and lane.",
+    )
+    age = Family(
+        "edgewatch_center_oldest_undelivered_age_seconds",
+        "gauge",
+        "Age of the oldest undelivered row, per center and lane.",
+    )
+    for center in centers:
+        for lane in center.lanes:
+            labels = {"center": center.name, "tier": center.tier, "lane": lane.lane}
+            queued.add(lane.queued, **labels)
+            delivered.add(lane.delivered, **labels)
+            failed.add(lane.failed_attempts, **labels)
+            age.add(lane.oldest_undelivered_age_s, **labels)
+    return [queued, delivered, failed, age]
+
+
+def _alert_family(open_alerts: dict[str, int]) -> Family:
+    family = Family("edgewatch_alerts_open", "gauge", "Open alert episodes by colour.")
+    for colour in Colour:
+        family.add(open_alerts.get(colour.value, 0), colour=colour.value)
+    return family
 
 
 @probes.get("/metrics", response_class=PlainTextResponse)

@@ -58,6 +58,26 @@ name = "city"
 tier = "city"                    # city, district or street
 place = "cq"
 url = "http://127.0.0.1:9001/ingest"
+secret = "a-long-random-shared-secret"  # optional: HMAC-SHA256 signs every webhook
+
+[[risk_points]]                  # see docs/risk-and-alerts.md for presets and defaults
+id = "jialing-jfb"
+category = "water_level"         # water_level, rainfall, slope, gas, fire, bridge, other
+place = "cq/yuzhong/jiefangbei/grid-1"
+stale_after_s = 300              # a quiet device on a red-capable point: blind spot
+[[risk_points.metrics]]
+device = "gw-demo-1.river-gauge-1"   # <gateway>.<device>
+metric = "level_cm"
+preset = "water_level"           # or thresholds = {yellow = 1.0, red = 2.0}
+warning_level = 1800.0
+guarantee_level = 2000.0
+
+[alert_routing]                  # optional, these are the defaults
+blue = {tiers = ["street"], ack_deadline_s = 1800}
+yellow = {tiers = ["street", "district"], ack_deadline_s = 900}
+orange = {tiers = ["street", "district", "city"], ack_deadline_s = 300}
+red = {tiers = ["street", "district", "city"], ack_deadline_s = 120}
+health_summary_interval_s = 60
 ```
 """
 
@@ -74,6 +94,8 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import ErrorDetails
 
 import wire
+from wire.risk import Category, Colour, Measure, MetricRule, RiskPointRules, Thresholds
+from wire.risk_presets import PresetError, build_rule
 
 # A place is a slash path city/district/street[/grid] of lower-case labels.
 PLACE_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*){0,3}$"
@@ -93,7 +115,7 @@ class Tier(StrEnum):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MqttConfig(_Section):
@@ -204,11 +226,85 @@ class GatewayConfig(_Section):
             raise ValueError(str(exc)) from None
 
 
+TIER_ORDER = (Tier.STREET, Tier.DISTRICT, Tier.CITY)  # bottom up: escalation climbs this
+
+
 class CenterConfig(_Section):
     name: CenterName
     tier: Tier
     place: Place
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)]
+    # Shared with the center; signs every webhook (wire.webhook). None: unsigned.
+    secret: Annotated[str, Field(min_length=16, max_length=256)] | None = None
+
+
+class RiskMetricConfig(_Section):
+    """One metric of a risk point: a preset (or the category's) with any field overridden."""
+
+    device: Annotated[str, Field(pattern=r"^[a-z0-9-]+\.[A-Za-z0-9_.:-]+$", max_length=128)]
+    metric: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+    preset: str | None = None
+    warning_level: float | None = None
+    guarantee_level: float | None = None
+    measure: Measure | None = None
+    window_s: Annotated[float, Field(gt=0)] | None = None
+    min_span_s: Annotated[float, Field(ge=0)] | None = None
+    absolute: bool | None = None
+    thresholds: Thresholds | None = None
+    hysteresis: Annotated[float, Field(ge=0)] | None = None
+    hold_s: Annotated[float, Field(ge=0)] | None = None
+
+    def rule(self, category: Category) -> MetricRule:
+        fields = self.model_dump(exclude_none=True)
+        return build_rule(category=category, **fields)
+
+
+class RiskPointConfig(_Section):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+    name: str = ""
+    category: Category
+    place: Place
+    stale_after_s: Annotated[float, Field(gt=0)] = 300.0
+    metrics: Annotated[list[RiskMetricConfig], Field(min_length=1)]
+
+    @_model_validator(mode="after")
+    def _rules_build(self) -> RiskPointConfig:
+        try:
+            self.rules()
+        except (PresetError, ValidationError) as exc:
+            raise ValueError(f"risk point {self.id!r}: {exc}") from None
+        return self
+
+    def rules(self) -> RiskPointRules:
+        return RiskPointRules(
+            id=self.id,
+            category=self.category,
+            place=self.place,
+            name=self.name,
+            stale_after_s=self.stale_after_s,
+            metrics=[m.rule(self.category) for m in self.metrics],
+        )
+
+
+class ColourRoute(_Section):
+    tiers: Annotated[list[Tier], Field(min_length=1)]
+    ack_deadline_s: Annotated[float, Field(gt=0)]
+
+
+class AlertRoutingConfig(_Section):
+    """Graded and progressive: who is told at once, and how long before it climbs a tier."""
+
+    blue: ColourRoute = ColourRoute(tiers=[Tier.STREET], ack_deadline_s=1800)
+    yellow: ColourRoute = ColourRoute(tiers=[Tier.STREET, Tier.DISTRICT], ack_deadline_s=900)
+    orange: ColourRoute = ColourRoute(tiers=list(TIER_ORDER), ack_deadline_s=300)
+    red: ColourRoute = ColourRoute(tiers=list(TIER_ORDER), ack_deadline_s=120)
+    health_summary_interval_s: Annotated[float, Field(gt=0)] = 60.0
+
+    def route(self, colour: Colour) -> ColourRoute:
+        if colour is Colour.GREEN:
+            return ColourRoute(tiers=[Tier.STREET], ack_deadline_s=3600)
+        route: ColourRoute = getattr(self, colour.value)
+        return route
 
 
 class ControllerConfig(_Section):
@@ -223,17 +319,20 @@ class ControllerConfig(_Section):
     gaps: GapsConfig = GapsConfig()
     gateways: list[GatewayConfig] = []
     centers: list[CenterConfig] = []
+    risk_points: list[RiskPointConfig] = []
+    alert_routing: AlertRoutingConfig = AlertRoutingConfig()
 
     @_model_validator(mode="after")
     def _unique_names(self) -> ControllerConfig:
         for key, names in (
             ("gateways", [g.id for g in self.gateways]),
             ("centers", [c.name for c in self.centers]),
+            ("risk_points", [p.id for p in self.risk_points]),
         ):
             seen: set[str] = set()
             for index, name in enumerate(names):
                 if name in seen:
-                    field = "id" if key == "gateways" else "name"
+                    field = "name" if key == "centers" else "id"
                     raise ValueError(f"{key}[{index}].{field}: {name!r} is configured twice")
                 seen.add(name)
         return self

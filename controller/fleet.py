@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from sqlite_utils import Database
 
 import wire
+from controller.alerts import AlertEngine
 from controller.devices import reevaluate_devices
 from controller.health import (
     GatewayHealthState,
@@ -36,11 +37,13 @@ class Fleet:
         store: Store,
         tracker: HealthTracker,
         router: Router,
+        alerts: AlertEngine | None = None,
         device_stale_after_s: float = 300.0,
     ) -> None:
         self.store = store
         self.tracker = tracker
         self.router = router
+        self.alerts = alerts
         self.device_stale_after_s = device_stale_after_s
         self._stale_logged: set[tuple[str, int]] = set()
         self._maintenance: dict[str, frozenset[str]] = {}
@@ -114,6 +117,8 @@ class Fleet:
         known = self.store.call(record)
         if not known:
             self._set_maintenance(gateway, device, on=False)
+        elif self.alerts is not None:  # a device in maintenance raises nothing
+            self.alerts.on_device_states(gateway, {device: "maintenance" if on else "ok"})
         return known
 
     # -- the ingest sink ------------------------------------------------------------------
@@ -171,6 +176,14 @@ class Fleet:
             (gateway, name, device.state, device.last_good_ms, now_ms, now_ms)
             for name, device in health.devices.items()
         ]
+        if self.alerts is not None:  # the agent's maintenance or an operator's admin state
+            self.alerts.on_device_states(
+                gateway,
+                {
+                    name: "maintenance" if name in maintenance else device.state
+                    for name, device in health.devices.items()
+                },
+            )
 
         def record(db: Database) -> None:
             _ensure_gateway(db, gateway)
@@ -221,6 +234,10 @@ class Fleet:
         on_stored: Callable[[], None] | None = None,
     ) -> None:
         transition = self.tracker.on_data(gateway, batch.session)
+        # Judge live readings before queueing them: an alert jumps the store's queue, while
+        # a replayed backlog is history and raises nothing by itself.
+        if lane is Lane.LIVE and self.alerts is not None:
+            self.alerts.on_live_readings(gateway, batch.readings)
         if transition is not None:
             self._submit(self._transition_op(transition), transition)
         self.store.put_readings(
@@ -234,6 +251,10 @@ class Fleet:
                 on_stored=on_stored,
             )
         )
+
+    def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None:
+        if self.alerts is not None:
+            self.alerts.on_edge_alert(gateway, alert)
 
     def check_health(self) -> None:
         for transition in self.tracker.check():

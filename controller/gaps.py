@@ -292,6 +292,9 @@ class GapWatch:
     def handle_command_result(self, gateway: str, result: wire.CommandResult) -> None:
         self._sink.handle_command_result(gateway, result)
 
+    def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None:
+        self._sink.on_edge_alert(gateway, alert)
+
     def on_health(self, gateway: str, health: wire.Health) -> None:
         self._detector.on_health(gateway, health)
         self._sink.on_health(gateway, health)

@@ -8,6 +8,12 @@ controller that stops mid-batch gets the batch again from the broker.
 
 The controller announces itself on the retained ``edgewatch/v1/controller/status`` (online
 on connect, offline on a clean stop, and offline as its will).
+
+Two sessions, so a replayed backlog never delays an alert: the *live* session subscribes to
+each known kind but ``backlog`` (status, health, readings, alerts, cmd-result); the
+*backlog* session (client id ``<id>-backlog``) subscribes to everything, handles the backlog
+lane and counts unknown topics, and acknowledges the rest unread. Each has its own broker
+queue and network thread.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -31,6 +38,14 @@ from controller.store import Lane
 log = logging.getLogger(__name__)
 
 _LANES = {wire.TopicKind.READINGS: Lane.LIVE, wire.TopicKind.BACKLOG: Lane.BACKLOG}
+_LIVE_KINDS = ("status", "health", "readings", "alerts", "cmd-result/+")
+
+
+class IngestRole(StrEnum):
+    LIVE = "live"
+    BACKLOG = "backlog"
+
+
 UNKNOWN_TOPIC = "unknown_topic"
 INTERNAL_ERROR = "internal_error"
 
@@ -47,6 +62,8 @@ class IngestSink(Protocol):
         batch: wire.ReadingBatch,
         on_stored: Callable[[], None] | None = None,
     ) -> None: ...
+
+    def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None: ...
 
     def handle_command_result(self, gateway: str, result: wire.CommandResult) -> None: ...
 
@@ -101,9 +118,17 @@ class MqttIngest:
         *,
         rejections: Rejections | None = None,
         on_subscribed: Callable[[], None] | None = None,
+        role: IngestRole = IngestRole.LIVE,
         counter: MessageCounter | None = None,
     ) -> None:
         self.config = config
+        self.role = role
+        self.client_id = config.client_id + ("-backlog" if role is IngestRole.BACKLOG else "")
+        self.subscriptions = (
+            [wire.gateway_subscription()]
+            if role is IngestRole.BACKLOG
+            else [wire.gateway_subscription(kind=kind) for kind in _LIVE_KINDS]
+        )
         self.sink = sink
         self.counter = counter
         self.on_subscribed = on_subscribed
@@ -121,17 +146,18 @@ class MqttIngest:
     def start(self) -> None:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=self.config.client_id,
+            client_id=self.client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-        client.will_set(
-            wire.CONTROLLER_STATUS_TOPIC,
-            self._status(wire.GatewayState.OFFLINE),
-            qos=1,
-            retain=True,
-        )
+        if self.role is IngestRole.LIVE:
+            client.will_set(
+                wire.CONTROLLER_STATUS_TOPIC,
+                self._status(wire.GatewayState.OFFLINE),
+                qos=1,
+                retain=True,
+            )
         if self.config.username is not None:
             client.username_pw_set(self.config.username, self.config.password)
         if self.config.tls_ca_file is not None:
@@ -155,7 +181,7 @@ class MqttIngest:
         client, self._client = self._client, None
         if client is None:
             return
-        if self._subscribed.is_set():
+        if self._subscribed.is_set() and self.role is IngestRole.LIVE:
             try:
                 info = client.publish(
                     wire.CONTROLLER_STATUS_TOPIC,
@@ -194,10 +220,14 @@ class MqttIngest:
         if reason_code.is_failure:
             log.warning("MQTT broker %s:%d refused the connection: %s", *self._where(), reason_code)
             return
-        client.subscribe(wire.gateway_subscription(), qos=1)
-        client.publish(
-            wire.CONTROLLER_STATUS_TOPIC, self._status(wire.GatewayState.ONLINE), qos=1, retain=True
-        )
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
+        if self.role is IngestRole.LIVE:
+            client.publish(
+                wire.CONTROLLER_STATUS_TOPIC,
+                self._status(wire.GatewayState.ONLINE),
+                qos=1,
+                retain=True,
+            )
 
     def _on_subscribe(
         self,
@@ -208,10 +238,14 @@ class MqttIngest:
         properties: Properties | None,
     ) -> None:
         if any(code.is_failure for code in reason_codes):
-            log.error("MQTT broker refused the subscription %s", wire.gateway_subscription())
+            log.error("MQTT broker refused the subscriptions %s", self.subscriptions)
             return
         if not self._was_connected:
-            log.info("MQTT: connected to %s:%d, ingesting gateway topics", *self._where())
+            log.info(
+                "MQTT: connected to %s:%d, ingesting %s gateway topics",
+                *self._where(),
+                self.role.value,
+            )
         self._was_connected = True
         self._connect_failures = 0
         if self.on_subscribed is not None:
@@ -268,8 +302,12 @@ class MqttIngest:
         try:
             topic = wire.parse_topic(topic_text)
         except wire.TopicError as exc:
-            self.rejections.reject(_gateway_level(topic_text), UNKNOWN_TOPIC, str(exc), topic_text)
+            if self.role is IngestRole.BACKLOG:  # it sees every topic: it counts them once
+                gateway = _gateway_level(topic_text)
+                self.rejections.reject(gateway, UNKNOWN_TOPIC, str(exc), topic_text)
             return False
+        if (topic.kind is wire.TopicKind.BACKLOG) != (self.role is IngestRole.BACKLOG):
+            return False  # the other session's
         gateway = topic.gateway_id
         try:
             if topic.kind is wire.TopicKind.STATUS:
@@ -282,12 +320,14 @@ class MqttIngest:
                 self._count(topic.kind, len(batch.readings))
                 self.sink.on_readings(gateway, _LANES[topic.kind], batch, ack)
                 return True
+            elif topic.kind is wire.TopicKind.ALERTS:
+                self.sink.on_edge_alert(gateway, wire.decode(wire.EdgeAlert, payload))
             elif topic.kind is wire.TopicKind.CMD_RESULT:
                 result = wire.decode(wire.CommandResult, payload)
                 if result.id != topic.command_id:
                     raise wire.PayloadError("invalid", "id differs from the topic's command id")
                 self.sink.handle_command_result(gateway, result)
-            # cmd (our own, echoed) and alerts: not handled here.
+            # cmd: our own, echoed; not handled here.
             self._count(topic.kind)
         except wire.PayloadError as exc:
             self.rejections.reject(gateway, exc.reason, exc.detail, topic_text)

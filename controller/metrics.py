@@ -1,7 +1,7 @@
 """``/metrics`` in the Prometheus text format (0.0.4), written by hand: a few families only.
 
 Counters live in memory (``Metrics``) or come from the store at scrape time (gateway and
-device states, command outcomes, outbox lag per center).
+device states, command outcomes, open alerts, each center's lanes).
 """
 
 from __future__ import annotations

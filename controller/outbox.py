@@ -6,17 +6,26 @@ batches, POSTs them as JSON with an ``Idempotency-Key`` and retries (tenacity, c
 exponential backoff) until a 2xx; only then are the rows deleted. A slow or absent center
 delays nobody else, and a center that comes back gets everything it missed.
 
-Body: ``{"kind": "readings", "center": NAME, "batch_id": ID, "readings": [{"gateway",
-"device", "metric", "value", "unit", "quality", "seq", "ts_ms"}, ...]}``.
+Each center has two lanes, each with its own thread: *readings* (table ``outbox``) and
+*priority* (table ``priority_outbox``: alerts and health summaries), so an alert never waits
+behind a readings backlog. Both lanes keep their order.
+
+Bodies: ``{"kind": "readings", "center", "batch_id", "readings": [{"gateway", "device",
+"metric", "value", "unit", "quality", "seq", "ts_ms"}, ...]}``; ``{"kind": "alerts",
+"center", "batch_id", "alerts": [...]}``; ``{"kind": "health", "center", "batch_id",
+"health": [...]}``. With a ``secret`` the center gets ``X-Edgewatch-Signature``
+(wire.webhook) on every attempt.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,20 +35,36 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from controller.config import CenterConfig, ForwardingConfig
 from controller.store import Store, StoreError, wall_ms
+from wire.webhook import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
 _PENDING = """
-SELECT o.id AS outbox_id, r.gateway, r.device, r.metric, r.value, r.unit, r.quality, r.seq,
-       r.ts_ms
+SELECT o.id AS outbox_id, r.id AS reading_id, r.gateway, r.device, r.metric, r.value,
+       r.unit, r.quality, r.seq, r.ts_ms
 FROM outbox o JOIN readings r ON r.id = o.reading_id
 WHERE o.center = ? ORDER BY o.id LIMIT ?
 """
+_PENDING_PRIORITY = (
+    "SELECT id AS outbox_id, kind, body FROM priority_outbox WHERE center = ? ORDER BY id LIMIT ?"
+)
 IDLE_POLL_S = 1.0
+PRIORITY_BATCH_MAX = 100
 
 
 class DeliveryError(RuntimeError):
     """One delivery attempt failed (connection error or a non-2xx answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStats:
+    """One lane of one center: what waits, what went, how it fails."""
+
+    lane: str  # "readings" or "priority"
+    queued: int
+    delivered: int
+    failed_attempts: int
+    oldest_undelivered_age_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +76,69 @@ class CenterStats:
     delivered: int
     queued: int
     lag_s: float  # age of the oldest undelivered reading in the outbox
+    priority_queued: int  # alerts and health summaries
+    priority_delivered: int
+    oldest_undelivered_age_s: float  # of either lane
     failed_attempts: int
     last_error: str | None
     last_delivered_ms: int | None
+    lanes: tuple[LaneStats, ...]  # readings, then priority
 
 
-class CenterOutbox:
-    """The delivery loop of one center; ``start()``/``stop()`` or use as a context manager."""
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """What differs between the readings lane and the priority lane."""
 
-    def __init__(self, center: CenterConfig, store: Store, config: ForwardingConfig) -> None:
+    name: str  # "readings" or "priority"
+    fetch: Callable[[sqlite3.Connection, str, int], list[sqlite3.Row]]
+    body: Callable[[str, str, list[sqlite3.Row]], dict[str, Any]]
+    table: str
+    delivered_column: str
+
+
+def _fetch_readings(conn: sqlite3.Connection, center: str, limit: int) -> list[sqlite3.Row]:
+    return conn.execute(_PENDING, (center, limit)).fetchall()
+
+
+def _fetch_priority(conn: sqlite3.Connection, center: str, limit: int) -> list[sqlite3.Row]:
+    rows = conn.execute(_PENDING_PRIORITY, (center, min(limit, PRIORITY_BATCH_MAX))).fetchall()
+    # One kind per POST: take the run of rows of the first row's kind.
+    return list(itertools.takewhile(lambda r: r["kind"] == rows[0]["kind"], rows))
+
+
+def _readings_body(center: str, batch_id: str, rows: list[sqlite3.Row]) -> dict[str, Any]:
+    return {
+        "kind": "readings",
+        "center": center,
+        "batch_id": batch_id,
+        "readings": [_reading(row) for row in rows],
+    }
+
+
+def _priority_body(center: str, batch_id: str, rows: list[sqlite3.Row]) -> dict[str, Any]:
+    kind = rows[0]["kind"]
+    return {
+        "kind": kind,
+        "center": center,
+        "batch_id": batch_id,
+        kind: [json.loads(row["body"]) for row in rows],
+    }
+
+
+READINGS_LANE = _Lane("readings", _fetch_readings, _readings_body, "outbox", "delivered")
+PRIORITY_LANE = _Lane(
+    "priority", _fetch_priority, _priority_body, "priority_outbox", "priority_delivered"
+)
+
+
+class LaneWorker:
+    """The delivery loop of one lane of one center; ``start()``/``stop()``."""
+
+    def __init__(
+        self, center: CenterConfig, lane: _Lane, store: Store, config: ForwardingConfig
+    ) -> None:
         self.center = center
+        self.lane = lane
         self.store = store
         self.config = config
         self.failed_attempts = 0
@@ -72,7 +150,9 @@ class CenterOutbox:
     def start(self) -> None:
         self._stopping.clear()
         self._thread = threading.Thread(
-            target=self._supervise, name=f"outbox-{self.center.name}", daemon=False
+            target=self._supervise,
+            name=f"outbox-{self.center.name}-{self.lane.name}",
+            daemon=False,
         )
         self._thread.start()
 
@@ -84,7 +164,10 @@ class CenterOutbox:
         thread.join(timeout_s)
         if thread.is_alive():
             log.error(
-                "center %s: delivery thread did not stop in %.1f s", self.center.name, timeout_s
+                "center %s: %s delivery thread did not stop in %.1f s",
+                self.center.name,
+                self.lane.name,
+                timeout_s,
             )
 
     def request_stop(self) -> None:
@@ -113,9 +196,7 @@ class CenterOutbox:
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
-                rows = conn.execute(
-                    _PENDING, (self.center.name, self.config.batch_max_readings)
-                ).fetchall()
+                rows = self.lane.fetch(conn, self.center.name, self.config.batch_max_readings)
                 if not rows:
                     self._wake.wait(IDLE_POLL_S)
                     continue
@@ -127,16 +208,15 @@ class CenterOutbox:
 
     def _deliver(self, client: httpx.Client, rows: list[sqlite3.Row]) -> bool:
         first_id, last_id = rows[0]["outbox_id"], rows[-1]["outbox_id"]
-        # Deterministic: the same rows give the same key, even after a restart.
-        batch_id = f"{self.center.name}-{first_id}-{last_id}"
+        # Deterministic: the same rows give the same key, even after a restart; and never
+        # reused: outbox ids may come back once the table empties, reading ids do not.
+        if self.lane is READINGS_LANE:
+            key_first, key_last = rows[0]["reading_id"], rows[-1]["reading_id"]
+            batch_id = f"{self.center.name}-{key_first}-{key_last}"
+        else:  # priority_outbox ids are AUTOINCREMENT
+            batch_id = f"{self.center.name}-p{first_id}-{last_id}"
         body = json.dumps(
-            {
-                "kind": "readings",
-                "center": self.center.name,
-                "batch_id": batch_id,
-                "readings": [_reading(row) for row in rows],
-            },
-            separators=(",", ":"),
+            self.lane.body(self.center.name, batch_id, rows), separators=(",", ":")
         ).encode()
         retrying = Retrying(
             retry=retry_if_exception_type(DeliveryError),
@@ -154,15 +234,17 @@ class CenterOutbox:
         except DeliveryError:
             return False  # only when stopping
         count = len(rows)
+        table, column = self.lane.table, self.lane.delivered_column
 
         def receipt(db: Database) -> None:
             db.conn.execute(
-                "DELETE FROM outbox WHERE center = ? AND id BETWEEN ? AND ?",
+                f"DELETE FROM {table} WHERE center = ? AND id BETWEEN ? AND ?",  # noqa: S608
                 (self.center.name, first_id, last_id),
             )
             db.conn.execute(
-                "INSERT INTO center_stats (center, delivered, last_delivered_ms) VALUES (?, ?, ?)"
-                " ON CONFLICT (center) DO UPDATE SET delivered = delivered + excluded.delivered,"
+                f"INSERT INTO center_stats (center, {column}, last_delivered_ms)"  # noqa: S608
+                f" VALUES (?, ?, ?) ON CONFLICT (center) DO UPDATE SET"
+                f" {column} = {column} + excluded.{column},"
                 " last_delivered_ms = excluded.last_delivered_ms",
                 (self.center.name, count, wall_ms()),
             )
@@ -174,12 +256,11 @@ class CenterOutbox:
         return True
 
     def _post(self, client: httpx.Client, body: bytes, batch_id: str) -> None:
+        headers = {"Content-Type": "application/json", "Idempotency-Key": batch_id}
+        if self.center.secret is not None:  # signed afresh on every attempt
+            headers[SIGNATURE_HEADER] = sign(self.center.secret, body, int(time.time()))
         try:
-            response = client.post(
-                self.center.url,
-                content=body,
-                headers={"Content-Type": "application/json", "Idempotency-Key": batch_id},
-            )
+            response = client.post(self.center.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             self._failed(f"{type(exc).__name__}: {exc}")
             raise DeliveryError(str(exc)) from exc
@@ -188,8 +269,9 @@ class CenterOutbox:
             raise DeliveryError(f"HTTP {response.status_code}")
         if self.last_error is not None:
             log.info(
-                "center %s: delivering again after %d failed attempts",
+                "center %s: delivering %s again after %d failed attempts",
                 self.center.name,
+                self.lane.name,
                 self.failed_attempts,
             )
             self.last_error = None
@@ -198,9 +280,10 @@ class CenterOutbox:
         self.failed_attempts += 1
         if self.last_error is None:
             log.warning(
-                "center %s (%s): delivery failed: %s; retrying with backoff",
+                "center %s (%s): %s delivery failed: %s; retrying with backoff",
                 self.center.name,
                 self.center.url,
+                self.lane.name,
                 error,
             )
         self.last_error = error
@@ -210,6 +293,39 @@ class CenterOutbox:
 
     def _sleep(self, seconds: float) -> None:
         self._stopping.wait(seconds)
+
+
+class CenterOutbox:
+    """Both lanes of one center."""
+
+    def __init__(self, center: CenterConfig, store: Store, config: ForwardingConfig) -> None:
+        self.center = center
+        self.readings = LaneWorker(center, READINGS_LANE, store, config)
+        self.priority = LaneWorker(center, PRIORITY_LANE, store, config)
+        self.lanes = (self.priority, self.readings)
+
+    @property
+    def failed_attempts(self) -> int:
+        return sum(lane.failed_attempts for lane in self.lanes)
+
+    @property
+    def last_error(self) -> str | None:
+        return self.priority.last_error or self.readings.last_error
+
+    def start(self) -> None:
+        for lane in self.lanes:
+            lane.start()
+
+    def request_stop(self) -> None:
+        for lane in self.lanes:
+            lane.request_stop()
+
+    def stop(self) -> None:
+        for lane in self.lanes:
+            lane.stop()
+
+    def notify(self) -> None:
+        self.readings.notify()
 
 
 def _reading(row: sqlite3.Row) -> dict[str, Any]:
@@ -239,6 +355,12 @@ class Outboxes:
             if outbox is not None:
                 outbox.notify()
 
+    def notify_priority(self, names: Iterable[str]) -> None:
+        for name in names:
+            outbox = self.centers.get(name)
+            if outbox is not None:
+                outbox.priority.notify()
+
     def start(self) -> None:
         for outbox in self.centers.values():
             outbox.start()
@@ -250,24 +372,43 @@ class Outboxes:
             outbox.stop()
 
     def stats(self) -> list[CenterStats]:
-        def query(conn: sqlite3.Connection) -> tuple[dict[str, Any], dict[str, Any]]:
-            queued = {
-                row["center"]: row
-                for row in conn.execute(
-                    "SELECT center, count(*) AS queued, min(enqueued_ms) AS oldest_ms"
-                    " FROM outbox GROUP BY center"
-                )
-            }
-            delivered = {row["center"]: row for row in conn.execute("SELECT * FROM center_stats")}
-            return queued, delivered
+        def query(
+            conn: sqlite3.Connection,
+        ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            def pending(table: str) -> dict[str, Any]:
+                return {
+                    row["center"]: row
+                    for row in conn.execute(
+                        "SELECT center, count(*) AS queued, min(enqueued_ms) AS oldest_ms"  # noqa: S608
+                        f" FROM {table} GROUP BY center"
+                    )
+                }
 
-        queued, delivered = self.store.read(query)
+            delivered = {row["center"]: row for row in conn.execute("SELECT * FROM center_stats")}
+            return pending("outbox"), pending("priority_outbox"), delivered
+
+        queued, priority, delivered = self.store.read(query)
         now_ms = wall_ms()
+
+        def age_s(oldest_ms: int | None) -> float:
+            return max(0.0, (now_ms - oldest_ms) / 1000) if oldest_ms else 0.0
+
         result = []
         for name, outbox in self.centers.items():
             center = outbox.center
-            q, d = queued.get(name), delivered.get(name)
+            q, p, d = queued.get(name), priority.get(name), delivered.get(name)
             oldest_ms = q["oldest_ms"] if q else None
+            oldest_any = min((r["oldest_ms"] for r in (q, p) if r is not None), default=None)
+            lanes = tuple(
+                LaneStats(
+                    lane=worker.lane.name,
+                    queued=row["queued"] if row else 0,
+                    delivered=d[worker.lane.delivered_column] if d else 0,
+                    failed_attempts=worker.failed_attempts,
+                    oldest_undelivered_age_s=age_s(row["oldest_ms"] if row else None),
+                )
+                for worker, row in ((outbox.readings, q), (outbox.priority, p))
+            )
             result.append(
                 CenterStats(
                     name=name,
@@ -276,10 +417,14 @@ class Outboxes:
                     url=center.url,
                     delivered=d["delivered"] if d else 0,
                     queued=q["queued"] if q else 0,
-                    lag_s=max(0.0, (now_ms - oldest_ms) / 1000) if oldest_ms else 0.0,
+                    lag_s=age_s(oldest_ms),
+                    priority_queued=p["queued"] if p else 0,
+                    priority_delivered=d["priority_delivered"] if d else 0,
+                    oldest_undelivered_age_s=age_s(oldest_any),
                     failed_attempts=outbox.failed_attempts,
                     last_error=outbox.last_error,
                     last_delivered_ms=d["last_delivered_ms"] if d else None,
+                    lanes=lanes,
                 )
             )
         return result

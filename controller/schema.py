@@ -245,7 +245,83 @@ def _fleet_management(db: Database) -> None:
     db.execute("CREATE INDEX gateways_place ON gateways (place)")
 
 
-@migrations(name="0005_gaps")
+@migrations(name="0005_risk_and_alerts")
+def _risk_and_alerts(db: Database) -> None:
+    """The risk engine and the alert chain on the registry's risk points (0004), which a
+    point declared in the config ([[risk_points]]) shares with one registered by the API."""
+    for column in (
+        "colour TEXT NOT NULL DEFAULT 'green'",
+        "colour_since_ms INTEGER",
+        "blind_devices TEXT NOT NULL DEFAULT '[]'",  # devices of the point that went quiet
+        "rules_json TEXT NOT NULL DEFAULT '[]'",  # [wire.risk.MetricRule]; [] is not judged
+        "stale_after_s REAL NOT NULL DEFAULT 300",
+        "source TEXT NOT NULL DEFAULT 'api'",  # 'config' ([[risk_points]]) or 'api'
+    ):
+        db.execute(f"ALTER TABLE risk_points ADD COLUMN {column}")
+    db.execute("CREATE INDEX risk_points_place ON risk_points (place)")
+    db.execute(
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            point TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            device TEXT NOT NULL DEFAULT '',
+            metric TEXT NOT NULL DEFAULT '',
+            value REAL,
+            place TEXT NOT NULL,
+            colour TEXT NOT NULL,
+            peak_colour TEXT NOT NULL,
+            state TEXT NOT NULL,
+            open INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            source_ts_ms INTEGER,
+            raised_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            closed_ms INTEGER,
+            tiers TEXT NOT NULL,
+            ack_deadline_ms INTEGER
+        )
+        """
+    )
+    # One open episode per risk point (and per device for blind spots).
+    db.execute(
+        "CREATE UNIQUE INDEX alerts_open ON alerts"
+        " (point, kind, (CASE WHEN kind = 'blind_spot' THEN device ELSE '' END)) WHERE open = 1"
+    )
+    db.execute("CREATE INDEX alerts_deadline ON alerts (ack_deadline_ms) WHERE open = 1")
+    db.execute(
+        """
+        CREATE TABLE alert_trail (
+            id INTEGER PRIMARY KEY,
+            alert_id INTEGER NOT NULL REFERENCES alerts (id),
+            action TEXT NOT NULL,
+            state TEXT NOT NULL,
+            colour TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            by TEXT NOT NULL,
+            note TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX alert_trail_alert ON alert_trail (alert_id, id)")
+    # The urgent lane of each center's outbox: alerts and health summaries, delivered by a
+    # thread of their own so they never wait behind readings.
+    db.execute(
+        """
+        CREATE TABLE priority_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids make idempotency keys
+            center TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            enqueued_ms INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX priority_outbox_center ON priority_outbox (center, id)")
+    db.execute("ALTER TABLE center_stats ADD COLUMN priority_delivered INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations(name="0006_gaps")
 def _gaps(db: Database) -> None:
     """Seq gaps per gateway and what became of them (controller/gaps.py)."""
     db.execute(

@@ -18,13 +18,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from controller.access import active_token_count
+from controller.alerts import AlertEngine
 from controller.api import create_app
 from controller.commands import Commands
 from controller.config import AuthMode, ControllerConfig
 from controller.fleet import Fleet
 from controller.gaps import GapDetector, GapWatch
 from controller.health import Clock, DegradationLimits, HealthTracker, SystemClock
-from controller.ingest import MqttIngest, Rejections
+from controller.ingest import IngestRole, MqttIngest, Rejections
 from controller.metrics import Metrics
 from controller.outbox import Outboxes
 from controller.provisioning import Provisioner
@@ -144,23 +145,37 @@ class Controller:
             clock=self.clock,
         )
         self.router = Router(config.centers, config.gateway_places())
+        self.outboxes = Outboxes(config.centers, self.store, config.forwarding)
+        self.alerts = AlertEngine(
+            config=config, store=self.store, clock=self.clock, notify=self.outboxes.notify_priority
+        )
         self.fleet = Fleet(
             store=self.store,
             tracker=self.tracker,
             router=self.router,
+            alerts=self.alerts,
             device_stale_after_s=health.device_stale_after_s,
         )
         self.rejections = Rejections()
         self.metrics = Metrics()
         self.provisioner = Provisioner(config.broker, config.mqtt)
+        self.gaps = GapDetector(self.store, self._publish, self.clock, config.gaps)
+        # Both sessions' readings pass the gap detector: replays (backlog) fill gaps.
+        sink = GapWatch(self.fleet, self.gaps)
         # While the controller itself is cut off from the broker it cannot judge gateways:
         # the health check pauses, and every gateway gets a fresh timeout on reconnect.
-        self.gaps = GapDetector(self.store, self._publish, self.clock, config.gaps)
         self.ingest = MqttIngest(
             config.mqtt,
-            GapWatch(self.fleet, self.gaps),
+            sink,
             rejections=self.rejections,
             on_subscribed=self.tracker.grace,
+            counter=self.metrics,
+        )
+        self.backlog_ingest = MqttIngest(
+            config.mqtt,
+            sink,
+            rejections=self.rejections,
+            role=IngestRole.BACKLOG,
             counter=self.metrics,
         )
         self.commands = Commands(
@@ -172,7 +187,6 @@ class Controller:
         )
         self.fleet.on_gateway_alive.append(self.commands.gateway_alive)
         self.fleet.on_command_result = self.commands.on_result
-        self.outboxes = Outboxes(config.centers, self.store, config.forwarding)
         self.api = ApiServer(create_app(self), config.http.host, config.http.port)
         self._ticker_stop = threading.Event()
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
@@ -185,7 +199,7 @@ class Controller:
 
     @property
     def mqtt_connected(self) -> bool:
-        return self.ingest.subscribed
+        return self.ingest.subscribed and self.backlog_ingest.subscribed
 
     @property
     def api_port(self) -> int:
@@ -205,6 +219,7 @@ class Controller:
             if problem is not None:
                 raise StartupRefusedError(f"edgewatch controller refuses to start: {problem}")
             self.fleet.load(self.config.gateway_places())
+            self.alerts.load()
             if self.provisioner.enabled:
                 self.store.read(self.provisioner.sync)
             self.outboxes.start()
@@ -213,6 +228,8 @@ class Controller:
             stack.callback(self.gaps.stop)
             self._start_ticker()
             stack.callback(self._stop_ticker)
+            self.backlog_ingest.start()
+            stack.callback(self.backlog_ingest.stop)
             self.ingest.start()
             stack.callback(self.ingest.stop)
             self.commands.start()
@@ -261,6 +278,10 @@ class Controller:
         interval_s = self.config.health.check_interval_s
         while not self._ticker_stop.wait(interval_s):
             self.health_ticks += 1
+            try:  # hold times and escalation deadlines run even while MQTT is away
+                self.alerts.tick()
+            except Exception:
+                log.exception("alert tick failed; continuing")
             if not self.ingest.subscribed:
                 continue
             try:

@@ -5,6 +5,10 @@ per transaction, written with executemany) and small operations (``submit``/``ca
 as a gateway's state change or an outbox delivery receipt. Readers (the API, the outbox
 delivery threads) open their own connections; WAL lets them read while the writer writes.
 
+Alert work is *urgent*: ``submit(op, urgent=True)`` jumps the queue and is committed in a
+transaction of its own, so an alert never waits behind a readings backlog (at most behind
+the one transaction being written).
+
 Readings are keyed (gateway, seq): INSERT OR IGNORE drops a redelivered reading, so a batch
 may arrive any number of times. The same transaction puts the newly stored readings in the
 outbox of every center that receives them, so nothing is stored without being forwarded.
@@ -13,6 +17,7 @@ outbox of every center that receives them, so nothing is stored without being fo
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import queue
 import sqlite3
@@ -38,7 +43,8 @@ Op = Callable[[Database], Any]
 
 # How much one transaction takes from the queue: big enough to amortise the commit.
 MAX_ITEMS_PER_TRANSACTION = 500
-MAX_READINGS_PER_TRANSACTION = 50_000
+# Also bounds how long an urgent operation waits for the transaction ahead of it.
+MAX_READINGS_PER_TRANSACTION = 2_000
 BUSY_TIMEOUT_S = 10.0
 
 
@@ -69,6 +75,7 @@ class IncomingReadings:
 class _OpItem:
     op: Op
     future: Future[Any]
+    urgent: bool = False
 
 
 class _Stop:
@@ -77,6 +84,9 @@ class _Stop:
 
 _STOP = _Stop()
 _Item = IncomingReadings | _OpItem | _Stop
+# Urgent operations (alerts) first, then live readings and other operations, then the
+# replayed backlog, which is history and may wait.
+_URGENT, _NORMAL, _BACKLOG, _LAST = 0, 1, 2, 3
 
 _INSERT_READING = (
     "INSERT OR IGNORE INTO readings (gateway, seq, ts_ms, device, metric, value, unit, quality,"
@@ -113,7 +123,13 @@ class Store:
 
     def __init__(self, path: Path, *, queue_max_items: int = 1000) -> None:
         self.path = path
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_max_items)
+        # (priority, arrival, item): urgent operations first, then arrival order. Only
+        # normal items count against the bound, so back-pressure never blocks an alert.
+        self._queue: queue.PriorityQueue[tuple[int, int, _Item]] = queue.PriorityQueue()
+        self._room = threading.BoundedSemaphore(queue_max_items)
+        # A backlog of its own bound: a replay filling the queue never blocks live readings.
+        self._backlog_room = threading.BoundedSemaphore(queue_max_items)
+        self._arrivals = itertools.count()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[frozenset[str]], None]] = []
         self.write_errors = 0
@@ -136,7 +152,7 @@ class Store:
         thread, self._thread = self._thread, None
         if thread is None:
             return
-        self._queue.put(_STOP)
+        self._put(_LAST, _STOP)
         thread.join(timeout_s)
         if thread.is_alive():
             log.error("store writer did not stop within %.1f s", timeout_s)
@@ -166,14 +182,40 @@ class Store:
     def put_readings(self, batch: IncomingReadings) -> None:
         """Queue a batch for the writer; blocks while the queue is full (back-pressure)."""
         self._require_running()
-        self._queue.put(batch)
+        if batch.lane is Lane.BACKLOG:
+            self._backlog_room.acquire()
+            self._put(_BACKLOG, batch)
+        else:
+            self._room.acquire()
+            self._put(_NORMAL, batch)
 
-    def submit(self, op: Callable[[Database], T]) -> Future[T]:
-        """Run ``op(db)`` on the writer thread inside a transaction; the future has its result."""
+    def submit(self, op: Callable[[Database], T], *, urgent: bool = False) -> Future[T]:
+        """Run ``op(db)`` on the writer thread inside a transaction; the future has its result.
+
+        ``urgent`` operations (alerts) go ahead of everything queued, in their own transaction.
+        """
         self._require_running()
         future: Future[T] = Future()
-        self._queue.put(_OpItem(op, future))
+        if urgent:
+            self._put(_URGENT, _OpItem(op, future, urgent=True))
+        else:
+            self._room.acquire()
+            self._put(_NORMAL, _OpItem(op, future))
         return future
+
+    def _put(self, priority: int, item: _Item) -> None:
+        self._queue.put((priority, next(self._arrivals), item))
+
+    def _get(self, *, block: bool) -> _Item:
+        item = self._queue.get(block=block)[2]
+        self._release(item)
+        return item
+
+    def _release(self, item: _Item) -> None:
+        if isinstance(item, IncomingReadings) and item.lane is Lane.BACKLOG:
+            self._backlog_room.release()
+        elif isinstance(item, IncomingReadings) or (isinstance(item, _OpItem) and not item.urgent):
+            self._room.release()
 
     def call(self, op: Callable[[Database], T], timeout_s: float = 10.0) -> T:
         return self.submit(op).result(timeout=timeout_s)
@@ -219,16 +261,21 @@ class Store:
             db.close()
 
     def _take(self) -> tuple[list[IncomingReadings | _OpItem], bool]:
-        first = self._queue.get()
+        first = self._get(block=True)
         if isinstance(first, _Stop):
             return [], True
         items: list[IncomingReadings | _OpItem] = [first]
+        urgent = isinstance(first, _OpItem) and first.urgent
         readings = len(first.readings) if isinstance(first, IncomingReadings) else 0
         while len(items) < MAX_ITEMS_PER_TRANSACTION and readings < MAX_READINGS_PER_TRANSACTION:
             try:
-                item = self._queue.get_nowait()
+                priority, arrival, item = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if urgent and priority != _URGENT:  # urgent work commits on its own
+                self._queue.put((priority, arrival, item))
+                break
+            self._release(item)
             if isinstance(item, _Stop):
                 return items, True
             items.append(item)

@@ -1,12 +1,15 @@
 """A reference tier center: the smallest HTTP receiver of what the controller forwards.
 
-``edgewatch center run --name NAME --tier city|district|street --port N [--host 127.0.0.1]``
+``edgewatch center run --name NAME --tier city|district|street --port N [--host 127.0.0.1]
+[--secret S]``
 
-- ``POST /ingest`` takes a batch ``{"kind": "readings", "center", "batch_id", "readings":
-  [...]}``; a batch whose ``Idempotency-Key`` was seen before is acknowledged and not
-  recorded twice.
-- ``GET /received`` returns ``{"name", "tier", "batches", "readings", "duplicates",
-  "last": [the last 20 readings]}``.
+- ``POST /ingest`` takes a batch ``{"kind": "readings" | "alerts" | "health", "center",
+  "batch_id", KIND: [...]}``; a batch whose ``Idempotency-Key`` was seen before is
+  acknowledged and not recorded twice.
+- With ``--secret``, every POST must carry a valid ``X-Edgewatch-Signature`` (wire.webhook)
+  whose timestamp is within the replay window; anything else gets 401 and is not recorded.
+- ``GET /received`` returns ``{"name", "tier", "batches", "readings", "alerts", "health",
+  "duplicates", "rejected_signatures", "last": [the last 20 readings], "last_alerts": [...]}``.
 
 ``ReferenceCenter`` is the same server as a context manager, for tests (port 0 allowed).
 """
@@ -14,28 +17,49 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
+import socket
 import sys
 import threading
+import time
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
 
+from wire.webhook import REPLAY_WINDOW_S, SIGNATURE_HEADER, SignatureError, verify
+
 TIERS = ("city", "district", "street")
 MAX_BODY_BYTES = 16 * 1024 * 1024
 LAST_READINGS = 20
+KINDS = ("readings", "alerts", "health")
 
 
 class ReferenceCenter:
     """Records the batches POSTed to ``/ingest``; ``with ReferenceCenter(...) as center:``."""
 
-    def __init__(self, name: str, tier: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        tier: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        secret: str | None = None,
+        replay_window_s: float = REPLAY_WINDOW_S,
+    ) -> None:
         if tier not in TIERS:
             raise ValueError(f"tier {tier!r}: must be one of {', '.join(TIERS)}")
         self.name = name
+        self.secret = secret
+        self.replay_window_s = replay_window_s
+        # Every alert message received, with ``received_ms`` (wall clock) added.
+        self.alerts: list[dict[str, Any]] = []
+        self.health: list[dict[str, Any]] = []
+        self.rejected_signatures = 0
         self.tier = tier
         self.host = host
         self.requested_port = port
@@ -49,6 +73,7 @@ class ReferenceCenter:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
 
     @property
     def port(self) -> int:
@@ -84,6 +109,12 @@ class ReferenceCenter:
         if server is not None:
             server.shutdown()
             server.server_close()
+        # Also end kept-alive connections: a stopped center must not go on answering.
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         if thread is not None:
             thread.join(5)
 
@@ -112,9 +143,23 @@ class ReferenceCenter:
                 return True
             return False
 
+    def check_signature(self, body: bytes, header: str | None) -> str | None:
+        """None if the body may be accepted, else why not (and count the refusal)."""
+        if self.secret is None:
+            return None
+        try:
+            verify(self.secret, body, header, now_s=time.time(), window_s=self.replay_window_s)
+        except SignatureError as exc:
+            with self._lock:
+                self.rejected_signatures += 1
+            return str(exc)
+        return None
+
     def record(self, key: str | None, batch: dict[str, Any]) -> bool:
         """Record a batch; False if its idempotency key was seen before."""
-        readings = batch["readings"]
+        kind = batch.get("kind", "readings")
+        items = batch[kind]
+        received_ms = time.time_ns() // 1_000_000
         with self._lock:
             if key is not None:
                 if key in self._keys:
@@ -122,9 +167,19 @@ class ReferenceCenter:
                     return False
                 self._keys.add(key)
             self.batches += 1
-            self.readings.extend(readings)
-            self._last.extend(readings)
+            if kind == "readings":
+                self.readings.extend(items)
+                self._last.extend(items)
+            elif kind == "alerts":
+                self.alerts.extend({**a, "received_ms": received_ms} for a in items)
+            else:
+                self.health.extend(items)
             return True
+
+    def alert_actions(self) -> list[tuple[int, str]]:
+        """(alert id, action) of every alert message received, in order."""
+        with self._lock:
+            return [(a["alert_id"], a["action"]) for a in self.alerts]
 
     def received(self) -> dict[str, Any]:
         with self._lock:
@@ -133,8 +188,12 @@ class ReferenceCenter:
                 "tier": self.tier,
                 "batches": self.batches,
                 "readings": len(self.readings),
+                "alerts": len(self.alerts),
+                "health": len(self.health),
                 "duplicates": self.duplicates,
+                "rejected_signatures": self.rejected_signatures,
                 "last": list(self._last),
+                "last_alerts": self.alerts[-LAST_READINGS:],
             }
 
     def seqs(self) -> set[tuple[str, int]]:
@@ -146,6 +205,16 @@ class ReferenceCenter:
 class _Handler(BaseHTTPRequestHandler):
     center: ReferenceCenter
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.center._lock:
+            self.center._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.center._lock:
+            self.center._connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the controller's API shows delivery
@@ -175,10 +244,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
             return
+        body = self.rfile.read(length)
+        refused = self.center.check_signature(body, self.headers.get(SIGNATURE_HEADER))
+        if refused is not None:
+            self._reply(HTTPStatus.UNAUTHORIZED, {"error": refused})
+            return
         try:
-            batch = json.loads(self.rfile.read(length))
-            if not isinstance(batch, dict) or not isinstance(batch.get("readings"), list):
-                raise ValueError("expected an object with a readings list")
+            batch = json.loads(body)
+            kind = batch.get("kind", "readings") if isinstance(batch, dict) else None
+            if kind not in KINDS or not isinstance(batch.get(kind), list):
+                raise ValueError(f"expected an object with a kind of {KINDS} and its list")
         except ValueError as exc:
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             return
@@ -187,7 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "injected failure"})
             return
         new = self.center.record(key, batch)
-        self._reply(HTTPStatus.OK, {"accepted": len(batch["readings"]), "duplicate": not new})
+        self._reply(HTTPStatus.OK, {"accepted": len(batch[kind]), "duplicate": not new})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--tier", required=True, choices=TIERS)
     run.add_argument("--port", type=int, required=True, help="0 picks a free port")
     run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--secret", help="verify X-Edgewatch-Signature with this shared secret")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     stop = threading.Event()
@@ -210,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        center = ReferenceCenter(args.name, args.tier, host=args.host, port=args.port)
+        center = ReferenceCenter(
+            args.name, args.tier, host=args.host, port=args.port, secret=args.secret
+        )
         center.start()
     except OSError as exc:
         print(f"edgewatch center: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from wire.payloads import (
     CommandResult,
     ControllerStatus,
     DeviceHealth,
+    EdgeAlert,
     GatewayState,
     Health,
     PayloadError,
@@ -20,6 +21,7 @@ from wire.payloads import (
     decode,
     encode,
 )
+from wire.risk import Colour
 from wire.topics import (
     CONTROLLER_STATUS_TOPIC,
     PREFIX,
@@ -38,10 +40,12 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "PREFIX",
     "SCHEMA_VERSION",
+    "Colour",
     "CommandRequest",
     "CommandResult",
     "ControllerStatus",
     "DeviceHealth",
+    "EdgeAlert",
     "GatewayIdError",
     "GatewayState",
     "Health",

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wire.risk import Colour
+
 SCHEMA_VERSION: Literal[1] = 1
 # A batch of 500 readings is about 60 KiB; anything far beyond is a fault or an attack.
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -112,6 +114,28 @@ class CommandResult(_Model):
     outcome: Literal["accepted", "succeeded", "failed"]
     detail: str = Field(default="", max_length=2048)
     ts_ms: int = Field(default=0, ge=0)
+
+
+class EdgeAlert(_Model):
+    """A threshold crossing evaluated on the gateway with the shared rules (wire.risk).
+
+    Published on the ``alerts`` lane ahead of the readings that caused it; the controller
+    de-duplicates it against its own evaluation of the same readings (one alert per
+    episode of a risk point).
+    """
+
+    v: Literal[1] = SCHEMA_VERSION
+    session: int = Field(ge=0)
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="unique per gateway")
+    point: Name
+    kind: Literal["risk", "blind_spot"] = "risk"
+    colour: Colour
+    previous: Colour = Colour.GREEN
+    ts_ms: int = Field(ge=0, description="source timestamp of the reading that crossed")
+    device: Name
+    metric: Name
+    value: float | None = None
+    seq: int | None = Field(default=None, ge=1, description="the reading's seq, if any")
 
 
 class PayloadError(ValueError):

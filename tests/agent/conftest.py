@@ -66,6 +66,11 @@ class Recorder:
         with self._lock:
             return [m for m in self._messages if m.topic == topic]
 
+    def all_messages(self) -> list[Message]:
+        """Every message received, in order, whatever its topic."""
+        with self._lock:
+            return list(self._messages)
+
     def decoded(self, kind: TopicKind, model: type[M]) -> list[M]:
         return [decode(model, m.payload) for m in self.messages(kind)]
 

@@ -13,8 +13,19 @@ from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
 from firmware_sim.device import Faults
-from tests.agent.conftest import WAIT_S, Recorder, agent_toml
-from wire import GatewayState, Health, Quality, ReadingBatch, Status, TopicKind
+from tests.agent.conftest import GATEWAY_ID, WAIT_S, Recorder, agent_toml
+from wire import (
+    Colour,
+    EdgeAlert,
+    GatewayState,
+    Health,
+    Quality,
+    Reading,
+    ReadingBatch,
+    Status,
+    TopicKind,
+)
+from wire.risk import Category, MetricRule, RiskPointRules, RuleSet, Thresholds
 
 
 def gauge_config(tmp_path: Path, broker: Mosquitto, bus: SimulatedBus) -> AgentConfig:
@@ -187,3 +198,38 @@ def test_a_silent_gauge_shows_as_bad_readings_and_a_failing_device(
     assert bad
     assert {r.metric for r in bad} == {"level_cm", "status"}  # metrics it used to report
     assert all(r.value is None for r in bad)
+
+
+def test_a_red_reading_goes_out_on_the_alerts_lane_ahead_of_its_reading(
+    tmp_path: Path, mosquitto: Mosquitto, recorder: Recorder, gauge_bus: SimulatedBus
+) -> None:
+    rules = RuleSet(
+        points=[
+            RiskPointRules(
+                id="river-1", category=Category.WATER_LEVEL, place="cq/yuzhong/jiefangbei",
+                metrics=[MetricRule(device=f"{GATEWAY_ID}.gauge-1", metric="level_cm",
+                                    thresholds=Thresholds(yellow=50, red=100))],
+            )
+        ]
+    )  # fmt: skip
+    (tmp_path / "rules.json").write_text(rules.model_dump_json())
+    text = agent_toml(tmp_path / "data", mosquitto, port_url=gauge_bus.port_path)
+    config = parse_config(text + '\n[risk]\nrules_file = "rules.json"\n', base_dir=tmp_path)
+    with Agent(config):
+        recorder.wait_for(lambda: recorder.messages(TopicKind.ALERTS), "an edge alert")
+        (alert,) = recorder.decoded(TopicKind.ALERTS, EdgeAlert)
+        recorder.wait_for(
+            lambda: any(r.ts_ms == alert.ts_ms for r in readings_of(recorder)), "its reading"
+        )
+    assert (alert.point, alert.colour, alert.previous) == ("river-1", Colour.RED, Colour.GREEN)
+    assert (alert.device, alert.metric) == ("gauge-1", "level_cm")
+    assert alert.value is not None
+    assert alert.value > 100
+    # The alert was published before the batch that carries its reading.
+    order = [m.topic.rsplit("/", 1)[1] for m in recorder.all_messages()]
+    assert order.index("alerts") < order.index("readings")
+    assert len(recorder.messages(TopicKind.ALERTS)) == 1  # once per episode
+
+
+def readings_of(recorder: Recorder) -> list[Reading]:
+    return [r for b in recorder.decoded(TopicKind.READINGS, ReadingBatch) for r in b.readings]

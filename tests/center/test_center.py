@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from edgewatch.center import ReferenceCenter, main
+from wire.webhook import SIGNATURE_HEADER, SignatureError, sign, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,3 +102,59 @@ def test_cli_runs_until_sigterm() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+SECRET = "a-secret-of-16-chars-or-more"
+
+
+def signed_post(
+    center: ReferenceCenter, body: bytes, *, key: str, signature: str | None
+) -> httpx.Response:
+    headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+    if signature is not None:
+        headers[SIGNATURE_HEADER] = signature
+    with httpx.Client(trust_env=False, timeout=5) as client:
+        return client.post(center.url, content=body, headers=headers)
+
+
+def test_a_forged_or_missing_signature_is_refused() -> None:
+    body = json.dumps({"kind": "alerts", "alerts": [{"alert_id": 1, "action": "raised"}]}).encode()
+    now_s = int(time.time())
+    with ReferenceCenter("c", "city", secret=SECRET) as center:
+        forged = sign("not-the-secret-at-all", body, now_s)
+        assert signed_post(center, body, key="k1", signature=forged).status_code == 401
+        assert signed_post(center, body, key="k1", signature=None).status_code == 401
+        assert signed_post(center, body, key="k1", signature="t=x,v1=").status_code == 401
+        tampered = body.replace(b"raised", b"closed")
+        good = sign(SECRET, body, now_s)
+        response = signed_post(center, tampered, key="k1", signature=good)
+        assert response.status_code == 401
+        assert "does not match" in response.json()["error"]
+        assert center.alerts == []
+        assert center.rejected_signatures == 4
+        assert signed_post(center, body, key="k1", signature=good).status_code == 200
+        assert center.alert_actions() == [(1, "raised")]
+
+
+def test_a_replayed_webhook_is_deduplicated_in_the_window_and_refused_after() -> None:
+    body = json.dumps({"kind": "alerts", "alerts": [{"alert_id": 7, "action": "raised"}]}).encode()
+    with ReferenceCenter("c", "city", secret=SECRET, replay_window_s=300) as center:
+        signature = sign(SECRET, body, int(time.time()))
+        assert signed_post(center, body, key="k7", signature=signature).json()["duplicate"] is False
+        again = signed_post(center, body, key="k7", signature=signature)
+        assert (again.status_code, again.json()["duplicate"]) == (200, True)
+        old = sign(SECRET, body, int(time.time()) - 301)
+        stale = signed_post(center, body, key="k8", signature=old)
+        assert stale.status_code == 401
+        assert "replay window" in stale.json()["error"]
+        assert center.alert_actions() == [(7, "raised")]
+
+
+def test_signing_round_trip_and_window_edges() -> None:
+    body = b'{"a":1}'
+    header = sign(SECRET, body, 1_000)
+    assert verify(SECRET, body, header, now_s=1_300) == 1_000
+    with pytest.raises(SignatureError, match="replay window"):
+        verify(SECRET, body, header, now_s=1_300.5)
+    with pytest.raises(SignatureError, match="missing"):
+        verify(SECRET, body, "", now_s=1_000)

@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel
 
 import wire
+from controller.cli import main as cli
 from controller.config import ControllerConfig, parse_config
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
@@ -23,6 +25,9 @@ class FakeClock:
 
     def __init__(self) -> None:
         self.now_s = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
 
     def monotonic_s(self) -> float:
         return self.now_s
@@ -167,3 +172,19 @@ def get_json(client: httpx.Client, path: str, params: dict[str, Any] | None = No
     response = client.get(path, params=params)
     response.raise_for_status()
     return response.json()
+
+
+def make_token(db: Path, capsys: pytest.CaptureFixture[str], role: str, place: str = "") -> str:
+    argv = ["token", "create", "--role", role, "--db", str(db)]
+    if place:
+        argv += ["--place", place, "--name", f"{role}-{place.rsplit('/', 1)[-1]}"]
+    assert cli(argv) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("ewt_")
+    return token
+
+
+def as_(url: str, token: str) -> httpx.Client:
+    client = api(url)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client

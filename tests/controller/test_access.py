@@ -5,28 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from controller.cli import main as cli
 from controller.service import Controller, StartupRefusedError
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from tests.controller.support import api, config_for
+from tests.controller.support import api, as_, config_for, make_token
 
 STREET_A = "cq/yuzhong/jiefangbei"
 STREET_B = "cq/yuzhong/chaotianmen"
 GATEWAYS = {"gw-a": STREET_A, "gw-b": STREET_B}
-
-
-def make_token(db: Path, capsys: pytest.CaptureFixture[str], role: str, place: str = "") -> str:
-    argv = ["token", "create", "--role", role, "--db", str(db)]
-    if place:
-        argv += ["--place", place, "--name", f"{role}-{place.rsplit('/', 1)[-1]}"]
-    assert cli(argv) == 0
-    token = capsys.readouterr().out.strip()
-    assert token.startswith("ewt_")
-    return token
 
 
 @pytest.fixture
@@ -46,12 +35,6 @@ def secured(tmp_path: Path, mosquitto: Mosquitto, tokens: dict[str, str]) -> Ite
     with Controller(config) as running:
         wait_until(lambda: running.mqtt_connected, timeout_s=5, message="controller subscribed")
         yield running.api_url
-
-
-def as_(url: str, token: str) -> httpx.Client:
-    client = api(url)
-    client.headers["Authorization"] = f"Bearer {token}"
-    return client
 
 
 def test_refuses_to_start_without_tokens(tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -61,12 +61,12 @@ def test_places_gateways_devices_and_risk_points(
         "id": "slope-7",
         "name": "Slope above Jiefangbei",
         "place": "cq/yuzhong/jiefangbei",
-        "category": "geological",
+        "category": "slope",
         "devices": ["gw-j4.incl-1"],
     }
     assert client.post("/api/v1/risk-points", json=point).status_code == 201
-    patched = client.patch("/api/v1/risk-points/slope-7", json={"category": "landslide"})
-    assert patched.json()["category"] == "landslide"
+    patched = client.patch("/api/v1/risk-points/slope-7", json={"category": "bridge"})
+    assert patched.json()["category"] == "bridge"
     assert [r["id"] for r in get_json(client, "/api/v1/risk-points", params={"place": "cq"})] == [
         "slope-7"
     ]
