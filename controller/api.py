@@ -20,7 +20,11 @@ place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` ne
 | ``GET /api/v1/risk-rules?gateway=ID`` | ``wire.risk.RuleSet``: the rules an agent evaluates |
 | ``GET /api/v1/audit`` | who did what, when, with what outcome |
 | ``GET /api/v1/centers``, ``GET /api/v1/summary`` | forwarding per center and lane, an overview |
+| ``GET /api/v1/whoami`` | the calling token's name, role and place |
+| ``POST /api/v1/alerts/stream-ticket`` | a single-use ticket for the alert stream |
+| ``GET /api/v1/alerts/stream`` | alerts as server-sent events (Bearer or ``?ticket=``) |
 | ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` | probes and Prometheus |
+| ``GET /console/`` | the web console (static files; ``/`` redirects there) |
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from controller.api_console import console, mount_console, stream_tickets
 from controller.api_deps import ApiBackend
 from controller.api_fleet import devices, gateways
 from controller.api_ops import audit, commands
 from controller.api_registry import registry
 from controller.api_risk import alerts, risk, risk_rules
 from controller.api_risk_points import points
+from controller.api_stream import alert_stream
 from controller.api_system import centers, probes, summary
 from controller.gaps_api import gaps
 
@@ -83,9 +89,11 @@ def create_app(backend: ApiBackend) -> FastAPI:
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
-    routers = (gateways, gaps, devices, registry, points, commands, audit, centers, summary)
-    for router in (*routers, risk, risk_rules, alerts):
+    # The console's /alerts/stream and /alerts/stream-ticket before /alerts/{alert_id}.
+    routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
+    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(probes, prefix=API_PREFIX)
     app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look
+    mount_console(app)  # the web console at /console/
     return app

@@ -81,14 +81,12 @@ async def _backend(request: Request) -> ApiBackend:
 
 BackendDep = Annotated[ApiBackend, Depends(_backend)]
 
-_bearer = HTTPBearer(
-    auto_error=False, description="an API token: edgewatch controller token create"
-)
+bearer = HTTPBearer(auto_error=False, description="an API token: edgewatch controller token create")
 
 
-async def _principal(
+async def authenticate(
     backend: BackendDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if backend.config.api.auth is AuthMode.DEMO:
         return DEMO_PRINCIPAL
@@ -110,7 +108,7 @@ async def _principal(
 
 
 def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
-    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if not principal.may(role):
             raise HTTPException(
                 status_code=403,

@@ -139,7 +139,7 @@ def device_history(
 
 
 @devices.get("/{device_id}/readings", response_model=DeviceReadings)
-def device_readings(
+def device_readings(  # noqa: PLR0917
     device_id: Annotated[str, Path(max_length=128)],
     backend: BackendDep,
     principal: Viewer,
@@ -147,10 +147,16 @@ def device_readings(
     metric: Annotated[
         str | None, Query(min_length=1, max_length=64, description="only this metric")
     ] = None,
+    since_ms: Annotated[
+        int | None, Query(ge=0, le=2**53, description="only readings with ts_ms at or after")
+    ] = None,
 ) -> DeviceReadings:
+    """The device's readings, newest first (at most ``limit``; ``since_ms`` for a window)."""
     gateway, name = _device_parts(backend, principal, device_id)
     found = backend.store.read(
-        lambda conn: queries.device_readings(conn, gateway, name, limit=limit, metric=metric)
+        lambda conn: queries.device_readings(
+            conn, gateway, name, limit=limit, metric=metric, since_ms=since_ms
+        )
     )
     if found is None:
         raise HTTPException(

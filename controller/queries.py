@@ -273,7 +273,13 @@ def get_device(conn: sqlite3.Connection, gateway: str, name: str) -> DeviceOut |
 
 
 def device_readings(
-    conn: sqlite3.Connection, gateway: str, name: str, *, limit: int, metric: str | None = None
+    conn: sqlite3.Connection,
+    gateway: str,
+    name: str,
+    *,
+    limit: int,
+    metric: str | None = None,
+    since_ms: int | None = None,
 ) -> DeviceReadings | None:
     known = conn.execute(
         "SELECT 1 FROM devices WHERE gateway = ? AND name = ?", (gateway, name)
@@ -288,6 +294,9 @@ def device_readings(
     if metric is not None:
         sql += " AND metric = ?"
         params.append(metric)
+    if since_ms is not None:
+        sql += " AND ts_ms >= ?"
+        params.append(since_ms)
     rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*params, limit]).fetchall()
     return DeviceReadings(
         device=device_id(gateway, name),

@@ -110,6 +110,11 @@ class ApiServer:
     def stop(self, timeout_s: float = 5.0) -> None:
         server, thread, sock = self._server, self._thread, self._socket
         self._server = self._thread = self._socket = None
+        # Long-lived responses (the alert stream) end when they see this, so uvicorn's
+        # graceful shutdown does not wait for them.
+        stopping = getattr(self.app.state, "stopping", None)
+        if isinstance(stopping, threading.Event):
+            stopping.set()
         if server is not None:
             server.should_exit = True
         if thread is not None:
