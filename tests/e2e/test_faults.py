@@ -27,6 +27,9 @@ DEFAULT = Load()
 SOAK = Load(devices=20, interval_s=0.3)  # 20 x 3 / 0.3 = 200 readings/s
 GAPS_FAST = "\n[gaps]\nreorder_wait_s = 0.5\nreplay_timeout_s = 1.0\nmax_attempts = 2\n"
 
+# A two-minute outage, its drain and the checks: well past the default 120 s test timeout.
+SOAK_TIMEOUT_S = 900
+
 
 def start_fleet(system: LocalSystem, load: Load, count: int = 3) -> list[SimulatedGateway]:
     gateways = [start_loaded_gateway(system, f"gw-load-{n}", load) for n in range(1, count + 1)]
@@ -102,6 +105,7 @@ def test_broker_outage_every_seq_exactly_once(system: LocalSystem, mosquitto: Mo
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(SOAK_TIMEOUT_S)
 def test_soak_broker_outage_two_minutes(system: LocalSystem, mosquitto: Mosquitto) -> None:
     broker_outage(system, mosquitto, SOAK, outage_readings=200 * 120)
 
@@ -119,6 +123,7 @@ def test_agent_killed_during_broker_outage_loses_and_repeats_nothing(
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(SOAK_TIMEOUT_S)
 def test_soak_agent_killed_during_two_minute_outage(
     system: LocalSystem, mosquitto: Mosquitto
 ) -> None:
@@ -150,6 +155,7 @@ def test_controller_killed_and_restarted_loses_nothing(system: LocalSystem) -> N
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(SOAK_TIMEOUT_S)
 def test_soak_controller_stopped_two_minutes(system: LocalSystem) -> None:
     controller_outage(system, SOAK, outage_readings=200 * 120, sig=signal.SIGTERM)
 
@@ -230,6 +236,7 @@ def test_the_first_seconds_of_an_outage_are_not_lost(
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(SOAK_TIMEOUT_S)
 def test_soak_the_first_twenty_seconds_of_an_outage_are_not_lost(
     system: LocalSystem, mosquitto: Mosquitto
 ) -> None:
