@@ -49,6 +49,9 @@ __all__ = ["SEQ_BLOCK", "Buffer", "BufferStats", "Lane", "ReadingRow", "chunks",
 
 SQL_CHUNK = 500  # keep "IN (...)" lists under SQLite's variable limit
 DEFAULT_LIVE_WINDOW_S = 10.0
+# SQLite's page cache for the buffer (default 2 MiB): the drain reads and acks in seq order,
+# so a small cache costs it nothing, and a gateway's RAM is tight (issue 4: <= 40 MB RSS).
+PAGE_CACHE_KIB = 512
 _COLUMNS = "seq, ts_ms, device, metric, value, unit, quality"
 
 _SCHEMA = """
@@ -136,6 +139,7 @@ class Buffer:
         self._conn = conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         with self.atomic():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
