@@ -16,7 +16,6 @@ restart still tells. Every function here runs under the buffer's lock.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,11 @@ _DROPPED = "dropped."
 def current_boot_id() -> int:
     """The kernel's boot id as an int (0 where there is none): it changes on every boot."""
     try:
-        return uuid.UUID(_BOOT_ID_PATH.read_text().strip()).int >> 65  # fits SQLite's int64
+        digits = _BOOT_ID_PATH.read_text().strip().replace("-", "")
+        if len(digits) != 32:
+            return 0
+        # The UUID as an int (without importing uuid: RAM is tight), cut to SQLite's int64.
+        return int(digits, 16) >> 65
     except (OSError, ValueError):
         return 0
 
