@@ -13,15 +13,13 @@ oldest first, so the publisher can put live readings ahead of a backlog.
 
 Durability (see docs/store-and-forward.md): WAL with ``synchronous=NORMAL``. A commit costs
 no fsync, which spares SD cards and flash; a *power cut* may roll back the newest commits
-(never corrupt the file), a *process crash* (SIGKILL, OOM) loses nothing committed. What
-must survive even a power cut is that a ``seq`` or ``session`` is never reused:
+(never corrupt the file), a *process crash* (SIGKILL, OOM) loses nothing committed. Session
+and seq numbering, which must survive even a power cut, live in ``agent.buffer_meta``.
 
-- ``session`` bumps are committed with ``synchronous=FULL`` (they are rare);
-- seqs are handed out from a reserved block whose upper end is committed with
-  ``synchronous=FULL`` before any seq of it is used. After an unclean stop numbering
-  resumes exactly where it was if the machine did not reboot (same kernel boot id: the OS
-  still had every committed page), and after the reserved block if it did (a power cut),
-  leaving a gap the controller sees rather than reusing a published seq.
+The publisher's hot path works on row tuples (``take_unsent_rows``, ``stored_rows``): the
+rows were validated when appended, and ``wire.rows.encode_reading_rows`` writes them as the
+same JSON a ``ReadingBatch`` would, without a model object per reading. ``ack`` marks a
+message's rows by contiguous seq ranges (``seq BETWEEN``), never beyond the seqs it carried.
 
 In-flight bookkeeping (rows handed to the MQTT session and not yet acked) lives in memory:
 after a restart or a disconnect every unacked row is simply unsent again.
@@ -34,8 +32,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,13 +40,18 @@ from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
+from agent.buffer_meta import SEQ_BLOCK, Numbering, current_boot_id, set_meta, transaction
 from drivers.base import Measurement
 from wire import Quality, Reading
+from wire.rows import ReadingRow, row_to_reading
 
-SEQ_BLOCK = 1000  # seqs reserved per durable write
+__all__ = ["SEQ_BLOCK", "Buffer", "BufferStats", "Lane", "ReadingRow", "chunks", "seq_runs"]
+
 SQL_CHUNK = 500  # keep "IN (...)" lists under SQLite's variable limit
 DEFAULT_LIVE_WINDOW_S = 10.0
-_BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+# SQLite's page cache for the buffer (default 2 MiB): the drain reads and acks in seq order,
+# so a small cache costs it nothing, and a gateway's RAM is tight (issue 4: <= 40 MB RSS).
+PAGE_CACHE_KIB = 512
 _COLUMNS = "seq, ts_ms, device, metric, value, unit, quality"
 
 _SCHEMA = """
@@ -78,14 +80,6 @@ CREATE TABLE IF NOT EXISTS alerts (
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def current_boot_id() -> int:
-    """The kernel's boot id as an int (0 where there is none): it changes on every boot."""
-    try:
-        return uuid.UUID(_BOOT_ID_PATH.read_text().strip()).int >> 65  # fits SQLite's int64
-    except (OSError, ValueError):
-        return 0
 
 
 class Lane(StrEnum):
@@ -125,19 +119,15 @@ class Buffer:
         self._now_ms = now_ms
         self._monotonic_s = monotonic_s
         self.live_window_s = live_window_s
-        self._boot_id = current_boot_id() if boot_id is None else boot_id
+        self._numbering = Numbering(current_boot_id() if boot_id is None else boot_id)
         self.lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._next_seq = 1
-        self._reserved_until = 0
-        self._session = 0
         # (monotonic time, first seq) of each append within the live window.
         self._appends: deque[tuple[float, int]] = deque()
         # Rows handed out by take_unsent and not acked yet. Invariant per lane: every
         # unacked row of the lane with seq <= its cursor is in flight.
         self.inflight: set[int] = set()
         self._cursor = {Lane.LIVE: 0, Lane.BACKLOG: 0}
-        self._dropped: Counter[str] = Counter()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -149,30 +139,12 @@ class Buffer:
         self._conn = conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         with self.atomic():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        self._session = int(meta.get("session", 0))
-        self._reserved_until = int(meta.get("seq_reserved_until", 0))
-        stored_next = int(meta.get("next_seq", 1))
-        clean = bool(meta.get("clean_close", 1 if not meta else 0))
-        same_boot = self._boot_id != 0 and meta.get("boot_id") == self._boot_id
-        if clean or same_boot:
-            self._next_seq = stored_next
-        else:
-            self._next_seq = max(stored_next, self._reserved_until + 1)
-        self._dropped = Counter(
-            {
-                k.removeprefix("dropped."): int(v)
-                for k, v in meta.items()
-                if k.startswith("dropped.")
-            }
-        )
-        self._write_meta(
-            {"clean_close": 0, "next_seq": self._next_seq, "boot_id": self._boot_id}, durable=True
-        )
+        self._numbering.load(conn)
         return self
 
     def close(self) -> None:
@@ -180,7 +152,7 @@ class Buffer:
             if self._conn is None:
                 return
             try:
-                self._write_meta({"clean_close": 1, "next_seq": self._next_seq}, durable=True)
+                self._numbering.save_clean_close(self._conn)
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self._conn.close()
@@ -206,33 +178,23 @@ class Buffer:
     @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
         """One transaction under the lock: committed on success, rolled back on error."""
-        with self.lock:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:  # SQLite rolls back by itself on e.g. SQLITE_FULL
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self.lock, transaction(self.conn) as conn:
+            yield conn
 
     # -- session and seq ------------------------------------------------------------------
 
     @property
     def session(self) -> int:
-        return self._session
+        return self._numbering.session
 
     @property
     def last_seq(self) -> int:
-        return self._next_seq - 1
+        return self._numbering.next_seq - 1
 
     def bump_session(self) -> int:
         """Persist and return the next MQTT session number (one per connect)."""
         with self.lock:
-            self._write_meta({"session": self._session + 1}, durable=True)
-            self._session += 1
-            return self._session
+            return self._numbering.bump_session(self.conn)
 
     # -- readings -------------------------------------------------------------------------
 
@@ -245,7 +207,8 @@ class Buffer:
         if not measurements:
             return []
         with self.lock:
-            first = self._next_seq
+            numbering = self._numbering
+            first = numbering.next_seq
             readings = [
                 Reading(
                     seq=first + i,
@@ -259,9 +222,7 @@ class Buffer:
                 for i, m in enumerate(measurements)
             ]
             last = readings[-1].seq
-            if last > self._reserved_until:
-                self._write_meta({"seq_reserved_until": last + SEQ_BLOCK}, durable=True)
-                self._reserved_until = last + SEQ_BLOCK
+            numbering.reserve_through(self.conn, last)
             with self.atomic() as conn:
                 conn.executemany(
                     f"INSERT INTO readings ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
@@ -270,8 +231,8 @@ class Buffer:
                         for r in readings
                     ],
                 )
-                self._set_meta({"next_seq": last + 1})
-            self._next_seq = last + 1
+                set_meta(conn, {"next_seq": last + 1})
+            numbering.next_seq = last + 1
             self._appends.append((self._monotonic_s(), first))
             return readings
 
@@ -281,50 +242,62 @@ class Buffer:
             horizon_s = self._monotonic_s() - self.live_window_s
             while self._appends and self._appends[0][0] < horizon_s:
                 self._appends.popleft()
-            return self._appends[0][1] if self._appends else self._next_seq
+            return self._appends[0][1] if self._appends else self._numbering.next_seq
 
     def take_unsent(self, limit: int, lane: Lane | None = None) -> list[Reading]:
+        """``take_unsent_rows`` as ``Reading`` objects."""
+        return [row_to_reading(row) for row in self.take_unsent_rows(limit, lane)]
+
+    def take_unsent_rows(self, limit: int, lane: Lane | None = None) -> list[ReadingRow]:
         """The oldest unsent rows of ``lane`` (both lanes when None) not in flight, up to
         ``limit``; they are in flight from now on."""
         with self.lock:
             floor = self.live_floor_seq()
+            below = self._numbering.next_seq
             if lane is None:
-                taken = self._scan(self._cursor[Lane.BACKLOG], self._next_seq, limit)
+                taken = self._scan(self._cursor[Lane.BACKLOG], below, limit)
             elif lane is Lane.LIVE:
-                after = max(self._cursor[Lane.LIVE], floor - 1)
-                taken = self._scan(after, self._next_seq, limit)
+                taken = self._scan(max(self._cursor[Lane.LIVE], floor - 1), below, limit)
             else:
                 taken = self._scan(self._cursor[Lane.BACKLOG], floor, limit)
             if taken:
-                self.inflight.update(r.seq for r in taken)
+                self.inflight.update(row[0] for row in taken)
                 for key in (Lane.LIVE, Lane.BACKLOG) if lane is None else (lane,):
-                    self._cursor[key] = max(self._cursor[key], taken[-1].seq)
+                    self._cursor[key] = max(self._cursor[key], taken[-1][0])
             return taken
 
-    def _scan(self, after: int, below: int, limit: int) -> list[Reading]:
-        taken: list[Reading] = []
+    def _scan(self, after: int, below: int, limit: int) -> list[ReadingRow]:
+        taken: list[ReadingRow] = []
+        inflight = self.inflight
         while len(taken) < limit and after < below - 1:
             ask = limit - len(taken)
-            rows = self.conn.execute(
+            rows: list[ReadingRow] = self.conn.execute(
                 f"SELECT {_COLUMNS} FROM readings WHERE acked_at IS NULL "  # noqa: S608
                 "AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
                 [after, below, ask],
             ).fetchall()
-            taken.extend(_reading(row) for row in rows if row[0] not in self.inflight)
+            if inflight:
+                taken.extend(row for row in rows if row[0] not in inflight)
+            else:
+                taken.extend(rows)
             if len(rows) < ask:
                 break
             after = rows[-1][0]
         return taken
 
     def rows_between(self, from_seq: int, to_seq: int, limit: int) -> list[Reading]:
+        """``stored_rows`` as ``Reading`` objects."""
+        return [row_to_reading(row) for row in self.stored_rows(from_seq, to_seq, limit)]
+
+    def stored_rows(self, from_seq: int, to_seq: int, limit: int) -> list[ReadingRow]:
         """Stored rows (acked or not) with ``from_seq <= seq <= to_seq``, oldest first."""
         with self.lock:
-            rows = self.conn.execute(
+            rows: list[ReadingRow] = self.conn.execute(
                 f"SELECT {_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? "  # noqa: S608
                 "ORDER BY seq LIMIT ?",
                 [from_seq, to_seq, limit],
             ).fetchall()
-        return [_reading(row) for row in rows]
+        return rows
 
     def release(self, seqs: Iterable[int]) -> None:
         """Rows whose message will never be acked: unsent again (taken again next)."""
@@ -343,16 +316,16 @@ class Buffer:
             self._cursor = {Lane.LIVE: 0, Lane.BACKLOG: 0}
 
     def ack(self, seqs: Sequence[int]) -> None:
-        """The broker acknowledged the message carrying ``seqs``: they are sent."""
+        """The broker acknowledged the message carrying ``seqs``: they are sent.
+
+        Marked by contiguous runs of ``seqs`` (one ``BETWEEN`` per run): a run never spans
+        a seq the message did not carry, so no other message's reading leaves early."""
         now = self._now_ms()
         with self.atomic() as conn:
-            for chunk in chunks(seqs):
-                marks = ",".join("?" * len(chunk))
-                conn.execute(
-                    f"UPDATE readings SET acked_at = ? WHERE seq IN ({marks}) "  # noqa: S608
-                    "AND acked_at IS NULL",
-                    [now, *chunk],
-                )
+            conn.executemany(
+                "UPDATE readings SET acked_at = ? WHERE seq BETWEEN ? AND ? AND acked_at IS NULL",
+                [(now, first, last) for first, last in seq_runs(seqs)],
+            )
             self.inflight.difference_update(seqs)
 
     def purge_acked(self, retention_s: float) -> int:
@@ -372,13 +345,11 @@ class Buffer:
 
     def count_dropped(self, reason: str, count: int) -> None:
         """Add to the persisted drop counter ``reason`` (call inside ``atomic``)."""
-        if count:
-            self._dropped[reason] += count
-            self._set_meta({f"dropped.{reason}": self._dropped[reason]})
+        self._numbering.count_dropped(self.conn, reason, count)
 
     def dropped(self) -> dict[str, int]:
         with self.lock:
-            return dict(self._dropped)
+            return dict(self._numbering.dropped)
 
     def used_bytes(self) -> int:
         with self.lock:
@@ -418,42 +389,25 @@ class Buffer:
             alerts_unsent=int(alerts[0]),
         )
 
-    # -- meta -----------------------------------------------------------------------------
-
-    def _set_meta(self, values: dict[str, int]) -> None:
-        self.conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            list(values.items()),
-        )
-
-    def _write_meta(self, values: dict[str, int], *, durable: bool) -> None:
-        with self.lock, self._synchronous("FULL" if durable else "NORMAL"), self.atomic():
-            self._set_meta(values)
-
-    @contextmanager
-    def _synchronous(self, level: str) -> Iterator[None]:
-        self.conn.execute(f"PRAGMA synchronous={level}")
-        try:
-            yield
-        finally:
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-
-
-def _reading(row: tuple[int, int, str, str, float | None, str, str]) -> Reading:
-    seq, ts_ms, device, metric, value, unit, quality = row
-    # Validated when appended: rebuilding without validation keeps a drain cheap.
-    return Reading.model_construct(
-        seq=seq,
-        ts_ms=ts_ms,
-        device=device,
-        metric=metric,
-        value=value,
-        unit=unit,
-        quality=Quality(quality),
-    )
-
 
 def chunks(seqs: Sequence[int]) -> Iterator[Sequence[int]]:
     for start in range(0, len(seqs), SQL_CHUNK):
         yield seqs[start : start + SQL_CHUNK]
+
+
+def seq_runs(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """Contiguous runs of ascending ``seqs`` as (first, last): [1, 2, 3, 7] -> [(1, 3), (7, 7)].
+
+    Any order is accepted; duplicates collapse."""
+    ordered = sorted(set(seqs))
+    runs: list[tuple[int, int]] = []
+    if not ordered:
+        return runs
+    first = last = ordered[0]
+    for seq in ordered[1:]:
+        if seq != last + 1:
+            runs.append((first, last))
+            first = seq
+        last = seq
+    runs.append((first, last))
+    return runs

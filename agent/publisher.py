@@ -33,7 +33,8 @@ from agent.clock import Clock
 from agent.config import BufferConfig
 from agent.eviction import enforce_limits
 from agent.mqtt import MqttSession
-from wire import Reading, ReadingBatch, TopicKind, encode
+from wire import TopicKind
+from wire.rows import ReadingRow, encode_reading_rows
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class Publisher:
         return bool(taken)
 
     def _send_live(self) -> bool:
-        rows = self._buffer.take_unsent(self._batch_max_readings, Lane.LIVE)
+        rows = self._buffer.take_unsent_rows(self._batch_max_readings, Lane.LIVE)
         if rows:
             self._publish_rows(TopicKind.READINGS, rows)
         return bool(rows)
@@ -176,7 +177,7 @@ class Publisher:
         if job is not None:
             self._serve_replay(job, allowed)
             return 0.0
-        rows = self._buffer.take_unsent(allowed, Lane.BACKLOG)
+        rows = self._buffer.take_unsent_rows(allowed, Lane.BACKLOG)
         if not rows:
             return IDLE_WAIT_S
         self._spend(len(rows))
@@ -197,13 +198,13 @@ class Publisher:
             self._tokens -= count
 
     def _serve_replay(self, job: ReplayJob, allowed: int) -> None:
-        rows = self._buffer.rows_between(job.next_seq, job.to_seq, allowed)
+        rows = self._buffer.stored_rows(job.next_seq, job.to_seq, allowed)
         if rows:
             self._spend(len(rows))
             if not self._publish_rows(TopicKind.BACKLOG, rows, replay=True):
                 return  # the connection went: try again on the next one
             job.replayed += len(rows)
-            job.next_seq = rows[-1].seq + 1
+            job.next_seq = rows[-1][0] + 1
         if not rows or job.next_seq > job.to_seq:
             with self._lock:
                 self._replays.popleft()
@@ -211,9 +212,12 @@ class Publisher:
             summary = {"replayed": job.replayed, "unavailable": total - job.replayed}
             job.future.set_result(json.dumps(summary))
 
-    def _publish_rows(self, kind: TopicKind, rows: list[Reading], *, replay: bool = False) -> bool:
-        seqs = [r.seq for r in rows]
-        payload = encode(ReadingBatch(session=self._session.session, readings=rows))
+    def _publish_rows(
+        self, kind: TopicKind, rows: list[ReadingRow], *, replay: bool = False
+    ) -> bool:
+        seqs = [row[0] for row in rows]
+        # The rows were validated when appended: the same JSON as a ReadingBatch, no models.
+        payload = encode_reading_rows(self._session.session, rows)
         backlog = kind is TopicKind.BACKLOG
         if backlog:
             with self._lock:

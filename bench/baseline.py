@@ -3,7 +3,10 @@
 A publisher process reads rows from a SQLite file in batches of 500 and publishes each as
 compact JSON at QoS 1 with up to 10 messages awaiting PUBACK; a subscriber process (a
 persistent session) decodes each message with ``json`` and inserts it with executemany
-(INSERT OR IGNORE on (gateway, seq)), one commit per message. ``python -m bench.baseline
+(INSERT OR IGNORE on (gateway, seq)), one commit per message, into a table shaped like the
+controller's ``readings``: the same columns, a unique (gateway, seq) index for de-duplication
+and the (gateway, device, seq) index the controller keeps for device queries (without it
+the baseline would store less than the real pipeline must). ``python -m bench.baseline
 pub|sub ...`` runs one side; ``run()`` runs both and returns readings per second.
 """
 
@@ -60,15 +63,22 @@ def subscriber(port: int, target: Path) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(
-        "CREATE TABLE IF NOT EXISTS readings (gateway TEXT, seq INTEGER, ts_ms INTEGER,"
-        " device TEXT, metric TEXT, value REAL, unit TEXT, quality TEXT,"
-        " PRIMARY KEY (gateway, seq))"
+        "CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY, gateway TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, device TEXT NOT NULL,"
+        " metric TEXT NOT NULL, value REAL, unit TEXT NOT NULL, quality TEXT NOT NULL,"
+        " session INTEGER NOT NULL, lane TEXT NOT NULL, received_ms INTEGER NOT NULL)"
     )
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS readings_gateway_seq ON readings (gateway, seq)")
+    db.execute("CREATE INDEX IF NOT EXISTS readings_device ON readings (gateway, device, seq)")
     db.commit()
+    insert = (
+        "INSERT OR IGNORE INTO readings (gateway, seq, ts_ms, device, metric, value, unit,"
+        " quality, session, lane, received_ms) VALUES ('gw', ?, ?, ?, ?, ?, ?, ?, 1, 'backlog', ?)"
+    )
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        rows = json.loads(msg.payload)
-        db.executemany("INSERT OR IGNORE INTO readings VALUES ('gw', ?, ?, ?, ?, ?, ?, ?)", rows)
+        received_ms = time.time_ns() // 1_000_000
+        db.executemany(insert, [(*row, received_ms) for row in json.loads(msg.payload)])
         db.commit()
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="baseline-sub", clean_session=False)

@@ -67,6 +67,7 @@ def controller_toml(port: int, http_port: int, db: Path) -> str:
     return (
         f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "bench-controller"\n'
         f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n[storage]\npath = "{db}"\n'
+        '[api]\nauth = "demo"\n'  # loopback only; the bench reads /summary without a token
     )
 
 

@@ -26,6 +26,7 @@ from controller.health import (
 )
 from controller.routing import Router
 from controller.store import IncomingReadings, Lane, Store
+from wire.rows import reading_to_row
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class Fleet:
                 gateway=gateway,
                 lane=lane,
                 session=batch.session,
-                readings=batch.readings,
+                rows=[reading_to_row(r) for r in batch.readings],
                 received_ms=self.tracker.clock.wall_ms(),
                 centers=self.router.centers_for(gateway),
                 on_stored=on_stored,

@@ -35,6 +35,7 @@ from sqlite_utils import Database
 
 import wire
 from controller.schema import migrations
+from wire.rows import ReadingRow
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,13 @@ class Lane(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class IncomingReadings:
-    """One decoded readings batch on its way to the writer."""
+    """One decoded readings batch on its way to the writer, as compact row tuples
+    (``wire.rows.reading_to_row``): a queue of model objects costs far more memory."""
 
     gateway: str
     lane: Lane
     session: int
-    readings: Sequence[wire.Reading]
+    rows: Sequence[ReadingRow]
     received_ms: int
     centers: tuple[str, ...] = ()
     # Called on the writer thread once the batch is committed (e.g. the MQTT PUBACK).
@@ -266,7 +268,7 @@ class Store:
             return [], True
         items: list[IncomingReadings | _OpItem] = [first]
         urgent = isinstance(first, _OpItem) and first.urgent
-        readings = len(first.readings) if isinstance(first, IncomingReadings) else 0
+        readings = len(first.rows) if isinstance(first, IncomingReadings) else 0
         while len(items) < MAX_ITEMS_PER_TRANSACTION and readings < MAX_READINGS_PER_TRANSACTION:
             try:
                 priority, arrival, item = self._queue.get_nowait()
@@ -280,7 +282,7 @@ class Store:
                 return items, True
             items.append(item)
             if isinstance(item, IncomingReadings):
-                readings += len(item.readings)
+                readings += len(item.rows)
         return items, False
 
     def _write(self, db: Database, items: list[IncomingReadings | _OpItem]) -> None:
@@ -299,7 +301,7 @@ class Store:
                 log.exception("store operation %s failed", getattr(item.op, "__name__", item.op))
                 item.future.set_exception(StoreError("store operation failed"))
             else:
-                log.exception("could not store %d readings of %s", len(item.readings), item.gateway)
+                log.exception("could not store %d readings of %s", len(item.rows), item.gateway)
             return
         for item, result in zip(items, results, strict=True):
             if isinstance(item, _OpItem):
@@ -322,24 +324,17 @@ class Store:
 
 def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
     """Insert a batch (duplicates ignored), enqueue the new readings, update devices."""
-    before_id: int = conn.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0]
-    rows = [
-        (
-            batch.gateway,
-            r.seq,
-            r.ts_ms,
-            r.device,
-            r.metric,
-            r.value,
-            r.unit,
-            r.quality.value,
-            batch.session,
-            batch.lane.value,
-            batch.received_ms,
-        )
-        for r in batch.readings
-    ]
-    stored = conn.executemany(_INSERT_READING, rows).rowcount
+    # Only forwarding needs to know which rows are new (ids above the highest before).
+    before_id: int = (
+        conn.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0]
+        if batch.centers
+        else 0
+    )
+    extra = (batch.session, batch.lane.value, batch.received_ms)
+    gateway = (batch.gateway,)
+    stored = conn.executemany(
+        _INSERT_READING, [gateway + row + extra for row in batch.rows]
+    ).rowcount
     if stored <= 0:
         return 0
     for center in batch.centers:
@@ -348,30 +343,33 @@ def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
             " SELECT ?, id, ? FROM readings WHERE id > ? ORDER BY id",
             (center, batch.received_ms, before_id),
         )
-    latest: dict[str, wire.Reading] = {}
+    latest: dict[str, ReadingRow] = {}
     good_ms: dict[str, int] = {}
-    for r in batch.readings:
-        if r.device not in latest or r.seq > latest[r.device].seq:
-            latest[r.device] = r
-        if r.quality is wire.Quality.GOOD and r.ts_ms > good_ms.get(r.device, 0):
-            good_ms[r.device] = r.ts_ms
+    good = wire.Quality.GOOD.value
+    for row in batch.rows:
+        seq, ts_ms, device, _, _, _, quality = row
+        held = latest.get(device)
+        if held is None or seq > held[0]:
+            latest[device] = row
+        if quality == good and ts_ms > good_ms.get(device, 0):
+            good_ms[device] = ts_ms
     conn.executemany(
         _UPSERT_DEVICE,
         [
             (
                 batch.gateway,
-                r.device,
-                r.seq,
-                r.ts_ms,
-                r.metric,
-                r.value,
-                r.unit,
-                r.quality.value,
+                device,
+                seq,
+                ts_ms,
+                metric,
+                value,
+                unit,
+                quality,
                 batch.received_ms,
                 batch.received_ms,
-                good_ms.get(r.device),
+                good_ms.get(device),
             )
-            for r in latest.values()
+            for device, (seq, ts_ms, _, metric, value, unit, quality) in latest.items()
         ],
     )
     conn.execute("INSERT OR IGNORE INTO gateways (id) VALUES (?)", (batch.gateway,))

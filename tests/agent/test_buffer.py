@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.buffer import SEQ_BLOCK, Buffer
+from agent.buffer import SEQ_BLOCK, Buffer, seq_runs
 from drivers.base import Measurement
 from wire import Quality
 
@@ -80,6 +80,40 @@ def test_released_rows_are_taken_again_and_acked_rows_never(buffer: Buffer) -> N
     assert [r.seq for r in buffer.take_unsent(10)] == [1, 2, 5, 6]
     buffer.release_all()
     assert [r.seq for r in buffer.take_unsent(10)] == [1, 2, 5, 6]
+
+
+def test_seq_runs_split_at_every_hole() -> None:
+    assert seq_runs([1, 2, 3, 7, 8, 10]) == [(1, 3), (7, 8), (10, 10)]
+    assert seq_runs([5, 3, 4, 4]) == [(3, 5)]
+    assert seq_runs([]) == []
+
+
+def test_a_range_ack_never_acks_a_seq_its_message_did_not_carry(buffer: Buffer) -> None:
+    for i in range(3):
+        buffer.append("gauge-1", 1000 + i, level(float(i)))  # seqs 1..6
+    message_a = buffer.take_unsent_rows(4)  # seqs 1..4
+    buffer.release([2])  # 2's message was refused: unsent again...
+    message_b = buffer.take_unsent_rows(1)  # ...and in flight in another message
+    assert [r[0] for r in message_b] == [2]
+    carried_by_a = [r[0] for r in message_a if r[0] != 2]  # [1, 3, 4]: a hole at 2
+
+    buffer.ack(carried_by_a)  # ranges 1..1 and 3..4, never 1..4
+
+    stats = buffer.stats()
+    assert stats.first_unsent_seq == 2  # still waiting for its own message's PUBACK
+    assert stats.unsent_rows == 3  # 2, 5, 6
+    assert buffer.inflight_count() == 1
+    buffer.ack([2])
+    assert buffer.stats().first_unsent_seq == 5
+    assert [r.seq for r in buffer.take_unsent(10)] == [5, 6]
+
+
+def test_rows_come_out_as_stored_and_as_readings_alike(buffer: Buffer) -> None:
+    stored = buffer.append("gauge-1", 1000, level(251.5))
+    rows = buffer.stored_rows(1, 2, 10)
+    assert rows == [(1, 1000, "gauge-1", "level_cm", 251.5, "cm", "good"),
+                    (2, 1000, "gauge-1", "status", 0.0, "", "good")]  # fmt: skip
+    assert buffer.rows_between(1, 2, 10) == stored
 
 
 def test_stats_count_rows_and_the_age_of_the_oldest_unsent(

@@ -10,6 +10,7 @@ from sqlite_utils import Database
 from controller.schema import migrations
 from controller.store import IncomingReadings, Lane, Store, StoreError
 from tests.controller.support import batch
+from wire.rows import reading_to_row
 
 
 def incoming(seqs: range | list[int], *, centers: tuple[str, ...] = ("city",)) -> IncomingReadings:
@@ -17,7 +18,7 @@ def incoming(seqs: range | list[int], *, centers: tuple[str, ...] = ("city",)) -
         gateway="gw-a",
         lane=Lane.LIVE,
         session=1,
-        readings=batch(seqs).readings,
+        rows=[reading_to_row(r) for r in batch(seqs).readings],
         received_ms=1_000,
         centers=centers,
     )
@@ -52,7 +53,7 @@ def test_on_stored_runs_after_the_commit(tmp_path: Path) -> None:
                 gateway=batch_in.gateway,
                 lane=batch_in.lane,
                 session=1,
-                readings=batch_in.readings,
+                rows=batch_in.rows,
                 received_ms=1,
                 on_stored=lambda: seen.append(count(store, "SELECT count(*) FROM readings")),
             )
