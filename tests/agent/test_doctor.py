@@ -13,7 +13,7 @@ import pytest
 
 from agent.checks import CheckName, CheckResult, Outcome
 from agent.cli import main
-from agent.config import PortConfig
+from agent.config import PortConfig, parse_config
 from agent.doctor import run_checks
 from agent.doctor_serial import check_port, stable_names
 from edgewatch.broker import Mosquitto, free_port
@@ -243,6 +243,7 @@ def test_while_the_agent_runs_devices_are_not_read_and_the_buffer_is_shown(
         )
 
     by_name = {r.name: r for r in results}
+    print(results)  # shown when an assertion below fails
     device = by_name[CheckName.DEVICE_ANSWERS]
     assert device.outcome is Outcome.SKIP
     assert f"the agent (pid {process.pid}) is running" in device.message
@@ -263,3 +264,14 @@ def test_every_check_is_explained_in_the_field_guide() -> None:
     missing = [name.value for name in CheckName if f"`{name.value}`" not in guide]
 
     assert missing == []
+
+
+def test_the_field_guide_install_sample_is_a_config_the_agent_accepts() -> None:
+    guide = (ROOT / "docs" / "field-guide.md").read_text()
+    sample = guide.split("## 6.")[1].split("```toml\n")[1].split("```")[0]
+    without_files = "\n".join(line for line in sample.splitlines() if "tls_ca_file" not in line)
+
+    config = parse_config(without_files)
+
+    assert config.gateway.data_dir == Path("/var/lib/edgewatch")
+    assert config.ports[0].url.startswith("/dev/serial/by-id/")
