@@ -26,6 +26,7 @@ import logging
 import platform
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -54,6 +55,8 @@ from agent.reconfigure import (
     remember,
     startup_config,
 )
+from agent.sd_notify import Notifier
+from agent.status_file import agent_status, write_status
 from agent.system_info import clock_synchronized, disk_free_bytes
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
@@ -90,7 +93,12 @@ class Agent:
         batch_max_readings: int = BATCH_MAX_READINGS,
         on_restart: Callable[[], None] | None = None,
         config_dir: Path | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
+        # systemd (Type=notify, WatchdogSec=): READY, WATCHDOG, STOPPING; a no-op elsewhere.
+        self._notifier = Notifier.from_environment() if notifier is None else notifier
+        self._dead_loops_logged: frozenset[str] = frozenset()
+        self._status_error_logged = False
         self._base_hash = config.config_hash  # agent.toml's, as the agent started
         self._config_dir = config_dir
         config, self.config_version = startup_config(config, base_dir=config_dir)
@@ -176,8 +184,10 @@ class Agent:
             thread = threading.Thread(target=self._supervised, args=(name, target), name=name)
             thread.start()
             self._threads.append(thread)
+        self._notifier.ready()
 
     def stop(self) -> None:
+        self._notifier.stopping()
         self._stopping.set()
         self.publisher.wake.set()
         self._heartbeat_due.set()
@@ -186,6 +196,7 @@ class Agent:
         self._threads.clear()
         self.commands.stop()
         self.session.stop()
+        self._write_status()  # the last contact with the broker, for `agent status`
         for owner in self.ports:
             owner.stop()
         self.counters.close()
@@ -259,13 +270,52 @@ class Agent:
                 delay_s = min(delay_s * 2, 5.0)
 
     def _heartbeat_loop(self) -> None:
+        """Every heartbeat: overrides, health (when connected), status.json; between
+        heartbeats, the systemd watchdog is fed at its own pace while the loops live."""
         while not self._stopping.is_set():
             self._heartbeat_due.clear()
             if self.overrides.refresh():  # a technician edited overrides.json
                 self._apply_intervals()
             if self.session.connected:
                 self.session.publish(self.session.topic(TopicKind.HEALTH), encode(self.health()))
-            self._heartbeat_due.wait(self.config.gateway.heartbeat_interval_s)
+            self._write_status()
+            deadline_s = time.monotonic() + self.config.gateway.heartbeat_interval_s
+            while not self._stopping.is_set():
+                self._feed_watchdog()
+                wait_s = deadline_s - time.monotonic()
+                if self._notifier.watchdog_interval_s is not None:
+                    wait_s = min(wait_s, self._notifier.watchdog_interval_s)
+                if wait_s <= 0 or self._heartbeat_due.wait(wait_s):
+                    break
+                if time.monotonic() >= deadline_s:
+                    break
+
+    def dead_loops(self) -> list[str]:
+        """The names of the agent's loops whose thread is not running."""
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        dead += [f"port-{o.port.name}" for o in self.ports if not o.alive]
+        return dead + ([] if self.session.alive else ["mqtt-session"])
+
+    def _feed_watchdog(self) -> None:
+        """WATCHDOG=1 only while every loop lives: systemd restarts an agent that hangs."""
+        if self._notifier.watchdog_interval_s is None:
+            return
+        dead = frozenset(self.dead_loops())
+        if dead != self._dead_loops_logged and dead:
+            log.error("watchdog not fed: loops not running: %s", ", ".join(sorted(dead)))
+        self._dead_loops_logged = dead
+        if not dead:
+            self._notifier.watchdog()
+
+    def _write_status(self) -> None:
+        try:
+            write_status(self.config.gateway.data_dir, agent_status(self))
+        except OSError as exc:
+            if not self._status_error_logged:
+                log.warning("cannot write status.json: %s", exc)
+            self._status_error_logged = True
+        else:
+            self._status_error_logged = False
 
     def uptime_s(self) -> float:
         return max(0.0, self._clock.monotonic_s() - self._started_s)

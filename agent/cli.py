@@ -8,6 +8,11 @@ command: the service manager starts the agent again (systemd: ``Restart=on-failu
 ``edgewatch agent probe --port PORT ...``: find the Modbus slaves on a cable (see
 ``agent.probe`` and docs/field-guide.md). Exit status: 0 when some slave answered, 3 when
 none did, 1 when the port cannot be opened, 2 for a bad option.
+
+``edgewatch agent install|uninstall``: the agent as a systemd service (``agent.install``).
+``edgewatch agent doctor --config PATH``: check a gateway, with the fix for each failure
+(``agent.doctor``). ``edgewatch agent status --config PATH``: buffer, devices and the last
+contact with the broker, without the uplink (``agent.status``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from agent import doctor, install, status
 from agent.agent import Agent
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.probe_cli import run_probe
@@ -60,6 +66,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=0.1, help="seconds to wait per id (default 0.1)"
     )
     probe.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    install.add_arguments(
+        commands.add_parser(
+            "install",
+            help="install the agent as a systemd service (root)",
+            description="Create the service user (in the serial group), the data dir and"
+            " edgewatch-agent.service (Type=notify, watchdog, Restart=on-failure, hardened);"
+            " enable and start it.",
+        ),
+        installing=True,
+    )
+    install.add_arguments(
+        commands.add_parser(
+            "uninstall",
+            help="stop and remove the systemd service (data kept unless --purge)",
+        ),
+        installing=False,
+    )
+    doctor.add_arguments(
+        commands.add_parser(
+            "doctor",
+            help="check config, ports, devices, broker, clock, disk and buffer",
+            description="One PASS/WARN/FAIL/SKIP line per check, the fix under each failure."
+            " Exit status 0 when nothing failed, 1 when something did, 2 for a bad config.",
+        )
+    )
+    status.add_arguments(
+        commands.add_parser(
+            "status",
+            help="buffer, devices and last broker contact, read locally (no uplink needed)",
+        )
+    )
     return parser
 
 
@@ -68,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "probe":
         return run_probe(args, parser)
+    if args.command in ("install", "uninstall"):
+        return install.run_install(args)
+    if args.command == "doctor":
+        return doctor.run_doctor(args)
+    if args.command == "status":
+        return status.run_status(args)
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

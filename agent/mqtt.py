@@ -124,6 +124,10 @@ class MqttSession:
         self._unused_session: int | None = None
         self._outage_logged = False
         self._controller_logged: bool | None = None
+        # Last contact with the broker (wall ms; None: not yet): for data_dir/status.json.
+        self.last_connected_ms: int | None = None
+        self.last_disconnected_ms: int | None = None
+        self.last_puback_ms: int | None = None
         self.status_topic = topic_for(gateway_id, TopicKind.STATUS)
         self.command_filter = topic_for(gateway_id, TopicKind.CMD, "x")[:-1] + "+"
 
@@ -158,6 +162,11 @@ class MqttSession:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def alive(self) -> bool:
+        """The connection loop's thread runs (whether or not the broker is reachable)."""
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def connected(self) -> bool:
@@ -296,6 +305,8 @@ class MqttSession:
             with self._cond:
                 self._conn = None
                 self._cond.notify_all()
+            if conn.online:
+                self.last_disconnected_ms = self._now_ms()
             guarded("on_connection_closed", self._on_connection_closed)
             if not said_goodbye:
                 client.disconnect()  # ends paho's loop if the socket is still open
@@ -372,6 +383,7 @@ class MqttSession:
             conn.pending[info.mid] = _Pending(None, None)
             conn.online = True
             self._cond.notify_all()
+        self.last_connected_ms = self._now_ms()
         log.info(
             "connected to MQTT broker %s:%d (session %d)",
             self._mqtt.host,
@@ -406,6 +418,8 @@ class MqttSession:
             if pending is None:
                 conn.early_acks.add(mid)
             self._cond.notify_all()
+        if not reason_code.is_failure:
+            self.last_puback_ms = self._now_ms()
         if pending is None:
             return
         if reason_code.is_failure:

@@ -1,0 +1,70 @@
+"""Which processes have a file open: a serial port in use, or the agent holding its buffer.
+
+Linux only: each ``/proc/<pid>/fd/<n>`` is a symlink to what the descriptor has open. An
+unprivileged user sees only their own processes' descriptors; ``unseen`` counts the others
+(run as root to see them all). The calling process is left out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    pid: int
+    command: str  # the process's name (comm), e.g. "minicom" or "python3"
+    cmdline: str
+
+    @property
+    def is_edgewatch_agent(self) -> bool:
+        return "agent" in self.cmdline and (
+            "edgewatch" in self.cmdline or "agent.cli" in self.cmdline
+        )
+
+    def describe(self) -> str:
+        return f"{self.command} (pid {self.pid}: {self.cmdline[:80]})"
+
+
+@dataclass
+class Holders:
+    found: list[Holder] = field(default_factory=list)
+    unseen: int = 0  # processes whose descriptors we may not read
+
+
+def holders_of(path: Path | str, *, proc: Path = PROC) -> Holders:
+    """The processes (other than this one) with ``path`` open."""
+    target = os.path.realpath(path)
+    result = Holders()
+    own_pid = os.getpid()
+    try:
+        pids = [int(p.name) for p in proc.iterdir() if p.name.isdigit()]
+    except OSError:
+        return result
+    for pid in pids:
+        if pid == own_pid:
+            continue
+        fd_dir = proc / str(pid) / "fd"
+        try:
+            links = [os.readlink(fd) for fd in fd_dir.iterdir()]
+        except PermissionError:
+            result.unseen += 1
+            continue
+        except OSError:
+            continue  # the process ended meanwhile
+        if target in links:
+            result.found.append(_holder(proc, pid))
+    return result
+
+
+def _holder(proc: Path, pid: int) -> Holder:
+    try:
+        command = (proc / str(pid) / "comm").read_text().strip()
+        raw = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return Holder(pid, "?", "")
+    return Holder(pid, command, raw.replace(b"\0", b" ").decode(errors="replace").strip())
