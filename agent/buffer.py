@@ -42,7 +42,7 @@ from types import TracebackType
 
 from agent.buffer_meta import SEQ_BLOCK, Numbering, current_boot_id, set_meta, transaction
 from drivers.base import Measurement
-from wire import Quality, Reading
+from wire import Reading
 from wire.rows import ReadingRow, row_to_reading
 
 __all__ = ["SEQ_BLOCK", "Buffer", "BufferStats", "Lane", "ReadingRow", "chunks", "seq_runs"]
