@@ -13,6 +13,7 @@ from controller.api_deps import ApiBackend, BackendDep, Viewer
 from controller.devices import DeviceHealthState
 from controller.health import GatewayHealthState
 from controller.metrics import Family, render
+from controller.routing import place_contains
 from wire.risk import Colour
 
 centers = APIRouter(prefix="/centers", tags=["centers"])
@@ -72,19 +73,29 @@ class Readyz(BaseModel):
     detail: str
 
 
-def _centers(backend: ApiBackend) -> list[CenterOut]:
-    return [CenterOut.model_validate(s, from_attributes=True) for s in backend.outboxes.stats()]
+def _centers(backend: ApiBackend, scope: str | None) -> list[CenterOut]:
+    """The centers seen from ``scope``: those serving it (above it) or inside it."""
+    return [
+        CenterOut.model_validate(s, from_attributes=True)
+        for s in backend.outboxes.stats()
+        if scope is None or place_contains(s.place, scope) or place_contains(scope, s.place)
+    ]
 
 
 @centers.get("", response_model=list[CenterOut])
 def list_centers(backend: BackendDep, principal: Viewer) -> list[CenterOut]:
-    return _centers(backend)
+    return _centers(backend, principal.place)
 
 
 @summary.get("", response_model=Summary)
 def get_summary(backend: BackendDep, principal: Viewer) -> Summary:
+    """Counts for the token's place (a street operator sees its street's, not the city's)."""
+    scope = principal.place
     counts, stored = backend.store.read(
-        lambda conn: (queries.gateway_state_counts(conn), queries.readings_stored(conn))
+        lambda conn: (
+            queries.gateway_state_counts(conn, scope),
+            queries.readings_stored(conn, scope),
+        )
     )
     return Summary(
         gateways=counts,
@@ -93,9 +104,10 @@ def get_summary(backend: BackendDep, principal: Viewer) -> Summary:
             c.name: CenterSummary(
                 tier=c.tier, delivered=c.delivered, queued=c.queued, lag_s=c.lag_s
             )
-            for c in _centers(backend)
+            for c in _centers(backend, scope)
         },
-        rejected=backend.rejections.counts(),
+        # Refusals are counted per reason for the whole controller: admins of all places.
+        rejected=backend.rejections.counts() if scope is None else {},
     )
 
 
@@ -176,7 +188,7 @@ def _families(backend: ApiBackend) -> list[Family]:
     device_states = Family("edgewatch_devices", "gauge", "Devices by health state.")
     for state_name, count in sorted(devices.items()):
         device_states.add(count, state=state_name)
-    outbox = _outbox_families(_centers(backend))
+    outbox = _outbox_families(_centers(backend, None))
     outcome = Family("edgewatch_commands", "gauge", "Commands by type and lifecycle state.")
     for (kind, state_name), count in sorted(outcomes.items()):
         outcome.add(count, type=kind, state=state_name)

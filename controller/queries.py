@@ -204,16 +204,27 @@ def get_gateway(conn: sqlite3.Connection, gateway: str) -> GatewayDetail | None:
     )
 
 
-def gateway_state_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def gateway_state_counts(conn: sqlite3.Connection, scope: str | None = None) -> dict[str, int]:
+    """Gateways by state, at or below ``scope`` (None: everywhere)."""
     counts = {state.value: 0 for state in GatewayHealthState}
-    for row in conn.execute("SELECT state, count(*) AS n FROM gateways GROUP BY state"):
+    where, params = subtree_clause("place", scope) if scope is not None else ("1", [])
+    query = f"SELECT state, count(*) AS n FROM gateways WHERE {where} GROUP BY state"  # noqa: S608
+    for row in conn.execute(query, params):
         counts[row["state"]] = row["n"]
     return counts
 
 
-def readings_stored(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM counters WHERE name = 'readings_stored'").fetchone()
-    return int(row["value"]) if row else 0
+def readings_stored(conn: sqlite3.Connection, scope: str | None = None) -> int:
+    """Readings stored, of gateways at or below ``scope`` (None: all, from a counter)."""
+    if scope is None:
+        row = conn.execute("SELECT value FROM counters WHERE name = 'readings_stored'").fetchone()
+        return int(row["value"]) if row else 0
+    where, params = subtree_clause("place", scope)
+    row = conn.execute(
+        f"SELECT count(*) FROM readings WHERE gateway IN (SELECT id FROM gateways WHERE {where})",  # noqa: S608 (a fixed clause)
+        params,
+    ).fetchone()
+    return int(row[0])
 
 
 def _device(row: sqlite3.Row) -> DeviceOut:

@@ -119,3 +119,13 @@ def test_token_list_and_revoke(
     assert cli(["token", "revoke", "--name", "operator-jiefangbei", "--db", db]) == 0
     assert cli(["token", "revoke", "--name", "operator-jiefangbei", "--db", db]) == 1
     assert cli(["token", "create", "--role", "viewer", "--place", "Bad//x", "--db", db]) == 2
+
+
+def test_the_summary_counts_only_the_tokens_place(secured: str, tokens: dict[str, str]) -> None:
+    """Regression: a street operator's summary counted every street's gateways."""
+    with as_(secured, tokens["op-a"]) as op_a, as_(secured, tokens["admin"]) as admin:
+        street = op_a.get("/api/v1/summary").json()
+        everything = admin.get("/api/v1/summary").json()
+    assert sum(street["gateways"].values()) == 1
+    assert sum(everything["gateways"].values()) == 2
+    assert street["rejected"] == {}  # controller-wide refusals are for unscoped tokens
