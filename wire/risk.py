@@ -21,6 +21,7 @@ with no good reading for ``stale_after_s`` is a *blind spot*, reported instead o
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -150,6 +151,11 @@ class RuleSet(_Model):
     v: Literal[1] = 1
     points: list[RiskPointRules] = Field(default_factory=list)
 
+    def digest(self) -> str:
+        """sha256 of the rules as canonical JSON: what the controller and an agent compare
+        to know that the agent runs the rules it should."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
 
 @dataclass(frozen=True, slots=True)
 class ColourChange:
@@ -253,6 +259,25 @@ class RiskEvaluator:
 
     def colours(self) -> dict[str, Colour]:
         return {pid: p.colour for pid, p in self._points.items()}
+
+    def restore(
+        self, point: str, colour: Colour, *, cause: tuple[str, str] | None, blind: Iterable[str]
+    ) -> None:
+        """Take up a point's state judged before a restart: its colour, held by the metric
+        that set it (``cause``, (device, metric), or else the first able to reach it), and
+        its blind devices. The colour falls by the rules' hysteresis and hold time, the hold
+        starting afresh; a blind device that reports again ends its blind spot."""
+        state = self._points.get(point)
+        if state is None:
+            return
+        able = [m for m in state.metrics if _reaches(m.rule, colour)]
+        setter = next((m for m in able if (m.rule.device, m.rule.metric) == cause), None)
+        if setter is None and able:
+            setter = able[0]
+        if setter is not None and colour.rank > setter.colour.rank:
+            setter.colour, setter.lower_since_ms = colour, None
+        state.colour = worst(m.colour for m in state.metrics)
+        state.blind = {d for d in blind if d in {m.rule.device for m in state.metrics}}
 
     def watches(self, device: str, metric: str) -> bool:
         return (device, metric) in self._by_input
@@ -363,8 +388,8 @@ def _judge(state: _MetricState, now_ms: int) -> None:
     rule = state.rule
     measure = _measure(state, now_ms)
     if measure is None:
-        if rule.measure is Measure.VALUE or state.samples:
-            return  # not enough to judge a rate: keep the colour
+        if rule.measure is not Measure.SUM or state.samples:
+            return  # nothing yet, or not enough to judge a rate: keep the colour
         measure = 0.0  # a sum over an empty window is zero
     raw = rule.thresholds.colour_for(measure)
     held = rule.thresholds.colour_for(measure + rule.hysteresis)
@@ -379,6 +404,10 @@ def _judge(state: _MetricState, now_ms: int) -> None:
     if now_ms - state.lower_since_ms >= rule.hold_s * 1000:
         state.colour = target
         state.lower_since_ms = None
+
+
+def _reaches(rule: MetricRule, colour: Colour) -> bool:
+    return any(b is not None and c.rank >= colour.rank for c, b in rule.thresholds.bounds())
 
 
 def min_colour(a: Colour, b: Colour) -> Colour:

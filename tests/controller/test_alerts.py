@@ -123,9 +123,11 @@ def start_rig(
     mosquitto: Mosquitto,
     centers: dict[str, ReferenceCenter],
     urls: dict[str, str] | None = None,
+    clock: FakeClock | None = None,
 ) -> Iterator[Rig]:
-    clock = FakeClock()
-    clock.now_s = time.time()
+    if clock is None:
+        clock = FakeClock()
+        clock.now_s = time.time()
     config = config_for(
         tmp_path,
         mosquitto,
