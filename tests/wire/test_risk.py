@@ -288,6 +288,7 @@ def test_a_restored_colour_is_held_until_the_readings_fall_for_the_hold_time() -
     assert ev.observe("gw.d1", "m", T0 + 1000, 5) == []  # the cause falls: the hold starts
     assert ev.tick(T0 + 60_999) == []
     (change,) = ev.tick(T0 + 61_000)
+    assert isinstance(change, ColourChange)
     assert (change.before, change.after) == (Colour.ORANGE, Colour.GREEN)
     ev.restore("nobody", Colour.RED, cause=None, blind=[])  # a point no longer judged
 
