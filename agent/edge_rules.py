@@ -7,7 +7,7 @@ Two sources, the controller's winning:
 - the rules the controller pushes with a ``set-rules`` command, whenever the gateway's risk
   points change or a heartbeat shows the gateway running other rules than it should
   (``risk_rules_hash``, ``wire.risk.RuleSet.digest``). They are kept in
-  ``data_dir/risk-rules.json``, so a restarted agent judges by them at once.
+  ``data_dir/risk-rules-pushed.json``, so a restarted agent judges by them at once.
 
 A change of rules keeps the state of every unchanged point (its readings and colour), so a
 new push never re-raises an episode the gateway already reported.
@@ -26,11 +26,11 @@ from wire.risk import Event, RiskEvaluator, RuleSet
 
 log = logging.getLogger(__name__)
 
-RULES_FILE = "risk-rules.json"
+RULES_FILE = "risk-rules-pushed.json"
 
 
 class PushedRules(BaseModel):
-    """``risk-rules.json``: the controller's last push."""
+    """``risk-rules-pushed.json``: the controller's last push."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     hash: str
