@@ -40,6 +40,7 @@ from agent.clock import SYSTEM_CLOCK, Clock
 from agent.commands import CommandRunner
 from agent.config import AgentConfig, ConfigError
 from agent.counter_state import SqliteCounterStore
+from agent.edge_rules import EdgeRules
 from agent.eviction import ACKED_EVICTED
 from agent.handlers import Handlers
 from agent.intake import Intake
@@ -60,7 +61,7 @@ from agent.status_file import agent_status, write_status
 from agent.system_info import clock_synchronized, disk_free_bytes
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
-from wire.risk import ColourChange, RiskEvaluator
+from wire.risk import ColourChange, RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,6 @@ def agent_version() -> str:
         return importlib.metadata.version("edgewatch")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def risk_evaluator(config: AgentConfig) -> RiskEvaluator | None:
-    """The edge side of the controller's risk rules, when the config carries any."""
-    return RiskEvaluator(config.risk.rules) if config.risk.rules.points else None
 
 
 class Agent:
@@ -150,8 +146,7 @@ class Agent:
         self._threads: list[threading.Thread] = []
         self._started_s = clock.monotonic_s()
         # Edge alerts: the controller's rules, judged here on every reading as it is taken.
-        self._risk = risk_evaluator(config)
-        self._risk_lock = threading.Lock()  # port owner threads call in concurrently
+        self.edge_rules = EdgeRules(config.gateway.data_dir, config.risk.rules)
         self._alert_numbers = itertools.count(1)
         self.edge_alerts_unstored = 0  # alerts the buffer refused (disk full)
 
@@ -219,16 +214,14 @@ class Agent:
     def _edge_alerts(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
         """Store a rising colour in the alerts lane: durable, never evicted for readings,
         and published ahead of any reading."""
-        assert self._risk is not None
         gateway = self.config.gateway.id
-        with self._risk_lock:
-            events = [
-                event
-                for m in measurements
-                for event in self._risk.observe(
-                    f"{gateway}.{device}", m.metric, ts_ms, m.value, m.quality.value
-                )
-            ]
+        events = [
+            event
+            for m in measurements
+            for event in self.edge_rules.observe(
+                f"{gateway}.{device}", m.metric, ts_ms, m.value, m.quality.value
+            )
+        ]
         raised = False
         for event in events:
             if not isinstance(event, ColourChange) or not event.rising:
@@ -353,7 +346,7 @@ class Agent:
                 else m
                 for m in measurements
             ]
-        if self._risk is not None:
+        if self.edge_rules.active:
             self._edge_alerts(device, ts_ms, measurements)
         self.intake.store(device, ts_ms, measurements)
 
@@ -394,12 +387,18 @@ class Agent:
             self._swap_ports(running, probation_s=0)
             return False, f"rolled back to config {running.config_hash[:12]}: {problem}"
         self.config, self.config_version = new, version
-        with self._risk_lock:
-            self._risk = risk_evaluator(new)  # a pushed config may carry new rules
+        # A pushed config may carry new [risk] rules (the controller's set-rules win).
+        self.edge_rules.use_config(new.risk.rules, now_ms=self._clock.wall_ms())
         remember(new, version=version, base_hash=self._base_hash, now_ms=self._clock.wall_ms())
         self._heartbeat_due.set()
         detail = f"applied config v{version} ({new.config_hash[:12]}): {len(new.devices)} devices"
         return True, detail + "".join(f"; {k}" for k in kept)
+
+    def set_rules(self, rules: RuleSet, *, expected_hash: str) -> tuple[bool, str]:
+        """The controller's ``set-rules``: edge alerts follow them from the next reading."""
+        done = self.edge_rules.push(rules, expected_hash, now_ms=self._clock.wall_ms())
+        self._heartbeat_due.set()  # the controller sees the new risk_rules_hash at once
+        return done
 
     def _swap_ports(self, config: AgentConfig, *, probation_s: float | None = None) -> str | None:
         """Stop the port owners, start ``config``'s; the buffer and the session go on.
@@ -476,6 +475,7 @@ class Agent:
                 "controller_online": self.session.controller_online,
                 "poll_loop_crashes": sum(owner.crashes for owner in self.ports),
                 "config_version": self.config_version,
+                "risk_rules_hash": self.edge_rules.digest,
                 "disk_free_bytes": disk_free_bytes(self.config.gateway.data_dir),
                 "clock_synchronized": clock_synchronized(),
                 "maintenance": sorted(self.maintenance.devices),

@@ -8,6 +8,7 @@ argument models, ``controller.commands``) and returns (succeeded, detail).
 | ``set-interval`` | ``device``, ``interval_s`` | at once, kept as a local override |
 | ``maintenance`` | ``device``, ``on`` | marks the device; its readings carry it |
 | ``reload-config`` | ``config``, ``version``, ``hash`` | ``agent.reconfigure`` |
+| ``set-rules`` | ``rules`` (wire.risk.RuleSet), ``hash`` | edge alert rules, ``agent.edge_rules`` |
 | ``restart`` | none | graceful stop, then exit 75 (``agent.cli``) |
 
 There is no remote shell: nothing else runs.
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.ports import PortOwner, PortUnavailableError
 from wire import CommandRequest
+from wire.risk import RuleSet
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -61,6 +63,11 @@ class ReloadConfigArgs(_Args):
     hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
+class SetRulesArgs(_Args):
+    rules: RuleSet
+    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 Result = tuple[bool, str]
 
 
@@ -79,6 +86,7 @@ class Handlers:
                 "set-interval": self.set_interval,
                 "maintenance": self.maintenance,
                 "reload-config": self.reload_config,
+                "set-rules": self.set_rules,
                 "restart": self.restart,
             }
         )
@@ -161,6 +169,10 @@ class Handlers:
     def reload_config(self, request: CommandRequest) -> Result:
         args = ReloadConfigArgs.model_validate(request.args)
         return self._agent.reload_config(args.config, version=args.version, expected_hash=args.hash)
+
+    def set_rules(self, request: CommandRequest) -> Result:
+        args = SetRulesArgs.model_validate(request.args)
+        return self._agent.set_rules(args.rules, expected_hash=args.hash)
 
     def restart(self, request: CommandRequest) -> Result:
         NoArgs.model_validate(request.args)

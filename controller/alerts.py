@@ -42,7 +42,7 @@ from controller.alert_chain import (
 )
 from controller.config import TIER_ORDER, ControllerConfig, Tier
 from controller.health import Clock
-from controller.risk_points import load_points, register_config_points
+from controller.risk_points import load_judged, load_points, register_config_points
 from controller.routing import place_contains
 from controller.store import Store
 from wire.risk import BlindSpot, Colour, ColourChange, Event, RiskEvaluator, RiskPointRules
@@ -82,13 +82,16 @@ class AlertEngine:
         self.edge_alerts_ignored = 0
 
     def load(self) -> None:
-        """Register the configured risk points and take up every stored one (their stored
-        colour stays until re-judged)."""
+        """Register the configured risk points and take up every stored one with the state
+        judged before a restart: an open episode goes on, and closes by the rules."""
         now_ms = self.clock.wall_ms()
         self._next_health_ms = now_ms + int(self.routing.health_summary_interval_s * 1000)
         self.store.call(lambda db: register_config_points(db, self.configured, now_ms))
         self.refresh()
+        judged = self.store.read(load_judged)
         with self._lock:  # devices are judged for blind spots from now on
+            for s in judged:
+                self.evaluator.restore(s.point, s.colour, cause=s.cause, blind=s.blind)
             self.evaluator.tick(now_ms)
 
     def refresh(self) -> None:

@@ -24,6 +24,7 @@ from controller.api_deps import (
     PlaceQuery,
     Viewer,
 )
+from controller.edge_rules import gateway_rules
 from wire.risk import Colour, RuleSet
 
 risk = APIRouter(prefix="/risk-map", tags=["risk"])
@@ -54,13 +55,9 @@ def get_risk_rules(
         ),
     ],
 ) -> RuleSet:
-    """The rules for one gateway's edge alerts, as its agent loads them (risk.rules_file)."""
-    points = []
-    for rules in backend.alerts.points.values():
-        mine = [m for m in rules.metrics if m.device.startswith(f"{gateway}.")]
-        if mine and principal.sees(rules.place):
-            points.append(rules.model_copy(update={"metrics": mine}))
-    return RuleSet(points=points)
+    """The rules for one gateway's edge alerts: what the controller pushes to its agent
+    (``set-rules``), and what ``[risk] rules_file`` may hold."""
+    return gateway_rules(backend.alerts.points.values(), gateway, principal.sees)
 
 
 @alerts.get("", response_model=list[AlertOut])

@@ -42,6 +42,7 @@ class CommandType(StrEnum):
     RELOAD_CONFIG = "reload-config"
     REPLAY = "replay"
     RESTART = "restart"
+    SET_RULES = "set-rules"  # the controller's own, not the API's: controller.edge_rules
 
 
 class CommandState(StrEnum):

@@ -52,6 +52,7 @@ class Fleet:
         # Called (writer thread, after commit) when a gateway comes alive: queued commands go.
         self.on_gateway_alive: list[Callable[[str], None]] = []
         self.on_command_result: Callable[[str, wire.CommandResult], None] | None = None
+        self.on_health_seen: list[Callable[[str, wire.Health], None]] = []  # MQTT thread
 
     def load(self, gateway_places: Mapping[str, str]) -> None:
         """Record the configured gateways' places and take up the states stored last time."""
@@ -164,6 +165,8 @@ class Fleet:
         self._submit(record, transition)
 
     def on_health(self, gateway: str, health: wire.Health) -> None:
+        for listener in self.on_health_seen:
+            listener(gateway, health)
         now_ms = self.tracker.clock.wall_ms()
         with self._lock:
             maintenance = self._maintenance.get(gateway, frozenset())

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlite_utils import Database
 
 from controller.config import RiskMetricConfig, RiskPointConfig
-from wire.risk import Category, MetricRule, RiskPointRules
+from wire.risk import Category, Colour, MetricRule, RiskPointRules, worst
 from wire.risk_presets import PresetError, default_rules
 
 log = logging.getLogger(__name__)
@@ -130,3 +130,28 @@ def load_points(conn: sqlite3.Connection) -> StoredPoints:
         except ValidationError as exc:  # one bad row must not stop the others being judged
             log.error("risk point %r: stored rules are not valid, not judged: %s", pid, exc)
     return StoredPoints(rules=rules, names=names)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedState:
+    """A point's state as the risk engine left it: what a restarted engine takes up."""
+
+    point: str
+    colour: Colour  # the worse of the point's stored colour and its open episode's
+    cause: tuple[str, str] | None  # (device, metric) that raised the open episode
+    blind: list[str]
+
+
+def load_judged(conn: sqlite3.Connection) -> list[JudgedState]:
+    """Every point that is not plain green: coloured, blind, or with an open episode."""
+    found = []
+    for pid, colour, blind_json, alert_colour, device, metric in conn.execute(
+        "SELECT p.id, p.colour, p.blind_devices, a.colour, a.device, a.metric"
+        " FROM risk_points p LEFT JOIN alerts a"
+        " ON a.point = p.id AND a.open = 1 AND a.kind = 'risk'"
+        " WHERE p.colour != 'green' OR p.blind_devices != '[]' OR a.id IS NOT NULL"
+    ):
+        colours = [Colour(c) for c in (colour, alert_colour) if c in set(Colour)]
+        cause = (device, metric) if device and metric else None
+        found.append(JudgedState(pid, worst(colours), cause, sorted(json.loads(blind_json))))
+    return found

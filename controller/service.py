@@ -22,6 +22,7 @@ from controller.alerts import AlertEngine
 from controller.api import create_app
 from controller.commands import Commands
 from controller.config import AuthMode, ControllerConfig
+from controller.edge_rules import RulesPusher
 from controller.fleet import Fleet
 from controller.gaps import GapDetector, GapWatch
 from controller.health import Clock, DegradationLimits, HealthTracker, SystemClock
@@ -187,6 +188,14 @@ class Controller:
         )
         self.fleet.on_gateway_alive.append(self.commands.gateway_alive)
         self.fleet.on_command_result = self.commands.on_result
+        # Each agent judges its readings by the rules of its devices' risk points.
+        self.edge_rules = RulesPusher(
+            points=lambda: self.alerts.points,
+            commands=self.commands,
+            router=self.router,
+            clock=self.clock,
+        )
+        self.fleet.on_health_seen.append(self.edge_rules.on_health)
         self.api = ApiServer(create_app(self), config.http.host, config.http.port)
         self._ticker_stop = threading.Event()
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
@@ -280,6 +289,7 @@ class Controller:
             self.health_ticks += 1
             try:  # hold times and escalation deadlines run even while MQTT is away
                 self.alerts.tick()
+                self.edge_rules.tick()
             except Exception:
                 log.exception("alert tick failed; continuing")
             if not self.ingest.subscribed:

@@ -3,7 +3,9 @@ end-to-end tests and the pipeline benchmark, so all three run the same thing.
 
 ``LocalSystem`` starts reference tier centers, the controller, and simulated gateways (a
 firmware simulator on a pty plus the real agent reading it) as children of a ProcessGroup,
-each configured through the same files an operator would write.
+each configured through the same files an operator would write. A gateway runs the demo's
+water gauges (``start_gateway``) or a firmware-sim scenario such as the rainstorm
+(``start_scenario_gateway``), its agent config written from the simulator's manifest.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from edgewatch.broker import free_port, port_accepts
 from edgewatch.processes import Child, ProcessGroup
+from edgewatch.sim_config import scenario_agent_config
 from edgewatch.waiting import wait_until
 
 
@@ -57,7 +60,11 @@ def http_ok(url: str) -> bool:
 
 
 def controller_config(
-    mqtt_port: int, http_port: int, db: Path, centers: dict[CenterSpec, int]
+    mqtt_port: int,
+    http_port: int,
+    db: Path,
+    centers: dict[CenterSpec, int],
+    center_secret: str | None = None,
 ) -> str:
     lines = [
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n',
@@ -72,6 +79,7 @@ def controller_config(
         lines.append(
             f'[[centers]]\nname = "{spec.name}"\ntier = "{spec.tier}"\nplace = "{spec.place}"\n'
             f'url = "http://127.0.0.1:{port}/ingest"\n'
+            + (f'secret = "{center_secret}"\n' if center_secret else "")
         )
     return "\n".join(lines)
 
@@ -173,6 +181,7 @@ class LocalSystem:
     gateways: dict[str, SimulatedGateway] = field(default_factory=dict)
     http_port: int = 0
     controller: Child | None = None
+    center_secret: str | None = None  # webhooks signed, and verified by the centers
 
     @property
     def base_url(self) -> str:
@@ -188,9 +197,10 @@ class LocalSystem:
     def start_centers(self) -> None:
         for spec in CENTERS:
             port = free_port()
+            secret = ["--secret", self.center_secret] if self.center_secret else []
             child = self.procs.start_cli(
                 f"center-{spec.name}", "center", "run", "--name", spec.name,
-                "--tier", spec.tier, "--port", str(port),
+                "--tier", spec.tier, "--port", str(port), *secret,
             )  # fmt: skip
             wait_for_child(child, f"center {spec.name}", accepts_on(port), 20)
             self.centers[spec] = port
@@ -201,7 +211,11 @@ class LocalSystem:
         config_path = self.workdir / "controller.toml"
         config_path.write_text(
             controller_config(
-                self.mqtt_port, self.http_port, self.workdir / "controller.db", self.centers
+                self.mqtt_port,
+                self.http_port,
+                self.workdir / "controller.db",
+                self.centers,
+                self.center_secret,
             )
             + extra_config
         )
@@ -227,6 +241,38 @@ class LocalSystem:
         data_dir = self.workdir / gateway_id
         config_path = self.workdir / f"{gateway_id}.toml"
         config_path.write_text(agent_config(gateway_id, self.mqtt_port, data_dir, pty, timing))
+        agent = self.start_agent(gateway_id, config_path)
+        gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
+        self.gateways[gateway_id] = gateway
+        return gateway
+
+    def start_scenario_gateway(
+        self,
+        gateway_id: str,
+        scenario: str,
+        *,
+        time_scale: float,
+        timing: GatewayTiming | None = None,
+    ) -> SimulatedGateway:
+        """A gateway on a firmware-sim scenario (a name or a TOML file), its clock sped up
+        ``time_scale`` times, with an agent reading each Modbus device of its manifest."""
+        manifest = self.workdir / f"{gateway_id}-sim.json"
+        sim = self.procs.start_cli(
+            f"sim-{gateway_id}", "sim", "run", "--scenario", scenario,
+            "--time-scale", str(time_scale), "--manifest", str(manifest),
+        )  # fmt: skip
+        wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
+        data_dir = self.workdir / gateway_id
+        config_path = self.workdir / f"{gateway_id}.toml"
+        config_path.write_text(
+            scenario_agent_config(
+                gateway_id,
+                self.mqtt_port,
+                data_dir,
+                json.loads(manifest.read_text())["devices"],
+                timing or GatewayTiming(),
+            )
+        )
         agent = self.start_agent(gateway_id, config_path)
         gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
         self.gateways[gateway_id] = gateway

@@ -2,7 +2,8 @@
 
 The same rules run on the gateway agent (an edge alert is raised even while the uplink is
 slow) and on the controller, which pushes them to agents; so the rules are pydantic models
-that travel as JSON (``RuleSet``), and ``RiskEvaluator`` depends on nothing but them.
+that travel as JSON (``RuleSet``, in ``wire.risk_rules`` and re-exported here), and
+``RiskEvaluator`` depends on nothing but them.
 
 A metric rule turns a *measure* of one device metric into a colour:
 
@@ -21,134 +22,40 @@ with no good reading for ``stale_after_s`` is a *blind spot*, reported instead o
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from wire.risk_rules import (
+    COLOURS_ASCENDING,
+    Category,
+    Colour,
+    Measure,
+    MetricRule,
+    Name,
+    RiskPointRules,
+    RuleSet,
+    Thresholds,
+    worst,
+)
 
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
-
-
-class Colour(StrEnum):
-    GREEN = "green"  # low risk
-    BLUE = "blue"  # general
-    YELLOW = "yellow"  # relatively serious
-    ORANGE = "orange"  # serious
-    RED = "red"  # extraordinarily serious
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {c: i for i, c in enumerate(Colour)}
-COLOURS_ASCENDING: tuple[Colour, ...] = tuple(Colour)
-
-
-def worst(colours: Iterable[Colour]) -> Colour:
-    """The most serious colour (green for none)."""
-    return max(colours, key=lambda c: c.rank, default=Colour.GREEN)
-
-
-class Category(StrEnum):
-    WATER_LEVEL = "water_level"
-    RAINFALL = "rainfall"
-    SLOPE = "slope"
-    GAS = "gas"
-    FIRE = "fire"
-    BRIDGE = "bridge"
-    OTHER = "other"
-
-
-class Measure(StrEnum):
-    VALUE = "value"
-    RATE_PER_H = "rate_per_h"
-    SUM = "sum"
-
-
-class _Model(BaseModel):
-    # No NaN or infinity: a bound that compares false with everything is no bound, and
-    # JSON (how the rules travel and are stored) cannot carry them.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Thresholds(_Model):
-    """Lower bound of each colour (the measure >= bound); None: never that colour."""
-
-    blue: float | None = None
-    yellow: float | None = None
-    orange: float | None = None
-    red: float | None = None
-
-    @model_validator(mode="after")
-    def _ascending(self) -> Thresholds:
-        bounds = [(c, b) for c, b in self.bounds() if b is not None]
-        for (low, low_bound), (high, high_bound) in itertools.pairwise(bounds):
-            if high_bound < low_bound:
-                raise ValueError(
-                    f"thresholds must not decrease with the colour: {high.value} {high_bound:g}"
-                    f" < {low.value} {low_bound:g}"
-                )
-        if not bounds:
-            raise ValueError("thresholds: give at least one of blue, yellow, orange, red")
-        return self
-
-    def bounds(self) -> list[tuple[Colour, float | None]]:
-        return [
-            (Colour.BLUE, self.blue),
-            (Colour.YELLOW, self.yellow),
-            (Colour.ORANGE, self.orange),
-            (Colour.RED, self.red),
-        ]
-
-    def colour_for(self, measure: float) -> Colour:
-        colour = Colour.GREEN
-        for candidate, bound in self.bounds():
-            if bound is not None and measure >= bound:
-                colour = candidate
-        return colour
-
-
-class MetricRule(_Model):
-    """How one device metric colours a risk point; ``device`` is ``<gateway>.<device>``."""
-
-    device: Name
-    metric: Name
-    measure: Measure = Measure.VALUE
-    window_s: float = Field(default=3600.0, gt=0)
-    min_span_s: float = Field(default=60.0, ge=0)
-    absolute: bool = False
-    thresholds: Thresholds
-    hysteresis: float = Field(default=0.0, ge=0, description="in the measure's unit")
-    hold_s: float = Field(default=300.0, ge=0)
-
-    @property
-    def red_capable(self) -> bool:
-        return self.thresholds.red is not None
-
-
-class RiskPointRules(_Model):
-    id: Name
-    category: Category
-    place: str = Field(max_length=255)
-    name: str = Field(default="", max_length=255)
-    stale_after_s: float = Field(default=300.0, gt=0)
-    metrics: list[MetricRule] = Field(min_length=1)
-
-    @property
-    def red_capable(self) -> bool:
-        return any(m.red_capable for m in self.metrics)
-
-
-class RuleSet(_Model):
-    """The rules the controller pushes to agents (and evaluates itself)."""
-
-    v: Literal[1] = 1
-    points: list[RiskPointRules] = Field(default_factory=list)
+__all__ = [
+    "COLOURS_ASCENDING",
+    "BlindSpot",
+    "Category",
+    "Colour",
+    "ColourChange",
+    "Event",
+    "Measure",
+    "MetricRule",
+    "Name",
+    "RiskEvaluator",
+    "RiskPointRules",
+    "RuleSet",
+    "Thresholds",
+    "min_colour",
+    "worst",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +160,25 @@ class RiskEvaluator:
 
     def colours(self) -> dict[str, Colour]:
         return {pid: p.colour for pid, p in self._points.items()}
+
+    def restore(
+        self, point: str, colour: Colour, *, cause: tuple[str, str] | None, blind: Iterable[str]
+    ) -> None:
+        """Take up a point's state judged before a restart: its colour, held by the metric
+        that set it (``cause``, (device, metric), or else the first able to reach it), and
+        its blind devices. The colour falls by the rules' hysteresis and hold time, the hold
+        starting afresh; a blind device that reports again ends its blind spot."""
+        state = self._points.get(point)
+        if state is None:
+            return
+        able = [m for m in state.metrics if _reaches(m.rule, colour)]
+        setter = next((m for m in able if (m.rule.device, m.rule.metric) == cause), None)
+        if setter is None and able:
+            setter = able[0]
+        if setter is not None and colour.rank > setter.colour.rank:
+            setter.colour, setter.lower_since_ms = colour, None
+        state.colour = worst(m.colour for m in state.metrics)
+        state.blind = {d for d in blind if d in {m.rule.device for m in state.metrics}}
 
     def watches(self, device: str, metric: str) -> bool:
         return (device, metric) in self._by_input
@@ -363,8 +289,8 @@ def _judge(state: _MetricState, now_ms: int) -> None:
     rule = state.rule
     measure = _measure(state, now_ms)
     if measure is None:
-        if rule.measure is Measure.VALUE or state.samples:
-            return  # not enough to judge a rate: keep the colour
+        if rule.measure is not Measure.SUM or state.samples:
+            return  # nothing yet, or not enough to judge a rate: keep the colour
         measure = 0.0  # a sum over an empty window is zero
     raw = rule.thresholds.colour_for(measure)
     held = rule.thresholds.colour_for(measure + rule.hysteresis)
@@ -379,6 +305,10 @@ def _judge(state: _MetricState, now_ms: int) -> None:
     if now_ms - state.lower_since_ms >= rule.hold_s * 1000:
         state.colour = target
         state.lower_since_ms = None
+
+
+def _reaches(rule: MetricRule, colour: Colour) -> bool:
+    return any(b is not None and c.rank >= colour.rank for c, b in rule.thresholds.bounds())
 
 
 def min_colour(a: Colour, b: Colour) -> Colour:

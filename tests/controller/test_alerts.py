@@ -123,9 +123,11 @@ def start_rig(
     mosquitto: Mosquitto,
     centers: dict[str, ReferenceCenter],
     urls: dict[str, str] | None = None,
+    clock: FakeClock | None = None,
 ) -> Iterator[Rig]:
-    clock = FakeClock()
-    clock.now_s = time.time()
+    if clock is None:
+        clock = FakeClock()
+        clock.now_s = time.time()
     config = config_for(
         tmp_path,
         mosquitto,
@@ -313,6 +315,7 @@ def test_a_district_center_that_is_down_gets_everything_in_order_when_back(
             start_rig(tmp_path, mosquitto, centers, {"district": f"http://127.0.0.1:{port}/ingest"})
         )
         rig.reading(450)
+        wait_until(rig.alerts, timeout_s=5, message="the alert raised")  # ingest is async
         assert rig.move(1, "acknowledged").status_code == 200
         assert rig.move(1, "handling").status_code == 200
         expected = [(1, "raised"), (1, "acknowledged"), (1, "handling")]

@@ -276,3 +276,33 @@ def test_default_rules_per_category() -> None:
         default_rules(Category.WATER_LEVEL, ["gw.l1"])
     with pytest.raises(PresetError, match="no preset"):
         default_rules(Category.OTHER, ["gw.x"])
+
+
+def test_a_restored_colour_is_held_until_the_readings_fall_for_the_hold_time() -> None:
+    ev = RiskEvaluator([point(rule(metric="other"), rule(hold_s=60))])
+    ev.restore("p1", Colour.ORANGE, cause=("gw.d1", "m"), blind=["gw.d1", "gw.gone"])
+    assert ev.colour_of("p1") is Colour.ORANGE
+    assert ev.tick(T0) == []  # no reading yet: nothing to judge by, the colour stays
+    events = ev.observe("gw.d1", "other", T0, 5)  # not the cause: orange stays
+    assert events == [BlindSpot("p1", "gw.d1", False, T0, T0)]  # the device reports again
+    assert ev.observe("gw.d1", "m", T0 + 1000, 5) == []  # the cause falls: the hold starts
+    assert ev.tick(T0 + 60_999) == []
+    (change,) = ev.tick(T0 + 61_000)
+    assert isinstance(change, ColourChange)
+    assert (change.before, change.after) == (Colour.ORANGE, Colour.GREEN)
+    ev.restore("nobody", Colour.RED, cause=None, blind=[])  # a point no longer judged
+
+
+def test_a_restored_rate_is_not_judged_before_its_readings_span_the_minimum() -> None:
+    rate = rule(measure=Measure.RATE_PER_H, min_span_s=300, thresholds=Thresholds(red=10))
+    ev = RiskEvaluator([point(rate)])
+    ev.restore("p1", Colour.ORANGE, cause=None, blind=[])  # orange: the first able metric
+    assert ev.colour_of("p1") is Colour.ORANGE
+    assert ev.tick(T0 + 3_600_000) == []  # no readings: no rate, the colour stays
+
+
+def test_the_rules_digest_is_the_same_after_travelling_as_json() -> None:
+    rules = RuleSet(points=[point(rule(), rule(metric="x", hold_s=12.5))])
+    again = RuleSet.model_validate_json(rules.model_dump_json())
+    assert again.digest() == rules.digest() != RuleSet().digest()
+    assert len(rules.digest()) == 64
