@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import sys
 import tempfile
@@ -23,6 +24,35 @@ from edgewatch.processes import ProcessGroup
 from edgewatch.system import CENTERS, GATEWAYS, LocalSystem, StartupError
 
 STATUS_EVERY_S = 5.0
+
+# Each simulated gauge watches a river section, so the risk map and the alert chain have
+# something to show. The simulated river swings 230-270 cm over ten minutes: the first
+# section's levels put it in blue and yellow at its crest, the second's keep it green.
+DEMO_RISK_POINTS = """
+[[risk_points]]
+id = "jialing-grid-1"
+name = "Jialing river, grid 1"
+category = "water_level"
+place = "cq/yuzhong/jiefangbei/grid-1"
+[[risk_points.metrics]]
+device = "gw-demo-1.river-gauge-1"
+metric = "level_cm"
+preset = "water_level"
+warning_level = 260.0
+guarantee_level = 300.0
+
+[[risk_points]]
+id = "yangtze-grid-2"
+name = "Yangtze river, grid 2"
+category = "water_level"
+place = "cq/yuzhong/jiefangbei/grid-2"
+[[risk_points.metrics]]
+device = "gw-demo-2.river-gauge-1"
+metric = "level_cm"
+preset = "water_level"
+warning_level = 300.0
+guarantee_level = 340.0
+"""
 
 
 def demo_succeeded(summary: dict[str, Any]) -> bool:
@@ -63,11 +93,12 @@ def run(seconds: float | None, workdir: Path) -> int:
         return 2
     with broker, ProcessGroup(workdir / "logs") as procs:
         print(f"[demo] {broker.name} on 127.0.0.1:{broker.port}")
-        system = LocalSystem(workdir, broker.port, procs)
+        # Webhooks to the centers are signed (HMAC-SHA256) with a secret made for this run.
+        system = LocalSystem(workdir, broker.port, procs, center_secret=secrets.token_hex(16))
         system.start_centers()
         for spec, port in system.centers.items():
             print(f"[demo] {spec.tier} center {spec.name}: http://127.0.0.1:{port}/received")
-        system.start_controller()
+        system.start_controller(extra_config=DEMO_RISK_POINTS)
         print(f"[demo] controller API: {system.api} (OpenAPI: {system.base_url}/docs)")
         for gateway_id, place in GATEWAYS.items():
             system.start_gateway(gateway_id)
