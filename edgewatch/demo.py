@@ -100,6 +100,7 @@ def run(seconds: float | None, workdir: Path) -> int:
             print(f"[demo] {spec.tier} center {spec.name}: http://127.0.0.1:{port}/received")
         system.start_controller(extra_config=DEMO_RISK_POINTS)
         print(f"[demo] controller API: {system.api} (OpenAPI: {system.base_url}/docs)")
+        print(f"[demo] web console: {system.base_url}/console/ (demo mode: no login)")
         for gateway_id, place in GATEWAYS.items():
             system.start_gateway(gateway_id)
             print(f"[demo] gateway {gateway_id} at {place}: agent reading a simulated water gauge")
