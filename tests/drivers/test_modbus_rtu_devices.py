@@ -16,6 +16,7 @@ from drivers.base import DriverError, ErrorKind
 from drivers.counters import counter_increment
 from drivers.modbus_rtu import ModbusRtuDriver
 from drivers.registry import create_driver, parse_device_config
+from edgewatch.waiting import wait_until
 from firmware_sim import Faults, SimulatedDevice
 from firmware_sim.device import Quirks
 from wire import Quality
@@ -192,7 +193,8 @@ def test_commissioning_with_function_16() -> None:
         dev = driver(port, 2, [{"metric": "address_setting", "address": 0x66}, *RAIN[:1]])
         assert dev.read()[0].value == 2
         dev.write("address_setting", 7)
-        assert served.device.slave == 7
+        # Like the real transmitters, it answers at the old address, then takes the new one.
+        wait_until(lambda: served.device.slave == 7, timeout_s=2, message="the new address")
         assert driver(port, 7, RAIN[:1]).read()[0].quality is Quality.GOOD
 
 
