@@ -20,6 +20,9 @@ class Load:
     buffer: str = ""  # the body of the agent's [buffer] table
     keepalive_s: int = 2
     heartbeat_interval_s: float = 1.0
+    # The simulated bus's speed: at 9600 baud a 3-register poll takes ~30 ms on the wire,
+    # so one bus carries ~33 polls (~100 readings) a second; faster loads need more baud.
+    baud: int = 9600
 
     @property
     def readings_per_s(self) -> float:
@@ -46,6 +49,7 @@ reconnect_max_s = 1.0
 [[ports]]
 name = "bus1"
 url = "{pty}"
+baud = {load.baud}
 timeout_s = 0.3
 """
     for slave in range(1, load.devices + 1):
@@ -68,10 +72,25 @@ unit = "{unit}"
     return text
 
 
+def scenario_toml(load: Load) -> str:
+    """The simulator's scenario: ``load.devices`` water gauges on one bus at ``load.baud``."""
+    text = (
+        f'name = "load"\n\n[[buses]]\nname = "bus1"\nprotocol = "modbus_rtu"\nbaud = {load.baud}\n'
+    )
+    for slave in range(1, load.devices + 1):
+        text += (
+            f'\n[[buses.devices]]\nname = "gauge-{slave}"\nmodel = "water_level"\n'
+            f"slave = {slave}\nseed = {slave}\n"
+        )
+    return text
+
+
 def start_loaded_gateway(system: LocalSystem, gateway_id: str, load: Load) -> SimulatedGateway:
     manifest = system.workdir / f"{gateway_id}-sim.json"
+    scenario = system.workdir / f"{gateway_id}-scenario.toml"
+    scenario.write_text(scenario_toml(load))
     sim = system.procs.start_cli(
-        f"sim-{gateway_id}", "sim", "run", "--devices", str(load.devices),
+        f"sim-{gateway_id}", "sim", "run", "--scenario", str(scenario),
         "--manifest", str(manifest),
     )  # fmt: skip
     wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)

@@ -24,7 +24,7 @@ from tests.e2e.load import (
 )
 
 DEFAULT = Load()
-SOAK = Load(devices=20, interval_s=0.3)  # 20 x 3 / 0.3 = 200 readings/s
+SOAK = Load(devices=20, interval_s=0.3, baud=115200)  # 20 x 3 / 0.3 = 200 readings/s
 GAPS_FAST = "\n[gaps]\nreorder_wait_s = 0.5\nreplay_timeout_s = 1.0\nmax_attempts = 2\n"
 
 # A two-minute outage, its drain and the checks: well past the default 120 s test timeout.
