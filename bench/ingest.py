@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 fleet = subprocess.Popen(
                     [sys.executable, "-m", "firmware_sim.fleet", "--port", str(broker.port),
                      "--gateways", str(args.gateways), "--readings", str(args.readings),
-                     "--batch", str(args.batch)],
+                     "--batch", str(args.batch), "--rate", str(args.ingest_rate)],
                     cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, text=True,
                 )  # fmt: skip
                 assert fleet.stdout is not None
@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "gateways": args.gateways,
         "batch": args.batch,
+        "ingest_rate_offered": args.ingest_rate or "flat out",
         "readings_sent": args.readings,
         "readings_stored": stored,
         "complete": done,
@@ -126,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--api-rate", type=float, default=200.0, help="API requests per second")
     parser.add_argument("--timeout-s", type=float, default=120.0)
+    parser.add_argument(
+        "--ingest-rate",
+        type=float,
+        default=0.0,
+        help="readings/s the fleet publishes (0: as fast as it can, the throughput figure)",
+    )
     result = run(parser.parse_args(argv))
     print(json.dumps(result), flush=True)
     return 0

@@ -78,10 +78,19 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
+    @property
+    def listener(self) -> socket.socket | None:
+        """The bound listening socket while running (its options pass to each connection)."""
+        return self._socket
+
     def start(self, timeout_s: float = 10.0) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+        # proto says TCP, and with proto 0 every answer on a kept-alive connection waited
+        # ~40 ms for the client's delayed ACK (headers and body go out in two writes).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((self.host, self.requested_port))
         except OSError as exc:

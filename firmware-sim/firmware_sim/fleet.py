@@ -311,7 +311,8 @@ def gateway_ids(count: int, prefix: str = "gw-sim") -> list[str]:
 
 
 def run_ingest(args: argparse.Namespace) -> dict[str, float]:
-    """Publish ``--readings`` readings in batches from ``--gateways`` gateways, round robin."""
+    """Publish ``--readings`` readings in batches from ``--gateways`` gateways, round robin;
+    with ``--rate`` no faster than that many readings a second (else as fast as it can)."""
     ids = gateway_ids(args.gateways)
     with FleetSim(args.host, args.port, ids, keepalive_s=60) as fleet:
         print(json.dumps({"connected": len(ids)}), flush=True)
@@ -322,6 +323,11 @@ def run_ingest(args: argparse.Namespace) -> dict[str, float]:
                 if sent >= args.readings:
                     break
                 sent += fleet.readings(gateway_id, min(args.batch, args.readings - sent))
+                # Pacing: while ahead of --rate, serve the sockets (acks) instead of sending.
+                while (
+                    args.rate and (ahead_s := started_s + sent / args.rate - time.monotonic()) > 0
+                ):
+                    fleet.pump(ahead_s)
             while fleet.pending() > args.max_in_flight:
                 fleet.pump(0.01)
             fleet.pump(0)
@@ -340,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readings", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--max-in-flight", type=int, default=2000, help="batches not yet acked")
+    parser.add_argument("--rate", type=float, default=0.0, help="readings/s (0: flat out)")
     args = parser.parse_args(argv)
     print(json.dumps(run_ingest(args)), flush=True)
     return 0

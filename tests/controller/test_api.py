@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -83,3 +85,13 @@ def test_healthz_and_openapi(client: httpx.Client) -> None:
     paths = get_json(client, "/openapi.json")["paths"]
     assert {"/api/v1/gateways", "/api/v1/centers", "/api/v1/summary"} <= set(paths)
     assert client.get("/docs").status_code == 200
+
+
+def test_the_api_socket_sends_answers_without_nagle_delay(controller: Controller) -> None:
+    """Regression: the listening socket was made with proto 0, so asyncio never set
+    TCP_NODELAY on its connections and every answer on a kept-alive connection waited
+    ~40 ms for the client's delayed ACK (the API served ~22 requests a second)."""
+    listener = controller.api.listener
+    assert listener is not None
+    assert listener.proto == socket.IPPROTO_TCP
+    assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
