@@ -205,6 +205,9 @@ class ReferenceCenter:
 class _Handler(BaseHTTPRequestHandler):
     center: ReferenceCenter
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle on, each answer on a kept-alive
+    # connection would wait ~40 ms for the controller's delayed ACK, pacing deliveries.
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()

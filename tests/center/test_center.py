@@ -158,3 +158,12 @@ def test_signing_round_trip_and_window_edges() -> None:
         verify(SECRET, body, header, now_s=1_300.5)
     with pytest.raises(SignatureError, match="missing"):
         verify(SECRET, body, "", now_s=1_000)
+
+
+def test_answers_go_out_without_nagle_delay() -> None:
+    """Regression: headers and body are two writes; with Nagle on, each answer on a
+    kept-alive connection waited ~40 ms for the client's delayed ACK, so the controller's
+    deliveries to a center were paced at ~25 a second."""
+    from edgewatch.center import _Handler  # noqa: PLC0415
+
+    assert _Handler.disable_nagle_algorithm is True
