@@ -60,8 +60,12 @@ def describe(sample: DrainSample) -> str:
         return f"drained: {sample.unsent_rows} unsent after {human_age(sample.elapsed_s)}"
     parts = [f"{sample.unsent_rows} unsent"]
     rate = sample.drain_rate_rows_per_s
-    if rate is not None:
-        parts.append(f"draining {rate:.0f} rows/s" if rate >= 0 else f"growing {-rate:.0f} rows/s")
+    if rate is not None and rate > 0:
+        parts.append(f"draining {rate:.0f} rows/s")
+    elif rate is not None and rate < 0:
+        parts.append(f"growing {-rate:.0f} rows/s")
+    elif rate is not None:
+        parts.append("not draining")
     parts.append(f"ETA {human_age(sample.eta_s)}" if sample.eta_s is not None else "ETA unknown")
     parts.append(f"oldest unsent {human_age(sample.oldest_unsent_age_s)} old")
     if not sample.agent_running:
