@@ -22,6 +22,7 @@ from agent.cli import main
 from agent.config import parse_config
 from agent.replay_progress import ReplayProgress
 from agent.status_file import read_status
+from agent.status_watch import DrainSample, describe
 from drivers.base import Measurement
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
@@ -158,3 +159,22 @@ def test_replay_progress_is_logged_and_kept_in_status_json(
     assert "replay seqs 1..60: 60 of 60 done (100%), 60 replayed, 0 unavailable (finished)" in (
         logged
     )
+
+
+def test_the_field_guide_shows_the_watch_line_as_it_is_printed() -> None:
+    sample = DrainSample(
+        now_ms=0,
+        elapsed_s=5.0,
+        unsent_rows=2140,
+        drain_rate_rows_per_s=185.2,
+        eta_s=11.6,
+        oldest_unsent_age_s=3 * 3600 + 100,
+        agent_running=True,
+        broker_connected=True,
+        drained=False,
+    )
+    guide = (Path(__file__).parents[2] / "docs" / "field-guide.md").read_text()
+
+    assert f"--watch\n{describe(sample)}\n" in guide
+    for option in ("--interval-s", "--max-s", "--json"):
+        assert f"`{option}`" in guide
