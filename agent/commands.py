@@ -10,7 +10,9 @@ registered for, fails without running. Handlers are registered by type (the othe
 re-publishes the stored rows of that seq range (acked rows are kept for
 ``[buffer] acked_retention_s``) on the backlog lane; the detail is JSON
 ``{"replayed": n, "unavailable": m}`` (``unavailable``: purged, evicted or never used).
-The outcome is ``succeeded`` when every seq was replayed, else ``failed``.
+The outcome is ``succeeded`` when every seq was replayed, else ``failed``. While it runs,
+its progress (seqs done of the range) is logged every few seconds and kept in status.json
+(``agent.replay_progress``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 
 from agent.mqtt import MqttSession
 from agent.publisher import Publisher
+from agent.replay_progress import await_replay
 from wire import CommandRequest, CommandResult, TopicKind, encode
 
 log = logging.getLogger(__name__)
@@ -110,7 +113,9 @@ class CommandRunner:
         if not 1 <= from_seq <= to_seq or to_seq - from_seq >= MAX_REPLAY_SEQS:
             raise ValueError(f"need 1 <= from_seq <= to_seq, at most {MAX_REPLAY_SEQS} seqs")
         log.info("replaying seqs %d..%d on the backlog lane", from_seq, to_seq)
-        detail = self._publisher.replay(from_seq, to_seq).result(timeout=REPLAY_TIMEOUT_S)
+        future = self._publisher.replay(from_seq, to_seq)
+        progress = self._publisher.replay_progress
+        detail = await_replay(future, progress, timeout_s=REPLAY_TIMEOUT_S)
         return json.loads(detail)["unavailable"] == 0, detail
 
 

@@ -33,6 +33,7 @@ from agent.clock import Clock
 from agent.config import BufferConfig
 from agent.eviction import enforce_limits
 from agent.mqtt import MqttSession
+from agent.replay_progress import ReplayProgress
 from wire import TopicKind
 from wire.rows import ReadingRow, encode_reading_rows
 
@@ -51,10 +52,23 @@ class ReplayJob:
     from_seq: int
     to_seq: int
     next_seq: int
+    started_ms: int
     replayed: int = 0
+    finished_ms: int | None = None
 
     def __post_init__(self) -> None:
         self.future: Future[str] = Future()
+
+    def progress(self) -> ReplayProgress:
+        done = self.to_seq + 1 if self.finished_ms is not None else self.next_seq
+        return ReplayProgress(
+            from_seq=self.from_seq,
+            to_seq=self.to_seq,
+            seqs_done=done - self.from_seq,
+            replayed=self.replayed,
+            started_ms=self.started_ms,
+            finished_ms=self.finished_ms,
+        )
 
 
 class Publisher:
@@ -82,6 +96,7 @@ class Publisher:
         self._tokens = 0.0
         self._tokens_at_s = clock.monotonic_s()
         self._replays: deque[ReplayJob] = deque()
+        self._last_replay: ReplayJob | None = None
         self._topics = {kind: session.topic(kind) for kind in TopicKind if kind.value[:3] != "cmd"}
 
     # -- requests from other threads ------------------------------------------------------
@@ -89,11 +104,17 @@ class Publisher:
     def replay(self, from_seq: int, to_seq: int) -> Future[str]:
         """Re-publish stored rows ``from_seq..to_seq`` on the backlog lane; the future's
         result is a JSON summary ``{"replayed": n, "unavailable": m}``."""
-        job = ReplayJob(from_seq, to_seq, from_seq)
+        job = ReplayJob(from_seq, to_seq, from_seq, started_ms=self._clock.wall_ms())
         with self._lock:
             self._replays.append(job)
         self.wake.set()
         return job.future
+
+    def replay_progress(self) -> ReplayProgress | None:
+        """The replay being served, else the last one finished; None before any."""
+        with self._lock:
+            job = self._replays[0] if self._replays else self._last_replay
+            return job.progress() if job is not None else None
 
     def connection_closed(self) -> None:
         with self._lock:
@@ -203,11 +224,14 @@ class Publisher:
             self._spend(len(rows))
             if not self._publish_rows(TopicKind.BACKLOG, rows, replay=True):
                 return  # the connection went: try again on the next one
-            job.replayed += len(rows)
-            job.next_seq = rows[-1][0] + 1
+            with self._lock:
+                job.replayed += len(rows)
+                job.next_seq = rows[-1][0] + 1
         if not rows or job.next_seq > job.to_seq:
             with self._lock:
                 self._replays.popleft()
+                job.finished_ms = self._clock.wall_ms()
+                self._last_replay = job
             total = job.to_seq - job.from_seq + 1
             summary = {"replayed": job.replayed, "unavailable": total - job.replayed}
             job.future.set_result(json.dumps(summary))

@@ -5,7 +5,7 @@ unsent rows and the oldest one's age, session and last seq, each device's latest
 value per metric) and ``status.json``, which the running agent rewrites every heartbeat
 (last contact with the broker, each device's state). A table for people, ``--json`` for
 machines. Exit status 0; 2 when the config cannot be used; 1 when the buffer cannot be
-read.
+read. ``--watch`` follows the buffer draining instead (``agent.status_watch``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from agent.checks import human_age
 from agent.config import ConfigError, load_config
 from agent.doctor_serial import agent_holding
 from agent.progress import StatusLine
+from agent.replay_progress import ReplayProgress
 from agent.status_file import AgentStatus, read_status
+from agent.status_watch import positive_seconds, run_watch
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -33,6 +35,17 @@ STALE_HEARTBEATS = 3  # status.json older than this many heartbeats: the agent i
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, type=Path, help="the agent's TOML config")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the buffer draining (unsent rows, rate, ETA) until it is drained",
+    )
+    parser.add_argument(
+        "--interval-s", type=positive_seconds, default=1.0, help="--watch: default 1 s"
+    )
+    parser.add_argument(
+        "--max-s", type=positive_seconds, default=3600.0, help="--watch: give up after (3600)"
+    )
 
 
 def gather(config_path: Path, *, line: StatusLine | None = None) -> dict[str, Any]:
@@ -66,6 +79,7 @@ def gather(config_path: Path, *, line: StatusLine | None = None) -> dict[str, An
         "buffer": _buffer(view, now_ms),
         "broker": status.mqtt.model_dump(mode="json") if status is not None else None,
         "devices": _devices(config.devices, status, view),
+        "replay": _replay(status),
     }
 
 
@@ -84,6 +98,12 @@ def _buffer(view: BufferView | None, now_ms: int) -> dict[str, Any]:
         "last_seq": view.last_seq,
         "without_newest_commits": view.stale_wal,
     }
+
+
+def _replay(status: AgentStatus | None) -> dict[str, Any] | None:
+    if status is None or status.replay is None:
+        return None
+    return {**status.replay.model_dump(mode="json"), "seqs_total": status.replay.seqs_total}
 
 
 def _devices(
@@ -143,6 +163,9 @@ def render(data: dict[str, Any]) -> str:
             f"  last disconnected  {_when(broker['last_disconnected_ms'], now_ms)}",
             f"  last PUBACK        {_when(broker['last_puback_ms'], now_ms)}",
         ]
+    if (replay := data.get("replay")) is not None:
+        progress = ReplayProgress.model_validate(replay)
+        lines.append(f"replay    {progress.describe()}")
     lines += ["", f"{'device':<20} {'state':<10} {'last good value':<40} when"]
     for name, device in data["devices"].items():
         values = device["values"] or {"-": {"value": None, "unit": "", "ts_ms": None}}
@@ -161,6 +184,8 @@ def render(data: dict[str, Any]) -> str:
 
 
 def run_status(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    if args.watch:
+        return run_watch(args)
     out = sys.stdout if out is None else out
     try:
         data = gather(args.config, line=StatusLine(sys.stderr))

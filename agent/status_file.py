@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.local_state import write_json_atomically
+from agent.replay_progress import ReplayProgress
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -54,6 +55,7 @@ class AgentStatus(_Doc):
     config_version: int | None = None
     mqtt: BrokerContact
     devices: dict[str, DeviceStatus]
+    replay: ReplayProgress | None = None  # the replay command running, else the last one
 
 
 def write_status(data_dir: Path, status: AgentStatus) -> None:
@@ -98,4 +100,5 @@ def agent_status(agent: Agent) -> AgentStatus:
             for poller in owner.pollers
             for health in [poller.health()]
         },
+        replay=agent.publisher.replay_progress(),
     )
