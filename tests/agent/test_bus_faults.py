@@ -86,7 +86,12 @@ def test_a_stuck_value_is_reported_stale_and_the_device_goes_stale(rig: Rig) -> 
     poller = rig.poller("gauge-1")
     rig.sim(1).faults = Faults(stuck=True)
 
-    rig.wait(lambda: poller.state() is DeviceState.STALE, "stale on a frozen value")
+    def stale_and_stored() -> bool:
+        # The state changes on the poller's thread a moment before the reading is stored.
+        readings = rig.sink.of("gauge-1")
+        return poller.state() is DeviceState.STALE and readings[-1][0].quality is Quality.STALE
+
+    rig.wait(stale_and_stored, "stale on a frozen value")
     assert poller.health().errors["stuck"] >= 1
     frozen = rig.sink.of("gauge-1")[-1][0]
     assert frozen.quality is Quality.STALE
