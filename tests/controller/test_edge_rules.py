@@ -61,10 +61,12 @@ def test_stale_rules_in_a_heartbeat_get_the_rules_sent_once(
         publisher.publish(topic, heartbeat(risk_rules_hash=wanted.digest()))  # in sync
         # An agent that does not report its rules is not sent any.
         publisher.publish(wire.topic_for("gw-b", wire.TopicKind.HEALTH), heartbeat())
-        wait_until(
-            lambda: get_json(client, "/api/v1/gateways/gw-b")["health"] is not None,
-            timeout_s=5,
-        )
+
+        def gw_b_heartbeat_seen() -> bool:
+            found = client.get("/api/v1/gateways/gw-b")  # 404 until its heartbeat is in
+            return found.status_code == 200 and found.json()["health"] is not None
+
+        wait_until(gw_b_heartbeat_seen, timeout_s=5, message="gw-b's heartbeat")
         ticks = controller.health_ticks
         wait_until(lambda: controller.health_ticks > ticks + 2, timeout_s=5)
         assert len(rules_commands(client, "gw-a")) == 1
