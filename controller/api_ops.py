@@ -25,12 +25,12 @@ from controller.commands import (
     CommandState,
     DeadlineS,
     MaintenanceCommand,
-    ReloadConfigArgs,
     ReloadConfigCommand,
     get_command,
     list_commands,
 )
 from controller.configs import ConfigState, ConfigVersion
+from wire import ReloadConfigArgs
 
 commands = APIRouter(prefix="/gateways/{gateway_id}", tags=["commands", "config"])
 audit = APIRouter(prefix="/audit", tags=["audit"])
