@@ -101,17 +101,12 @@ class DevicePatch(InputModel):
 def list_places(
     backend: BackendDep, principal: Viewer, page: PageDep, under: PlaceQuery = None
 ) -> list[PlaceOut]:
-    where, params = ["1"], []
-    for subtree in (principal.place, under):
-        if subtree is not None:
-            clause, more = queries.subtree_clause("path", subtree)
-            where.append(clause)
-            params += more
+    where = queries.Where().within("path", principal.place, under)
     rows = backend.store.read(
         lambda conn: conn.execute(
-            f"SELECT path, name, level, created_ms FROM places WHERE {' AND '.join(where)}"  # noqa: S608
+            f"SELECT path, name, level, created_ms FROM places WHERE {where.sql}"  # noqa: S608
             " ORDER BY path LIMIT ? OFFSET ?",
-            [*params, page.limit, page.offset],
+            [*where.params, page.limit, page.offset],
         ).fetchall()
     )
     return [PlaceOut.model_validate(dict(row)) for row in rows]
