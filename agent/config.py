@@ -32,7 +32,7 @@ from pydantic import (
 from agent.config_errors import explain, format_loc, keys_at, suggest, unknown_key
 from drivers.base import DeviceConfig, InterFrameSilence
 from drivers.registry import DRIVERS, parse_device_config
-from wire import GatewayIdError, validate_gateway_id
+from wire import ValidGatewayId
 from wire.risk import RuleSet
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -50,19 +50,11 @@ class _Section(BaseModel):
 
 
 class GatewayConfig(_Section):
-    id: str
+    id: ValidGatewayId
     data_dir: Path
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
     # reload-config: a pushed config whose devices all fail within this window is rolled back.
     reload_probation_s: float = Field(default=30.0, gt=0, le=600)
-
-    @field_validator("id")
-    @classmethod
-    def _dns_label(cls, value: str) -> str:
-        try:
-            return validate_gateway_id(value)
-        except GatewayIdError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class MqttConfig(_Section):

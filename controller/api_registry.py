@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlite_utils import Database
 
 import wire
@@ -55,17 +55,9 @@ class PlaceOut(BaseModel):
 
 
 class GatewayIn(InputModel):
-    id: str = Field(min_length=1, max_length=63)
+    id: wire.ValidGatewayId = Field(min_length=1, max_length=63)
     place: Place
     label: Label | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _dns_label(cls, value: str) -> str:
-        try:
-            return wire.validate_gateway_id(value)
-        except wire.GatewayIdError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class GatewayPatch(InputModel):

@@ -32,6 +32,7 @@ from wire.payloads import (
     Reading,
     ReadingBatch,
     Status,
+    ValidGatewayId,
     decode,
     encode,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "Topic",
     "TopicError",
     "TopicKind",
+    "ValidGatewayId",
     "decode",
     "encode",
     "gateway_subscription",
