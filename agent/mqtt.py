@@ -319,10 +319,7 @@ class MqttSession:
         properties: Any,
     ) -> None:
         if reason_code.is_failure:
-            with self._cond:
-                conn.done = True
-                conn.reason = str(reason_code)
-                self._cond.notify_all()
+            self._ended(conn, reason_code)
             return
         client.subscribe([(CONTROLLER_STATUS_TOPIC, 1), (self.command_filter, 1)])
         birth = Status(
@@ -354,6 +351,10 @@ class MqttSession:
         reason_code: ReasonCode,
         properties: Any,
     ) -> None:
+        self._ended(conn, reason_code)
+
+    def _ended(self, conn: Connection, reason_code: ReasonCode) -> None:
+        """The connection was refused or is over: wake the connection loop."""
         with self._cond:
             conn.done = True
             conn.reason = str(reason_code)
