@@ -1,8 +1,9 @@
 """Commands to gateways as part of the MQTT contract: their type names and argument models.
 
 A command travels as ``wire.CommandRequest`` (``type`` and ``args``); the controller
-validates ``args`` with these models before it sends one, the agent again before it runs
-one, so both sides hold one definition. Pure, no I/O.
+validates ``args`` with these models before it stores and sends one, the agent again before
+it runs one (``agent.handlers``; ``replay`` checks its two seqs by hand, against the same
+``MAX_REPLAY_SPAN``), so both sides hold one definition. Pure, no I/O.
 """
 
 from __future__ import annotations
