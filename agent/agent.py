@@ -23,7 +23,6 @@ import dataclasses
 import importlib.metadata
 import itertools
 import logging
-import platform
 import sqlite3
 import threading
 import time
@@ -32,8 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import paho.mqtt
-
 from agent.alerts import AlertQueue
 from agent.buffer import Buffer
 from agent.clock import SYSTEM_CLOCK, Clock
@@ -41,8 +38,8 @@ from agent.commands import CommandRunner
 from agent.config import AgentConfig, ConfigError
 from agent.counter_state import SqliteCounterStore
 from agent.edge_rules import EdgeRules
-from agent.eviction import ACKED_EVICTED
 from agent.handlers import Handlers
+from agent.health_report import build_health
 from agent.intake import Intake
 from agent.local_state import Maintenance, Overrides
 from agent.mqtt import MqttSession
@@ -58,7 +55,6 @@ from agent.reconfigure import (
 )
 from agent.sd_notify import Notifier
 from agent.status_file import agent_status, write_status
-from agent.system_info import clock_synchronized, disk_free_bytes
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
 from wire.risk import ColourChange, RuleSet
@@ -440,46 +436,4 @@ class Agent:
     # -- health ---------------------------------------------------------------------------
 
     def health(self) -> Health:
-        stats = self.buffer.stats()
-        dropped = self.buffer.dropped()
-        acked_evicted = dropped.pop(ACKED_EVICTED, 0)
-        for reason, count in self.intake.dropped().items():
-            dropped[reason] = dropped.get(reason, 0) + count
-        devices = {p.name: p.health() for owner in self.ports for p in owner.pollers}
-        return Health.model_validate(
-            {
-                "session": self.session.session,
-                "ts_ms": self._clock.wall_ms(),
-                "uptime_s": self.uptime_s(),
-                "heartbeat_interval_s": self.config.gateway.heartbeat_interval_s,
-                "buffer_rows": stats.rows,
-                "buffer_bytes": stats.bytes,
-                "oldest_unsent_age_s": stats.oldest_unsent_age_s,
-                "last_seq": stats.last_seq,
-                "dropped": dropped,
-                "devices": devices,
-                "config_hash": self.config.config_hash,
-                "versions": {
-                    "agent": self._version,
-                    "python": platform.python_version(),
-                    "paho-mqtt": paho.mqtt.__version__,
-                },
-                # Beyond the contract's fields (Health allows extras).
-                "buffer_unsent_rows": stats.unsent_rows,
-                "buffer_used_bytes": stats.used_bytes,
-                "first_unsent_seq": stats.first_unsent_seq,
-                "alerts_unsent": stats.alerts_unsent,
-                "acked_evicted": acked_evicted,
-                "buffer_error": self.intake.error,
-                "memory_queue_readings": self.intake.held_readings,
-                "controller_online": self.session.controller_online,
-                "poll_loop_crashes": sum(owner.crashes for owner in self.ports),
-                "config_version": self.config_version,
-                "risk_rules_hash": self.edge_rules.digest,
-                "disk_free_bytes": disk_free_bytes(self.config.gateway.data_dir),
-                "clock_synchronized": clock_synchronized(),
-                "maintenance": sorted(self.maintenance.devices),
-                "local_overrides": self.overrides.as_dict(),
-                "local_overrides_error": self.overrides.error,
-            }
-        )
+        return build_health(self, now_ms=self._clock.wall_ms())

@@ -28,11 +28,10 @@ from pydantic import ValidationError
 from agent.mqtt import MqttSession
 from agent.publisher import Publisher
 from agent.replay_progress import await_replay
-from wire import CommandRequest, CommandResult, TopicKind, encode
+from wire import MAX_REPLAY_SPAN, CommandRequest, CommandResult, CommandType, TopicKind, encode
 
 log = logging.getLogger(__name__)
 
-MAX_REPLAY_SEQS = 1_000_000
 REPLAY_TIMEOUT_S = 600.0
 QUEUE_MAX_COMMANDS = 100
 MAX_DETAIL_CHARS = 2048  # wire.CommandResult.detail
@@ -49,7 +48,7 @@ class CommandRunner:
         self._now_ms = now_ms
         self._queue: queue.Queue[CommandRequest | None] = queue.Queue(QUEUE_MAX_COMMANDS)
         self._thread: threading.Thread | None = None
-        self.handlers: dict[str, Handler] = {"replay": self._replay}
+        self.handlers: dict[str, Handler] = {CommandType.REPLAY: self._replay}
         self._publisher = publisher
 
     def start(self) -> None:
@@ -110,8 +109,8 @@ class CommandRunner:
         from_seq, to_seq = request.args.get("from_seq"), request.args.get("to_seq")
         if not isinstance(from_seq, int) or not isinstance(to_seq, int):
             raise ValueError("from_seq and to_seq must be integers")
-        if not 1 <= from_seq <= to_seq or to_seq - from_seq >= MAX_REPLAY_SEQS:
-            raise ValueError(f"need 1 <= from_seq <= to_seq, at most {MAX_REPLAY_SEQS} seqs")
+        if not 1 <= from_seq <= to_seq or to_seq - from_seq >= MAX_REPLAY_SPAN:
+            raise ValueError(f"need 1 <= from_seq <= to_seq, at most {MAX_REPLAY_SPAN} seqs")
         log.info("replaying seqs %d..%d on the backlog lane", from_seq, to_seq)
         future = self._publisher.replay(from_seq, to_seq)
         progress = self._publisher.replay_progress

@@ -12,13 +12,10 @@ a config works the same whatever the working directory of the service is.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import tomllib
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,9 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config_errors import explain, format_loc, keys_at, suggest, unknown_key
 from drivers.base import DeviceConfig, InterFrameSilence
 from drivers.registry import DRIVERS, parse_device_config
-from wire import GatewayIdError, validate_gateway_id
+from wire import ValidGatewayId
 from wire.risk import RuleSet
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -52,19 +50,11 @@ class _Section(BaseModel):
 
 
 class GatewayConfig(_Section):
-    id: str
+    id: ValidGatewayId
     data_dir: Path
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
     # reload-config: a pushed config whose devices all fail within this window is rolled back.
     reload_probation_s: float = Field(default=30.0, gt=0, le=600)
-
-    @field_validator("id")
-    @classmethod
-    def _dns_label(cls, value: str) -> str:
-        try:
-            return validate_gateway_id(value)
-        except GatewayIdError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class MqttConfig(_Section):
@@ -232,7 +222,7 @@ def config_from_dict(
     try:
         config = AgentConfig.model_validate(body)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, source, AgentConfig, body)) from None
+        raise ConfigError(explain(exc, source, AgentConfig, body)) from None
     _check_unique([p.name for p in config.ports], "ports", source)
     devices = tuple(_parse_device(i, d, source) for i, d in enumerate(raw_devices))
     _check_unique([d.name for d in devices], "devices", source)
@@ -241,7 +231,7 @@ def config_from_dict(
         if device.port not in known_ports:
             raise ConfigError(
                 f"{source}: devices[{i}] ({device.name!r}).port: no [[ports]] entry named "
-                f"{device.port!r}{_suggest(device.port, known_ports, 'defined ports')}"
+                f"{device.port!r}{suggest(device.port, known_ports, 'defined ports')}"
             )
     gateway, mqtt = config.gateway, config.mqtt
     if base_dir is not None:
@@ -287,16 +277,16 @@ def _parse_device(index: int, raw: Any, source: str) -> DeviceConfig:
     driver = raw.get("driver")
     if driver not in DRIVERS:
         what = "missing required key" if driver is None else f"unknown driver {driver!r}"
-        hint = _suggest(str(driver), sorted(DRIVERS), "known drivers")
+        hint = suggest(str(driver), sorted(DRIVERS), "known drivers")
         raise ConfigError(f"{source}: {where}.driver: {what}{hint}")
     model = DRIVERS[driver].config_model
     # Unknown keys first, whatever order the driver's validators run in: a typo'd key
     # is the likeliest mistake, and "did you mean" is its fix.
-    unknown = _unknown_key(model, raw)
+    unknown = unknown_key(model, raw)
     if unknown is not None:
-        path = where + _format_loc(unknown, raw, leading_dot=True)
-        allowed = sorted(_keys_at(model, unknown[:-1]))
-        hint = _suggest(str(unknown[-1]), allowed, "allowed keys")
+        path = where + format_loc(unknown, raw, leading_dot=True)
+        allowed = sorted(keys_at(model, unknown[:-1]))
+        hint = suggest(str(unknown[-1]), allowed, "allowed keys")
         raise ConfigError(f"{source}: {path}: unknown key{hint}")
     try:
         return parse_device_config(raw)
@@ -305,7 +295,7 @@ def _parse_device(index: int, raw: Any, source: str) -> DeviceConfig:
         # with a "did you mean" against the driver's config model.
         cause = exc if isinstance(exc, ValidationError) else exc.__cause__
         if isinstance(cause, ValidationError):
-            raise ConfigError(_explain(cause, source, model, raw, prefix=where)) from None
+            raise ConfigError(explain(cause, source, model, raw, prefix=where)) from None
         raise ConfigError(f"{source}: {where}: {exc}") from None
 
 
@@ -318,143 +308,3 @@ def _check_unique(names: list[str], table: str, source: str) -> None:
                 f"(also {table}[{seen[name]}]); names must be unique"
             )
         seen[name] = i
-
-
-def _suggest(given: str, choices: Sequence[str], label: str) -> str:
-    close = difflib.get_close_matches(given, list(choices), n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" ({label}: {', '.join(repr(c) for c in choices) or 'none'})"
-
-
-# --- turning a pydantic error into one line --------------------------------------------
-
-_PRIORITY = {"extra_forbidden": 0, "missing": 2}
-_EXPECTED = {
-    "int": "an integer",
-    "float": "a number",
-    "string": "a string",
-    "bool": "true or false",
-    "dict": "a table",
-    "model": "a table",
-    "list": "an array",
-    "tuple": "an array",
-}
-
-
-def _explain(
-    exc: ValidationError,
-    source: str,
-    model: type[BaseModel],
-    raw: Any,
-    prefix: str = "",
-) -> str:
-    # A typo'd key shows as "unknown key" plus "missing" for the key it meant: report the
-    # unknown key (it carries the fix) and do not count the missing one as another error.
-    errors = sorted(exc.errors(), key=lambda e: _PRIORITY.get(e["type"], 1))
-    error = errors[0]
-    loc = tuple(error["loc"])
-    path = prefix + _format_loc(loc, raw, leading_dot=bool(prefix))
-    kind = error["type"]
-    given = error.get("input")
-    others = len(errors) - 1
-    if kind == "extra_forbidden":
-        allowed = sorted(_keys_at(model, loc[:-1]))
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        if close:
-            text = f"unknown key (did you mean {close[0]!r}?)"
-            meant = (*loc[:-1], close[0])
-            others -= sum(1 for e in errors if e["type"] == "missing" and tuple(e["loc"]) == meant)
-        else:
-            text = f"unknown key (allowed keys: {', '.join(allowed) or 'none'})"
-    elif kind == "missing":
-        text = "missing required key"
-    elif kind.split("_")[0] in _EXPECTED and kind.endswith(("_type", "_parsing")):
-        text = f"expected {_EXPECTED[kind.split('_')[0]]}, got {given!r}"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-        text = f"{message}, got {given!r}" if kind != "value_error" else message
-    tail = f" (and {others} more error{'s' if others > 1 else ''})" if others > 0 else ""
-    return f"{source}: {path or '(top level)'}: {text}{tail}"
-
-
-def _format_loc(loc: tuple[Any, ...], raw: Any, *, leading_dot: bool) -> str:
-    """('devices', 0, 'registers', 1, 'adress') -> "devices[0] ('gauge-1').registers[1].adress"."""
-    parts: list[str] = []
-    node = raw
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("name"), str):
-                parts.append(f" ({node['name']!r})")
-        else:
-            parts.append(f".{item}" if parts or leading_dot else str(item))
-            node = node.get(item) if isinstance(node, dict) else None
-    return "".join(parts)
-
-
-def _unknown_key(
-    model: type[BaseModel], raw: Any, loc: tuple[Any, ...] = ()
-) -> tuple[Any, ...] | None:
-    """The location of the first key in ``raw`` that ``model`` (or a table below) refuses."""
-    annotation = _unwrap(_annotation_at(model, loc))
-    if isinstance(raw, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        allowed = _accepted_keys(annotation)
-        for key, value in raw.items():
-            if annotation.model_config.get("extra") == "forbid" and key not in allowed:
-                return (*loc, key)
-            found = _unknown_key(model, value, (*loc, key))
-            if found is not None:
-                return found
-    elif isinstance(raw, list):
-        for i, item in enumerate(raw):
-            found = _unknown_key(model, item, (*loc, i))
-            if found is not None:
-                return found
-    return None
-
-
-def _accepted_keys(model: type[BaseModel]) -> set[str]:
-    """The keys a table of ``model`` takes (a field's alias when it has one)."""
-    return {field.alias or name for name, field in model.model_fields.items()}
-
-
-def _annotation_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
-    """The type expected at ``loc`` below ``model`` (None when unknown)."""
-    annotation: Any = model
-    for item in loc:
-        annotation = _unwrap(annotation)
-        if isinstance(item, int):
-            args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-            annotation = args[0] if args else None
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            fields = {f.alias or name: f for name, f in annotation.model_fields.items()}
-            field = fields.get(item)
-            annotation = field.annotation if field else None
-        else:
-            return None
-    return annotation
-
-
-def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
-    """The keys a table at ``loc`` below ``model`` accepts (empty when unknown)."""
-    annotation = _unwrap(_annotation_at(model, loc))
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _accepted_keys(annotation)
-    return set()
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip Optional[...] (X | None) and Annotated[...] down to the type that has fields."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = args[0] if len(args) == 1 else annotation
-            if len(args) != 1:
-                return annotation
-        else:
-            return annotation

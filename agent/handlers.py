@@ -1,5 +1,5 @@
-"""The command handlers beside ``replay``: each validates its arguments (the controller's
-argument models, ``controller.commands``) and returns (succeeded, detail).
+"""The command handlers beside ``replay``: each validates its arguments (the argument
+models the controller validates with too, ``wire.commands``) and returns (succeeded, detail).
 
 | type | args | does |
 | --- | --- | --- |
@@ -19,54 +19,24 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING
 
 from agent.ports import PortOwner, PortUnavailableError
-from wire import CommandRequest
-from wire.risk import RuleSet
+from wire import (
+    CommandRequest,
+    CommandType,
+    MaintenanceArgs,
+    NoArgs,
+    PollNowArgs,
+    ReloadConfigArgs,
+    SetIntervalArgs,
+    SetRulesArgs,
+)
 
 if TYPE_CHECKING:
     from agent.agent import Agent
 
 log = logging.getLogger(__name__)
-
-DeviceName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NoArgs(_Args):
-    pass
-
-
-class PollNowArgs(_Args):
-    device: DeviceName | None = None  # None: every device
-
-
-class SetIntervalArgs(_Args):
-    device: DeviceName
-    interval_s: Annotated[float, Field(ge=0.1, le=86400)]
-
-
-class MaintenanceArgs(_Args):
-    device: DeviceName
-    on: bool
-
-
-class ReloadConfigArgs(_Args):
-    config: dict[str, Any]
-    version: Annotated[int, Field(ge=1)]
-    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
-class SetRulesArgs(_Args):
-    rules: RuleSet
-    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
 
 Result = tuple[bool, str]
 
@@ -81,13 +51,13 @@ class Handlers:
     def register(self, handlers: dict[str, Callable[[CommandRequest], Result]]) -> None:
         handlers.update(
             {
-                "ping": self.ping,
-                "poll-now": self.poll_now,
-                "set-interval": self.set_interval,
-                "maintenance": self.maintenance,
-                "reload-config": self.reload_config,
-                "set-rules": self.set_rules,
-                "restart": self.restart,
+                CommandType.PING: self.ping,
+                CommandType.POLL_NOW: self.poll_now,
+                CommandType.SET_INTERVAL: self.set_interval,
+                CommandType.MAINTENANCE: self.maintenance,
+                CommandType.RELOAD_CONFIG: self.reload_config,
+                CommandType.SET_RULES: self.set_rules,
+                CommandType.RESTART: self.restart,
             }
         )
 

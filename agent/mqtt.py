@@ -26,17 +26,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from tenacity import Retrying, retry_if_result, wait_exponential_jitter
 
 from agent.buffer import Buffer, wall_clock_ms
 from agent.config import MqttConfig
+from agent.mqtt_client import (
+    CONNECT_TIMEOUT_S,
+    Callback,
+    Connection,
+    Pending,
+    guarded,
+    new_client,
+)
 from wire import (
     CONTROLLER_STATUS_TOPIC,
     CommandRequest,
@@ -51,39 +58,6 @@ from wire import (
 )
 
 log = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT_S = 5.0
-Callback = Callable[[], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    on_acked: Callback | None
-    on_refused: Callback | None
-
-
-@dataclass
-class _Connection:
-    """One paho client from connect to disconnect, and what is in flight on it."""
-
-    client: paho.Client
-    session: int
-    online: bool = False  # CONNACK accepted
-    done: bool = False  # refused, lost or closed
-    reason: str = ""
-    controller_online: bool = False  # the retained controller status says online
-    pending: dict[int, _Pending] = field(default_factory=dict)  # mid -> awaiting PUBACK
-    early_acks: set[int] = field(default_factory=set)  # PUBACKs that beat their registration
-
-
-def guarded(name: str, callback: Callable[[], object] | None) -> None:
-    """Run ``callback``; log (never raise) what it raises."""
-    if callback is None:
-        return
-    try:
-        callback()
-    except Exception:
-        log.exception("%s callback failed; going on", name)
 
 
 class MqttSession:
@@ -118,7 +92,7 @@ class MqttSession:
         self._on_connection_closed = on_connection_closed
         self._cond = threading.Condition()
         self._stopping = False
-        self._conn: _Connection | None = None  # the connection publishing may use
+        self._conn: Connection | None = None  # the connection publishing may use
         self._thread: threading.Thread | None = None
         self._stop_timeout_s = 1.5
         self._unused_session: int | None = None
@@ -223,7 +197,7 @@ class MqttSession:
             if acked_now:
                 conn.early_acks.discard(info.mid)
             else:
-                conn.pending[info.mid] = _Pending(on_acked, on_refused)
+                conn.pending[info.mid] = Pending(on_acked, on_refused)
         if acked_now:
             guarded("on_acked", on_acked)
         return True
@@ -272,7 +246,7 @@ class MqttSession:
             self._unused_session = self._buffer.bump_session()
         session = self._unused_session
         client = self._new_client(session)
-        conn = _Connection(client=client, session=session)
+        conn = Connection(client=client, session=session)
         client.user_data_set(conn)
         where = f"{self._mqtt.host}:{self._mqtt.port}"
         try:
@@ -313,7 +287,7 @@ class MqttSession:
             client.loop_stop()
         return conn.online
 
-    def _say_goodbye(self, conn: _Connection) -> None:
+    def _say_goodbye(self, conn: Connection) -> None:
         """Graceful stop: a retained offline status the controller sees at once."""
         offline = Status(state=GatewayState.OFFLINE, session=conn.session, ts_ms=self._now_ms())
         info = conn.client.publish(self.status_topic, encode(offline), qos=1, retain=True)
@@ -325,29 +299,9 @@ class MqttSession:
         log.info("disconnected from the MQTT broker (graceful stop, session %d)", conn.session)
 
     def _new_client(self, session: int) -> paho.Client:
-        client_id = self._mqtt.client_id or f"edgewatch-agent-{self._gateway_id}"
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=True,
-            protocol=paho.MQTTv311,
-            reconnect_on_failure=False,  # _supervise reconnects, with a fresh will
+        client = new_client(
+            self._mqtt, gateway_id=self._gateway_id, will_topic=self.status_topic, session=session
         )
-        client.connect_timeout = CONNECT_TIMEOUT_S
-        client.suppress_exceptions = True  # a bug in a callback must not kill the session
-        client.enable_logger(logging.getLogger("agent.mqtt.paho"))
-        if self._mqtt.username is not None:
-            client.username_pw_set(self._mqtt.username, self._mqtt.password)
-        if self._mqtt.tls_ca_file is not None:
-            cert, key = self._mqtt.tls_cert_file, self._mqtt.tls_key_file
-            client.tls_set(
-                ca_certs=str(self._mqtt.tls_ca_file),
-                certfile=str(cert) if cert is not None else None,
-                keyfile=str(key) if key is not None else None,
-            )
-            client.tls_insecure_set(self._mqtt.tls_insecure)
-        will = Status(state=GatewayState.OFFLINE, session=session)
-        client.will_set(self.status_topic, encode(will), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -359,16 +313,13 @@ class MqttSession:
     def _on_connect(
         self,
         client: paho.Client,
-        conn: _Connection,
+        conn: Connection,
         flags: Any,
         reason_code: ReasonCode,
         properties: Any,
     ) -> None:
         if reason_code.is_failure:
-            with self._cond:
-                conn.done = True
-                conn.reason = str(reason_code)
-                self._cond.notify_all()
+            self._ended(conn, reason_code)
             return
         client.subscribe([(CONTROLLER_STATUS_TOPIC, 1), (self.command_filter, 1)])
         birth = Status(
@@ -380,7 +331,7 @@ class MqttSession:
         )
         info = client.publish(self.status_topic, encode(birth), qos=1, retain=True)
         with self._cond:
-            conn.pending[info.mid] = _Pending(None, None)
+            conn.pending[info.mid] = Pending(None, None)
             conn.online = True
             self._cond.notify_all()
         self.last_connected_ms = self._now_ms()
@@ -395,11 +346,15 @@ class MqttSession:
     def _on_disconnect(
         self,
         client: paho.Client,
-        conn: _Connection,
+        conn: Connection,
         flags: Any,
         reason_code: ReasonCode,
         properties: Any,
     ) -> None:
+        self._ended(conn, reason_code)
+
+    def _ended(self, conn: Connection, reason_code: ReasonCode) -> None:
+        """The connection was refused or is over: wake the connection loop."""
         with self._cond:
             conn.done = True
             conn.reason = str(reason_code)
@@ -408,7 +363,7 @@ class MqttSession:
     def _on_publish(
         self,
         client: paho.Client,
-        conn: _Connection,
+        conn: Connection,
         mid: int,
         reason_code: ReasonCode,
         properties: Any,
@@ -428,7 +383,7 @@ class MqttSession:
         else:
             guarded("on_acked", pending.on_acked)
 
-    def _on_message(self, client: paho.Client, conn: _Connection, msg: paho.MQTTMessage) -> None:
+    def _on_message(self, client: paho.Client, conn: Connection, msg: paho.MQTTMessage) -> None:
         try:
             if msg.topic == CONTROLLER_STATUS_TOPIC:
                 self._controller_status(conn, bytes(msg.payload))
@@ -439,7 +394,7 @@ class MqttSession:
         except Exception:
             log.exception("handling a message on %s failed; going on", msg.topic)
 
-    def _controller_status(self, conn: _Connection, payload: bytes) -> None:
+    def _controller_status(self, conn: Connection, payload: bytes) -> None:
         online = bool(payload) and (decode(ControllerStatus, payload).state is GatewayState.ONLINE)
         with self._cond:
             conn.controller_online = online

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.alert_chain import AlertKind, AlertState
-from controller.queries import Page, subtree_clause
+from controller.queries import Page, Where
 from controller.routing import place_contains
 from wire.risk import Colour
 
@@ -96,24 +96,17 @@ def list_alerts(
     page: Page | None = None,
 ) -> list[AlertOut]:
     """Newest first; ``within``: places the alert must be at or below (None: anywhere)."""
-    sql, params = "SELECT * FROM alerts WHERE 1 = 1", list[Any]()
-    for place in within:
-        if place is not None:
-            clause, more = subtree_clause("place", place)
-            sql += f" AND {clause}"
-            params += more
-    if colour is not None:
-        sql += " AND colour = ?"
-        params.append(colour.value)
-    if state is not None:
-        sql += " AND state = ?"
-        params.append(state.value)
-    if open_only is not None:
-        sql += " AND open = ?"
-        params.append(int(open_only))
+    where = (
+        Where()
+        .within("place", *within)
+        .equals("colour", colour.value if colour is not None else None)
+        .equals("state", state.value if state is not None else None)
+        .equals("open", int(open_only) if open_only is not None else None)
+    )
     page = page or Page()
     rows = conn.execute(
-        sql + " ORDER BY id DESC LIMIT ? OFFSET ?", [*params, page.limit, page.offset]
+        f"SELECT * FROM alerts WHERE {where.sql} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
+        [*where.params, page.limit, page.offset],
     ).fetchall()
     return [AlertOut.model_validate(_alert(row)) for row in rows]
 

@@ -25,12 +25,13 @@ from controller.commands import (
     CommandState,
     DeadlineS,
     MaintenanceCommand,
-    ReloadConfigArgs,
     ReloadConfigCommand,
     get_command,
     list_commands,
 )
 from controller.configs import ConfigState, ConfigVersion
+from controller.queries import Where
+from wire import ReloadConfigArgs
 
 commands = APIRouter(prefix="/gateways/{gateway_id}", tags=["commands", "config"])
 audit = APIRouter(prefix="/audit", tags=["audit"])
@@ -201,21 +202,12 @@ def list_audit(
     action: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[a-z.-]+$")] = None,
 ) -> list[AuditOut]:
     """Who did what, when, with what outcome; newest first. Scoped by the token's place."""
-    sql = "SELECT id, at_ms, actor, role, action, target, place, detail, outcome FROM audit"
-    where: list[str] = []
-    params: list[Any] = []
-    if action is not None:
-        where.append("action = ?")
-        params.append(action)
-    if principal.place is not None and principal.role is not Role.ADMIN:
-        prefix = principal.place + "/"
-        where.append("(place = ? OR substr(place, 1, ?) = ?)")
-        params += [principal.place, len(prefix), prefix]
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+    scope = principal.place if principal.role is not Role.ADMIN else None
+    where = Where().equals("action", action).within("place", scope)
+    columns = "id, at_ms, actor, role, action, target, place, detail, outcome"
+    sql = f"SELECT {columns} FROM audit WHERE {where.sql} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608
     rows = backend.store.read(
-        lambda conn: conn.execute(sql, [*params, page.limit, page.offset]).fetchall()
+        lambda conn: conn.execute(sql, [*where.params, page.limit, page.offset]).fetchall()
     )
     return [
         AuditOut.model_validate({**dict(row), "detail": json.loads(row["detail"])}) for row in rows

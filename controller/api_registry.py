@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlite_utils import Database
 
 import wire
@@ -55,17 +55,9 @@ class PlaceOut(BaseModel):
 
 
 class GatewayIn(InputModel):
-    id: str = Field(min_length=1, max_length=63)
+    id: wire.ValidGatewayId = Field(min_length=1, max_length=63)
     place: Place
     label: Label | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _dns_label(cls, value: str) -> str:
-        try:
-            return wire.validate_gateway_id(value)
-        except wire.GatewayIdError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class GatewayPatch(InputModel):
@@ -101,17 +93,12 @@ class DevicePatch(InputModel):
 def list_places(
     backend: BackendDep, principal: Viewer, page: PageDep, under: PlaceQuery = None
 ) -> list[PlaceOut]:
-    where, params = ["1"], []
-    for subtree in (principal.place, under):
-        if subtree is not None:
-            clause, more = queries.subtree_clause("path", subtree)
-            where.append(clause)
-            params += more
+    where = queries.Where().within("path", principal.place, under)
     rows = backend.store.read(
         lambda conn: conn.execute(
-            f"SELECT path, name, level, created_ms FROM places WHERE {' AND '.join(where)}"  # noqa: S608
+            f"SELECT path, name, level, created_ms FROM places WHERE {where.sql}"  # noqa: S608
             " ORDER BY path LIMIT ? OFFSET ?",
-            [*params, page.limit, page.offset],
+            [*where.params, page.limit, page.offset],
         ).fetchall()
     )
     return [PlaceOut.model_validate(dict(row)) for row in rows]

@@ -135,20 +135,16 @@ def list_risk_points(
     place: PlaceQuery = None,
     category: Category | None = None,
 ) -> list[RiskPointOut]:
-    where, params = ["1"], []
-    for subtree in (principal.place, place):
-        if subtree is not None:
-            clause, more = queries.subtree_clause("place", subtree)
-            where.append(clause)
-            params += more
-    if category is not None:
-        where.append("category = ?")
-        params.append(category.value)
+    where = (
+        queries.Where()
+        .within("place", principal.place, place)
+        .equals("category", category.value if category is not None else None)
+    )
     rows = backend.store.read(
         lambda conn: conn.execute(
-            f"SELECT {_RISK_COLUMNS} FROM risk_points WHERE {' AND '.join(where)}"  # noqa: S608
+            f"SELECT {_RISK_COLUMNS} FROM risk_points WHERE {where.sql}"  # noqa: S608
             " ORDER BY id LIMIT ? OFFSET ?",
-            [*params, page.limit, page.offset],
+            [*where.params, page.limit, page.offset],
         ).fetchall()
     )
     return [_risk_point(row) for row in rows]

@@ -4,7 +4,8 @@ Lifecycle: ``queued`` (stored; waits while its gateway is offline) -> ``delivere
 broker acknowledged it for an online gateway, or the agent answered ``accepted``) ->
 ``succeeded`` / ``failed`` (the agent's ``cmd-result``) or ``expired`` (its deadline passed
 first). A command goes out as ``wire.CommandRequest`` on ``edgewatch/v1/<gw>/cmd/<id>`` at
-QoS 1. There is no remote shell: only the types below, each with its own argument model.
+QoS 1. There is no remote shell: only the types below, each with its own argument model
+(``wire.commands``, shared with the agent).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlite_utils import Database
 
 import wire
@@ -29,20 +30,7 @@ from controller.store import Store
 
 log = logging.getLogger(__name__)
 
-DeviceName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 DeadlineS = Annotated[float, Field(gt=0, le=7 * 86400, description="seconds from now")]
-MAX_REPLAY_SPAN = 1_000_000
-
-
-class CommandType(StrEnum):
-    PING = "ping"
-    POLL_NOW = "poll-now"
-    SET_INTERVAL = "set-interval"
-    MAINTENANCE = "maintenance"
-    RELOAD_CONFIG = "reload-config"
-    REPLAY = "replay"
-    RESTART = "restart"
-    SET_RULES = "set-rules"  # the controller's own, not the API's: controller.edge_rules
 
 
 class CommandState(StrEnum):
@@ -56,47 +44,6 @@ class CommandState(StrEnum):
 FINAL_STATES = frozenset({CommandState.SUCCEEDED, CommandState.FAILED, CommandState.EXPIRED})
 
 
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NoArgs(_Args):
-    pass
-
-
-class PollNowArgs(_Args):
-    device: DeviceName | None = None  # None: every device
-
-
-class SetIntervalArgs(_Args):
-    device: DeviceName
-    interval_s: Annotated[float, Field(ge=0.1, le=86400)]
-
-
-class MaintenanceArgs(_Args):
-    device: DeviceName
-    on: bool
-
-
-class ReloadConfigArgs(_Args):
-    config: dict[str, Any]
-    version: Annotated[int, Field(ge=1)]
-    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
-class ReplayArgs(_Args):
-    from_seq: Annotated[int, Field(ge=1, le=2**62)]
-    to_seq: Annotated[int, Field(ge=1, le=2**62)]
-
-    @model_validator(mode="after")
-    def _range(self) -> ReplayArgs:
-        if self.to_seq < self.from_seq:
-            raise ValueError("to_seq must be at least from_seq")
-        if self.to_seq - self.from_seq >= MAX_REPLAY_SPAN:
-            raise ValueError(f"a replay covers at most {MAX_REPLAY_SPAN} seqs")
-        return self
-
-
 class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid")
     deadline_s: DeadlineS = 300.0
@@ -104,37 +51,37 @@ class _Command(BaseModel):
 
 class PingCommand(_Command):
     type: Literal["ping"]
-    args: NoArgs = NoArgs()
+    args: wire.NoArgs = wire.NoArgs()
 
 
 class PollNowCommand(_Command):
     type: Literal["poll-now"]
-    args: PollNowArgs = PollNowArgs()
+    args: wire.PollNowArgs = wire.PollNowArgs()
 
 
 class SetIntervalCommand(_Command):
     type: Literal["set-interval"]
-    args: SetIntervalArgs
+    args: wire.SetIntervalArgs
 
 
 class MaintenanceCommand(_Command):
     type: Literal["maintenance"]
-    args: MaintenanceArgs
+    args: wire.MaintenanceArgs
 
 
 class ReloadConfigCommand(_Command):
     type: Literal["reload-config"]
-    args: ReloadConfigArgs
+    args: wire.ReloadConfigArgs
 
 
 class ReplayCommand(_Command):
     type: Literal["replay"]
-    args: ReplayArgs
+    args: wire.ReplayArgs
 
 
 class RestartCommand(_Command):
     type: Literal["restart"]
-    args: NoArgs = NoArgs()
+    args: wire.NoArgs = wire.NoArgs()
 
 
 CommandIn = Annotated[
@@ -152,7 +99,7 @@ CommandIn = Annotated[
 class CommandOut(BaseModel):
     id: str
     gateway: str
-    type: CommandType
+    type: wire.CommandType
     args: dict[str, Any]
     state: CommandState
     detail: str

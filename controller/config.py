@@ -89,7 +89,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic import model_validator as _model_validator
 from pydantic_core import ErrorDetails
 
@@ -214,16 +214,8 @@ class GapsConfig(_Section):
 
 
 class GatewayConfig(_Section):
-    id: str
+    id: wire.ValidGatewayId
     place: Place
-
-    @field_validator("id")
-    @classmethod
-    def _dns_label(cls, value: str) -> str:
-        try:
-            return wire.validate_gateway_id(value)
-        except wire.GatewayIdError as exc:
-            raise ValueError(str(exc)) from None
 
 
 TIER_ORDER = (Tier.STREET, Tier.DISTRICT, Tier.CITY)  # bottom up: escalation climbs this

@@ -19,15 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Annotated, Literal
-
-from pydantic import Field
+from typing import Literal
 
 import wire
 from controller.access import Principal, Role
-from controller.commands import Commands, _Args, _Command
+from controller.commands import Commands, _Command
 from controller.health import Clock
 from controller.routing import Router
+from wire import SetRulesArgs
 from wire.risk import RiskPointRules, RuleSet
 
 log = logging.getLogger(__name__)
@@ -35,11 +34,6 @@ log = logging.getLogger(__name__)
 SYSTEM = Principal(name="system", role=Role.ADMIN, place=None)
 RETRY_S = 60.0
 DEADLINE_S = 300.0
-
-
-class SetRulesArgs(_Args):
-    rules: RuleSet
-    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class SetRulesCommand(_Command):

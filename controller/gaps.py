@@ -191,7 +191,7 @@ class GapDetector:
     def _ask(self, gateway: str, from_seq: int, to_seq: int) -> None:
         request = wire.CommandRequest(
             id=f"replay-{uuid.uuid4().hex[:16]}",
-            type="replay",
+            type=wire.CommandType.REPLAY,
             args={"from_seq": from_seq, "to_seq": to_seq},
             deadline_ms=self._clock.wall_ms() + int(COMMAND_DEADLINE_S * 1000),
         )

@@ -19,13 +19,12 @@ Bodies: ``{"kind": "readings", "center", "batch_id", "readings": [{"gateway", "d
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,22 +33,13 @@ from sqlite_utils import Database
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from controller.config import CenterConfig, ForwardingConfig
+from controller.outbox_lanes import PRIORITY_LANE, READINGS_LANE, Lane
 from controller.store import Store, StoreError, wall_ms
 from wire.webhook import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
-_PENDING = """
-SELECT o.id AS outbox_id, r.id AS reading_id, r.gateway, r.device, r.metric, r.value,
-       r.unit, r.quality, r.seq, r.ts_ms
-FROM outbox o JOIN readings r ON r.id = o.reading_id
-WHERE o.center = ? ORDER BY o.id LIMIT ?
-"""
-_PENDING_PRIORITY = (
-    "SELECT id AS outbox_id, kind, body FROM priority_outbox WHERE center = ? ORDER BY id LIMIT ?"
-)
 IDLE_POLL_S = 1.0
-PRIORITY_BATCH_MAX = 100
 
 
 class DeliveryError(RuntimeError):
@@ -85,57 +75,11 @@ class CenterStats:
     lanes: tuple[LaneStats, ...]  # readings, then priority
 
 
-@dataclass(frozen=True, slots=True)
-class _Lane:
-    """What differs between the readings lane and the priority lane."""
-
-    name: str  # "readings" or "priority"
-    fetch: Callable[[sqlite3.Connection, str, int], list[sqlite3.Row]]
-    body: Callable[[str, str, list[sqlite3.Row]], dict[str, Any]]
-    table: str
-    delivered_column: str
-
-
-def _fetch_readings(conn: sqlite3.Connection, center: str, limit: int) -> list[sqlite3.Row]:
-    return conn.execute(_PENDING, (center, limit)).fetchall()
-
-
-def _fetch_priority(conn: sqlite3.Connection, center: str, limit: int) -> list[sqlite3.Row]:
-    rows = conn.execute(_PENDING_PRIORITY, (center, min(limit, PRIORITY_BATCH_MAX))).fetchall()
-    # One kind per POST: take the run of rows of the first row's kind.
-    return list(itertools.takewhile(lambda r: r["kind"] == rows[0]["kind"], rows))
-
-
-def _readings_body(center: str, batch_id: str, rows: list[sqlite3.Row]) -> dict[str, Any]:
-    return {
-        "kind": "readings",
-        "center": center,
-        "batch_id": batch_id,
-        "readings": [_reading(row) for row in rows],
-    }
-
-
-def _priority_body(center: str, batch_id: str, rows: list[sqlite3.Row]) -> dict[str, Any]:
-    kind = rows[0]["kind"]
-    return {
-        "kind": kind,
-        "center": center,
-        "batch_id": batch_id,
-        kind: [json.loads(row["body"]) for row in rows],
-    }
-
-
-READINGS_LANE = _Lane("readings", _fetch_readings, _readings_body, "outbox", "delivered")
-PRIORITY_LANE = _Lane(
-    "priority", _fetch_priority, _priority_body, "priority_outbox", "priority_delivered"
-)
-
-
 class LaneWorker:
     """The delivery loop of one lane of one center; ``start()``/``stop()``."""
 
     def __init__(
-        self, center: CenterConfig, lane: _Lane, store: Store, config: ForwardingConfig
+        self, center: CenterConfig, lane: Lane, store: Store, config: ForwardingConfig
     ) -> None:
         self.center = center
         self.lane = lane
@@ -326,19 +270,6 @@ class CenterOutbox:
 
     def notify(self) -> None:
         self.readings.notify()
-
-
-def _reading(row: sqlite3.Row) -> dict[str, Any]:
-    return {
-        "gateway": row["gateway"],
-        "device": row["device"],
-        "metric": row["metric"],
-        "value": row["value"],
-        "unit": row["unit"],
-        "quality": row["quality"],
-        "seq": row["seq"],
-        "ts_ms": row["ts_ms"],
-    }
 
 
 class Outboxes:

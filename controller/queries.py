@@ -118,6 +118,34 @@ def subtree_clause(column: str, place: str) -> tuple[str, list[Any]]:
     return f"({column} = ? OR substr({column}, 1, ?) = ?)", [place, len(prefix), prefix]
 
 
+class Where:
+    """The AND-ed conditions of a list query and their parameters, from optional filters:
+    a filter given as None adds nothing. ``sql`` is ``1`` when there is none."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+
+    def equals(self, column: str, value: object | None) -> Where:
+        if value is not None:
+            self.clauses.append(f"{column} = ?")
+            self.params.append(value)
+        return self
+
+    def within(self, column: str, *places: str | None) -> Where:
+        """``column`` at or below every place given (``subtree_clause``)."""
+        for place in places:
+            if place is not None:
+                clause, more = subtree_clause(column, place)
+                self.clauses.append(clause)
+                self.params += more
+        return self
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) or "1"
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     limit: int = 100
@@ -133,22 +161,16 @@ def list_gateways(
     version: str | None = None,
     page: Page = Page(),
 ) -> list[GatewayOut]:
-    where, params = ["1"], []
-    for subtree in (scope, place):
-        if subtree is not None:
-            clause, more = subtree_clause("place", subtree)
-            where.append(clause)
-            params += more
-    if state is not None:
-        where.append("state = ?")
-        params.append(state)
-    if version is not None:
-        where.append("agent_version = ?")
-        params.append(version)
+    where = (
+        Where()
+        .within("place", scope, place)
+        .equals("state", state)
+        .equals("agent_version", version)
+    )
     rows = conn.execute(
-        f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE {' AND '.join(where)}"  # noqa: S608
+        f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE {where.sql}"  # noqa: S608
         " ORDER BY id LIMIT ? OFFSET ?",
-        [*params, page.limit, page.offset],
+        [*where.params, page.limit, page.offset],
     ).fetchall()
     return [GatewayOut.model_validate(_gateway(row)) for row in rows]
 
@@ -207,9 +229,9 @@ def get_gateway(conn: sqlite3.Connection, gateway: str) -> GatewayDetail | None:
 def gateway_state_counts(conn: sqlite3.Connection, scope: str | None = None) -> dict[str, int]:
     """Gateways by state, at or below ``scope`` (None: everywhere)."""
     counts = {state.value: 0 for state in GatewayHealthState}
-    where, params = subtree_clause("place", scope) if scope is not None else ("1", [])
-    query = f"SELECT state, count(*) AS n FROM gateways WHERE {where} GROUP BY state"  # noqa: S608
-    for row in conn.execute(query, params):
+    where = Where().within("place", scope)
+    query = f"SELECT state, count(*) AS n FROM gateways WHERE {where.sql} GROUP BY state"  # noqa: S608
+    for row in conn.execute(query, where.params):
         counts[row["state"]] = row["n"]
     return counts
 
@@ -251,25 +273,17 @@ def list_devices(
     family: str | None = None,
     page: Page = Page(limit=1000),
 ) -> list[DeviceOut]:
-    where, params = ["1"], []
-    if gateway is not None:
-        where.append("d.gateway = ?")
-        params.append(gateway)
-    for subtree in (scope, place):
-        if subtree is not None:
-            clause, more = subtree_clause("g.place", subtree)
-            where.append(clause)
-            params += more
-    if state is not None:
-        where.append("d.health_state = ?")
-        params.append(state)
-    if family is not None:
-        where.append("d.family = ?")
-        params.append(family)
+    where = (
+        Where()
+        .equals("d.gateway", gateway)
+        .within("g.place", scope, place)
+        .equals("d.health_state", state)
+        .equals("d.family", family)
+    )
     rows = conn.execute(
         f"SELECT {_DEVICE_COLUMNS} FROM devices d LEFT JOIN gateways g ON g.id = d.gateway"  # noqa: S608
-        f" WHERE {' AND '.join(where)} ORDER BY d.gateway, d.name LIMIT ? OFFSET ?",
-        [*params, page.limit, page.offset],
+        f" WHERE {where.sql} ORDER BY d.gateway, d.name LIMIT ? OFFSET ?",
+        [*where.params, page.limit, page.offset],
     ).fetchall()
     return [_device(row) for row in rows]
 

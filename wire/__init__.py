@@ -1,8 +1,22 @@
-"""The MQTT contract between agents and the controller: topics, payloads, schema version.
+"""The MQTT contract between agents and the controller: topics, payloads, schema version,
+command types and their argument models.
 
 No I/O lives here; both sides import it, so a change to the contract is one change.
 """
 
+from wire.commands import (
+    MAX_REPLAY_SPAN,
+    CommandArgs,
+    CommandType,
+    DeviceName,
+    MaintenanceArgs,
+    NoArgs,
+    PollNowArgs,
+    ReloadConfigArgs,
+    ReplayArgs,
+    SetIntervalArgs,
+    SetRulesArgs,
+)
 from wire.payloads import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_VERSION,
@@ -18,6 +32,7 @@ from wire.payloads import (
     Reading,
     ReadingBatch,
     Status,
+    ValidGatewayId,
     decode,
     encode,
 )
@@ -38,25 +53,37 @@ from wire.topics import (
 __all__ = [
     "CONTROLLER_STATUS_TOPIC",
     "MAX_PAYLOAD_BYTES",
+    "MAX_REPLAY_SPAN",
     "PREFIX",
     "SCHEMA_VERSION",
     "Colour",
+    "CommandArgs",
     "CommandRequest",
     "CommandResult",
+    "CommandType",
     "ControllerStatus",
     "DeviceHealth",
+    "DeviceName",
     "EdgeAlert",
     "GatewayIdError",
     "GatewayState",
     "Health",
+    "MaintenanceArgs",
+    "NoArgs",
     "PayloadError",
+    "PollNowArgs",
     "Quality",
     "Reading",
     "ReadingBatch",
+    "ReloadConfigArgs",
+    "ReplayArgs",
+    "SetIntervalArgs",
+    "SetRulesArgs",
     "Status",
     "Topic",
     "TopicError",
     "TopicKind",
+    "ValidGatewayId",
     "decode",
     "encode",
     "gateway_subscription",

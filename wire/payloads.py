@@ -11,9 +11,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from wire.risk import Colour
+from wire.topics import GatewayIdError, validate_gateway_id
 
 SCHEMA_VERSION: Literal[1] = 1
 # A batch of 500 readings is about 60 KiB; anything far beyond is a fault or an attack.
@@ -21,6 +22,18 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_READINGS = 2000
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def _gateway_id(value: str) -> str:
+    try:
+        return validate_gateway_id(value)
+    except GatewayIdError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A gateway id in a model (config, API input): a DNS label, not reserved; its error is the
+# one validate_gateway_id gives.
+ValidGatewayId = Annotated[str, AfterValidator(_gateway_id)]
 
 
 class Quality(StrEnum):
