@@ -235,11 +235,18 @@ def test_while_the_agent_runs_devices_are_not_read_and_the_buffer_is_shown(
         tmp_path, agent_toml(tmp_path / "data", mosquitto, port_url=gauge_bus.port_path)
     )
 
+    def agent_up_and_buffering() -> list[CheckResult]:
+        # The agent is "running" for doctor once its status file says so (at its first
+        # heartbeat), which may come a moment after its first buffered readings.
+        results = list(run_checks(path))
+        by_name = {r.name: r for r in results}
+        running = by_name[CheckName.DEVICE_ANSWERS].outcome is Outcome.SKIP
+        holding = by_name[CheckName.PORT_FREE].message.startswith("in use by")
+        return results if running and holding and _buffer_rows(results) else []
+
     with agent_process(path) as process:
         results: list[CheckResult] = wait_until(
-            lambda: r if _buffer_rows(r := list(run_checks(path))) else [],
-            timeout_s=20,
-            message="the agent's buffer to hold readings",
+            agent_up_and_buffering, timeout_s=20, message="the agent up, its buffer holding rows"
         )
 
     by_name = {r.name: r for r in results}
