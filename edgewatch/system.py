@@ -230,21 +230,15 @@ class LocalSystem:
     def start_gateway(
         self, gateway_id: str, timing: GatewayTiming | None = None
     ) -> SimulatedGateway:
+        """A gateway whose bus carries ``timing.gauges`` simulated water gauges."""
         timing = timing or GatewayTiming()
-        manifest = self.workdir / f"{gateway_id}-sim.json"
-        sim = self.procs.start_cli(
-            f"sim-{gateway_id}", "sim", "run", "--manifest", str(manifest),
-            "--devices", str(timing.gauges),
-        )  # fmt: skip
-        wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
-        pty = json.loads(manifest.read_text())["devices"][0]["pty"]
-        data_dir = self.workdir / gateway_id
-        config_path = self.workdir / f"{gateway_id}.toml"
-        config_path.write_text(agent_config(gateway_id, self.mqtt_port, data_dir, pty, timing))
-        agent = self.start_agent(gateway_id, config_path)
-        gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
-        self.gateways[gateway_id] = gateway
-        return gateway
+        return self.start_simulated_gateway(
+            gateway_id,
+            ["--devices", str(timing.gauges)],
+            lambda data_dir, devices: agent_config(
+                gateway_id, self.mqtt_port, data_dir, devices[0]["pty"], timing
+            ),
+        )
 
     def start_scenario_gateway(
         self,
@@ -256,23 +250,30 @@ class LocalSystem:
     ) -> SimulatedGateway:
         """A gateway on a firmware-sim scenario (a name or a TOML file), its clock sped up
         ``time_scale`` times, with an agent reading each Modbus device of its manifest."""
+        return self.start_simulated_gateway(
+            gateway_id,
+            ["--scenario", scenario, "--time-scale", str(time_scale)],
+            lambda data_dir, devices: scenario_agent_config(
+                gateway_id, self.mqtt_port, data_dir, devices, timing or GatewayTiming()
+            ),
+        )
+
+    def start_simulated_gateway(
+        self,
+        gateway_id: str,
+        sim_args: list[str],
+        agent_toml: Callable[[Path, list[dict[str, Any]]], str],
+    ) -> SimulatedGateway:
+        """Start ``edgewatch sim run`` with ``sim_args``, then the agent with the config
+        ``agent_toml(data_dir, devices of the simulator's manifest)`` returns."""
         manifest = self.workdir / f"{gateway_id}-sim.json"
         sim = self.procs.start_cli(
-            f"sim-{gateway_id}", "sim", "run", "--scenario", scenario,
-            "--time-scale", str(time_scale), "--manifest", str(manifest),
-        )  # fmt: skip
+            f"sim-{gateway_id}", "sim", "run", *sim_args, "--manifest", str(manifest)
+        )
         wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
         data_dir = self.workdir / gateway_id
         config_path = self.workdir / f"{gateway_id}.toml"
-        config_path.write_text(
-            scenario_agent_config(
-                gateway_id,
-                self.mqtt_port,
-                data_dir,
-                json.loads(manifest.read_text())["devices"],
-                timing or GatewayTiming(),
-            )
-        )
+        config_path.write_text(agent_toml(data_dir, json.loads(manifest.read_text())["devices"]))
         agent = self.start_agent(gateway_id, config_path)
         gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
         self.gateways[gateway_id] = gateway

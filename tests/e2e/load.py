@@ -3,12 +3,11 @@ and what the agent's buffer and the controller's store hold (read from their fil
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgewatch.system import LocalSystem, SimulatedGateway, wait_for_child
+from edgewatch.system import LocalSystem, SimulatedGateway
 
 REGISTERS = (("level_cm", 0, 0.1, "cm"), ("status", 1, 1.0, ""), ("firmware", 2, 1.0, ""))
 
@@ -86,22 +85,15 @@ def scenario_toml(load: Load) -> str:
 
 
 def start_loaded_gateway(system: LocalSystem, gateway_id: str, load: Load) -> SimulatedGateway:
-    manifest = system.workdir / f"{gateway_id}-sim.json"
     scenario = system.workdir / f"{gateway_id}-scenario.toml"
     scenario.write_text(scenario_toml(load))
-    sim = system.procs.start_cli(
-        f"sim-{gateway_id}", "sim", "run", "--scenario", str(scenario),
-        "--manifest", str(manifest),
-    )  # fmt: skip
-    wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
-    pty = json.loads(manifest.read_text())["devices"][0]["pty"]
-    data_dir = system.workdir / gateway_id
-    config_path = system.workdir / f"{gateway_id}.toml"
-    config_path.write_text(agent_toml(gateway_id, system.mqtt_port, data_dir, pty, load))
-    agent = system.start_agent(gateway_id, config_path)
-    gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
-    system.gateways[gateway_id] = gateway
-    return gateway
+    return system.start_simulated_gateway(
+        gateway_id,
+        ["--scenario", str(scenario)],
+        lambda data_dir, devices: agent_toml(
+            gateway_id, system.mqtt_port, data_dir, devices[0]["pty"], load
+        ),
+    )
 
 
 def agent_meta(gateway: SimulatedGateway) -> dict[str, int]:
