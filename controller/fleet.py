@@ -53,6 +53,8 @@ class Fleet:
         self.on_gateway_alive: list[Callable[[str], None]] = []
         self.on_command_result: Callable[[str, wire.CommandResult], None] | None = None
         self.on_health_seen: list[Callable[[str, wire.Health], None]] = []  # MQTT thread
+        # Called with every batch's seqs, live or backlog, once queued (the gap detector).
+        self.on_seqs_seen: list[Callable[[str, list[int]], None]] = []  # MQTT thread
 
     def load(self, gateway_places: Mapping[str, str]) -> None:
         """Record the configured gateways' places and take up the states stored last time."""
@@ -255,6 +257,10 @@ class Fleet:
                 on_stored=on_stored,
             )
         )
+        if self.on_seqs_seen:
+            seqs = [r.seq for r in batch.readings]
+            for listener in self.on_seqs_seen:
+                listener(gateway, seqs)
 
     def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None:
         if self.alerts is not None:

@@ -33,8 +33,7 @@ from sqlite_utils import Database
 import wire
 from controller.config import GapsConfig
 from controller.health import Clock
-from controller.ingest import IngestSink
-from controller.store import Lane, Store
+from controller.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -276,35 +275,3 @@ class GapDetector:
                 values,
             )
         )
-
-
-class GapWatch:
-    """An ingest sink that shows every readings batch and heartbeat to the gap detector
-    before handing it on."""
-
-    def __init__(self, sink: IngestSink, detector: GapDetector) -> None:
-        self._sink = sink
-        self._detector = detector
-
-    def on_status(self, gateway: str, status: wire.Status) -> None:
-        self._sink.on_status(gateway, status)
-
-    def handle_command_result(self, gateway: str, result: wire.CommandResult) -> None:
-        self._sink.handle_command_result(gateway, result)
-
-    def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None:
-        self._sink.on_edge_alert(gateway, alert)
-
-    def on_health(self, gateway: str, health: wire.Health) -> None:
-        self._detector.on_health(gateway, health)
-        self._sink.on_health(gateway, health)
-
-    def on_readings(
-        self,
-        gateway: str,
-        lane: Lane,
-        batch: wire.ReadingBatch,
-        on_stored: Callable[[], None] | None = None,
-    ) -> None:
-        self._sink.on_readings(gateway, lane, batch, on_stored)
-        self._detector.observe(gateway, [r.seq for r in batch.readings])

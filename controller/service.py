@@ -24,7 +24,7 @@ from controller.commands import Commands
 from controller.config import AuthMode, ControllerConfig
 from controller.edge_rules import RulesPusher
 from controller.fleet import Fleet
-from controller.gaps import GapDetector, GapWatch
+from controller.gaps import GapDetector
 from controller.health import Clock, DegradationLimits, HealthTracker, SystemClock
 from controller.ingest import IngestRole, MqttIngest, Rejections
 from controller.metrics import Metrics
@@ -170,20 +170,21 @@ class Controller:
         self.metrics = Metrics()
         self.provisioner = Provisioner(config.broker, config.mqtt)
         self.gaps = GapDetector(self.store, self._publish, self.clock, config.gaps)
-        # Both sessions' readings pass the gap detector: replays (backlog) fill gaps.
-        sink = GapWatch(self.fleet, self.gaps)
+        # Both sessions' readings reach the gap detector: replays (backlog) fill gaps.
+        self.fleet.on_health_seen.append(self.gaps.on_health)
+        self.fleet.on_seqs_seen.append(self.gaps.observe)
         # While the controller itself is cut off from the broker it cannot judge gateways:
         # the health check pauses, and every gateway gets a fresh timeout on reconnect.
         self.ingest = MqttIngest(
             config.mqtt,
-            sink,
+            self.fleet,
             rejections=self.rejections,
             on_subscribed=self.tracker.grace,
             counter=self.metrics,
         )
         self.backlog_ingest = MqttIngest(
             config.mqtt,
-            sink,
+            self.fleet,
             rejections=self.rejections,
             role=IngestRole.BACKLOG,
             counter=self.metrics,
