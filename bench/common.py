@@ -8,7 +8,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,12 +86,3 @@ def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
 def readings_stored(db: Path) -> int:
     rows = query(db, "SELECT value FROM counters WHERE name = 'readings_stored'")
     return int(rows[0][0]) if rows else 0
-
-
-def wait_for(condition: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval_s)
-    return bool(condition())
