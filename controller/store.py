@@ -135,6 +135,12 @@ class Store:
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[frozenset[str]], None]] = []
         self.write_errors = 0
+        # read() keeps one read-only connection per thread (an API request used to open and
+        # close one per read); stop() closes them all and bumps the generation.
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._generation = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -158,6 +164,11 @@ class Store:
         thread.join(timeout_s)
         if thread.is_alive():
             log.error("store writer did not stop within %.1f s", timeout_s)
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+            self._generation += 1
+        for conn in readers:
+            conn.close()
 
     def __enter__(self) -> Store:
         self.start()
@@ -224,19 +235,30 @@ class Store:
 
     # -- reading --------------------------------------------------------------------------
 
-    def connect(self) -> sqlite3.Connection:
+    def connect(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
         """A read-only connection for the calling thread; the caller closes it."""
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=check_same_thread
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA query_only = ON")
         return conn
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self.connect()
-        try:
-            return fn(conn)
-        finally:
-            conn.close()
+        """Run ``fn`` on this thread's read-only connection (kept until ``stop()``)."""
+        return fn(self._reader())
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.generation == self._generation:
+            return conn
+        # Closed by stop() from another thread, so not bound to this one; still only ever
+        # used by the thread that opened it.
+        conn = self.connect(check_same_thread=False)
+        with self._readers_lock:
+            self._readers.append(conn)
+            self._local.conn, self._local.generation = conn, self._generation
+        return conn
 
     # -- the writer thread ----------------------------------------------------------------
 

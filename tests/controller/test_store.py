@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,21 @@ def test_many_batches_are_written_quickly(tmp_path: Path) -> None:
         store.call(lambda db: None, timeout_s=20)
         assert count(store, "SELECT count(*) FROM readings") == 20_000
         assert count(store, "SELECT count(*) FROM outbox") == 60_000
+
+
+def test_reads_reuse_a_connection_see_new_writes_and_survive_a_restart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    store.start()
+    first = store.read(lambda conn: conn)
+    store.put_readings(incoming([1, 2]))
+    store.call(lambda db: None)
+    assert store.read(lambda conn: conn) is first  # one connection per thread, kept
+    assert count(store, "SELECT count(*) FROM readings") == 2  # and it sees the writer's rows
+    store.stop()
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.execute("SELECT 1")  # stop() closed it
+    store.start()
+    try:
+        assert count(store, "SELECT count(*) FROM readings") == 2  # a fresh one after restart
+    finally:
+        store.stop()
