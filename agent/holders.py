@@ -8,6 +8,7 @@ unprivileged user sees only their own processes' descriptors; ``unseen`` counts 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,15 +51,25 @@ def holders_of(path: Path | str, *, proc: Path = PROC) -> Holders:
             continue
         fd_dir = proc / str(pid) / "fd"
         try:
-            links = [os.readlink(fd) for fd in fd_dir.iterdir()]
+            fds = list(fd_dir.iterdir())
         except PermissionError:
             result.unseen += 1
             continue
         except OSError:
             continue  # the process ended meanwhile
-        if target in links:
+        if target in _links(fds):
             result.found.append(_holder(proc, pid))
     return result
+
+
+def _links(fds: list[Path]) -> Iterator[str]:
+    """Where each descriptor points; one closed while we look (a socket, a journal file)
+    is skipped, not taken for the whole process being gone."""
+    for fd in fds:
+        try:
+            yield os.readlink(fd)
+        except OSError:
+            continue
 
 
 def _holder(proc: Path, pid: int) -> Holder:
