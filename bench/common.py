@@ -37,14 +37,15 @@ def child_env() -> dict[str, str]:
 
 
 def start_controller(
-    workdir: Path, mqtt_port: int, extra: str = ""
+    workdir: Path, mqtt_port: int, extra: str = "", *, auth: str = "demo"
 ) -> tuple[subprocess.Popen[str], str, Path]:
+    """The controller as a process; ``auth="tokens"`` for bearer tokens (``create_token``)."""
     db = workdir / "controller.db"
     config = workdir / "controller.toml"
     config.write_text(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
         '[http]\nhost = "127.0.0.1"\nport = 0\n'
-        f'[storage]\npath = "{db}"\n[api]\nauth = "demo"\n{extra}'
+        f'[storage]\npath = "{db}"\n[api]\nauth = "{auth}"\n{extra}'
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "run", "--config", str(config),
@@ -62,6 +63,16 @@ def start_controller(
         raise RuntimeError(f"the controller did not start: {line!r}")
     url = line.split("API at ", 1)[1].split("/api/v1", 1)[0]
     return process, url, db
+
+
+def create_token(workdir: Path, role: str) -> str:
+    """A new API token in the controller.db of ``workdir``, with the controller's own CLI."""
+    done = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "token", "create", "--role", role,
+         "--name", f"bench-{role}", "--db", str(workdir / "controller.db")],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
 
 
 def stop(process: subprocess.Popen[str]) -> None:

@@ -1,5 +1,6 @@
 """Ingest benchmark: readings/s one controller stores from 1,000 simulated gateways
-publishing batches through mosquitto, and the API's p99 under that load.
+publishing batches through mosquitto, and the API's p99 under that load (a viewer's
+bearer token on every request).
 
 ``python -m bench.ingest [--gateways 1000] [--readings 1000000] [--batch 100]``; the last
 line is one JSON object with ``readings_per_s`` and ``api_p99_ms``. Bounded: at most
@@ -24,6 +25,7 @@ import httpx
 from bench.common import (
     ROOT,
     child_env,
+    create_token,
     machine,
     readings_stored,
     start_controller,
@@ -36,8 +38,9 @@ from edgewatch.waiting import WaitTimeoutError, wait_until
 class ApiLoad:
     """GET /api/v1/gateways?limit=100 at a fixed rate (open loop) on its own thread."""
 
-    def __init__(self, url: str, rate_per_s: float) -> None:
+    def __init__(self, url: str, rate_per_s: float, token: str) -> None:
         self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"}
         self.interval_s = 1.0 / rate_per_s
         self.latencies_ms: list[float] = []
         self.errors = 0
@@ -53,7 +56,9 @@ class ApiLoad:
         self._thread.join()
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10, trust_env=False) as client:
+        with httpx.Client(
+            base_url=self.url, headers=self.headers, timeout=10, trust_env=False
+        ) as client:
             next_s = time.monotonic()
             while not self._stop.is_set():
                 started = time.monotonic()
@@ -80,7 +85,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
         with Mosquitto(workdir / "broker") as broker:
-            controller, url, db = start_controller(workdir, broker.port)
+            # A viewer's token, as an operator's console sends it: authentication is part of
+            # every request's cost.
+            token = create_token(workdir, "viewer")
+            controller, url, db = start_controller(workdir, broker.port, auth="tokens")
             try:
                 fleet = subprocess.Popen(
                     [sys.executable, "-m", "firmware_sim.fleet", "--port", str(broker.port),
@@ -91,7 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 assert fleet.stdout is not None
                 fleet.stdout.readline()  # {"connected": N}: publishing starts now
                 started_s = time.monotonic()
-                with ApiLoad(url, args.api_rate) as load:
+                with ApiLoad(url, args.api_rate, token) as load:
                     try:
                         wait_until(
                             lambda: readings_stored(db) >= args.readings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from controller import queries
 from controller.api_deps import (
@@ -46,9 +46,10 @@ async def list_gateways(  # noqa: PLR0917
     place: PlaceQuery = None,
     state: GatewayHealthState | None = None,
     version: Version = None,
-) -> list[GatewayOut]:
-    return backend.store.read(
-        lambda conn: queries.list_gateways(
+) -> Response:
+    """The page of gateways, as SQLite builds it (``queries.list_gateways_json``)."""
+    body = backend.store.read(
+        lambda conn: queries.list_gateways_json(
             conn,
             scope=principal.place,
             place=place,
@@ -57,6 +58,7 @@ async def list_gateways(  # noqa: PLR0917
             page=page,
         )
     )
+    return Response(content=body, media_type="application/json")
 
 
 @gateways.get("/{gateway_id}", response_model=GatewayDetail)

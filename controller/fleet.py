@@ -176,7 +176,8 @@ class Fleet:
             gateway, health, received_ms=now_ms, ignore_devices=maintenance
         )
         alive = self.tracker.state_of(gateway).alive
-        reasons = "; ".join(self.tracker.reasons_of(gateway)) or None
+        degraded_reasons = self.tracker.reasons_of(gateway)
+        reasons = json.dumps(degraded_reasons) if degraded_reasons else None
         health_json = health.model_dump_json()
         device_states = [
             (gateway, name, device.state, device.last_good_ms, now_ms, now_ms)

@@ -8,6 +8,7 @@ DNS labels and never contain a dot, so the first dot splits the id unambiguously
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -107,9 +108,24 @@ def _gateway(row: sqlite3.Row) -> dict[str, Any]:
     fields = dict(row)
     reasons = fields.pop("degraded_reasons")
     fields["degraded_reasons"] = (
-        reasons.split("; ") if reasons and fields["state"] == "degraded" else []
+        json.loads(reasons) if reasons and fields["state"] == "degraded" else []
     )
     return fields
+
+
+# GatewayOut as SQLite's json_object: the same fields and values as _gateway gives.
+_GATEWAY_JSON = "json_object({})".format(
+    ", ".join(
+        f"'{name}', "
+        + (
+            "CASE WHEN state = 'degraded' AND degraded_reasons IS NOT NULL"
+            " THEN json(degraded_reasons) ELSE json_array() END"
+            if name == "degraded_reasons"
+            else name
+        )
+        for name in GatewayOut.model_fields
+    )
+)
 
 
 def subtree_clause(column: str, place: str) -> tuple[str, list[Any]]:
@@ -152,7 +168,7 @@ class Page:
     offset: int = 0
 
 
-def list_gateways(
+def list_gateways_json(
     conn: sqlite3.Connection,
     *,
     scope: str | None = None,
@@ -160,19 +176,29 @@ def list_gateways(
     state: str | None = None,
     version: str | None = None,
     page: Page = Page(),
-) -> list[GatewayOut]:
+) -> str:
+    """A page of gateways as the JSON array of GatewayOut the API answers, built by SQLite
+    in one step.
+
+    The fleet list is the request operators' consoles repeat most. Building it in SQLite
+    takes no Python per gateway, and a single ``sqlite3_step`` gives the GIL back once
+    instead of once per row: under full ingest every re-acquisition of the GIL waits behind
+    the ingest threads, and that wait, not the query, was the request's tail latency.
+    """
     where = (
         Where()
         .within("place", scope, place)
         .equals("state", state)
         .equals("agent_version", version)
     )
-    rows = conn.execute(
-        f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE {where.sql}"  # noqa: S608
-        " ORDER BY id LIMIT ? OFFSET ?",
+    # The aggregate keeps the subquery's order (SQLite runs it as a co-routine, in order).
+    row = conn.execute(
+        f"SELECT coalesce(json_group_array({_GATEWAY_JSON}), '[]') FROM ("  # noqa: S608
+        f" SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE {where.sql}"
+        " ORDER BY id LIMIT ? OFFSET ?)",
         [*where.params, page.limit, page.offset],
-    ).fetchall()
-    return [GatewayOut.model_validate(_gateway(row)) for row in rows]
+    ).fetchone()
+    return str(row[0])
 
 
 def gateway_place(conn: sqlite3.Connection, gateway: str) -> tuple[bool, str | None]:

@@ -5,6 +5,8 @@ Add a migration at the end; never edit one that has shipped.
 
 from __future__ import annotations
 
+import json
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("edgewatch-controller")
@@ -342,3 +344,16 @@ def _gaps(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX gaps_gateway ON gaps (gateway, id)")
+
+
+@migrations(name="0007_degraded_reasons_json")
+def _degraded_reasons_json(db: Database) -> None:
+    """``gateways.degraded_reasons`` as a JSON array instead of ``"; "``-joined text, so the
+    gateway list can be built as JSON by SQLite (a reason may itself hold ``"; "``)."""
+    rows = db.execute(
+        "SELECT id, degraded_reasons FROM gateways WHERE degraded_reasons IS NOT NULL"
+    ).fetchall()
+    db.conn.executemany(
+        "UPDATE gateways SET degraded_reasons = ? WHERE id = ?",
+        [(json.dumps(text.split("; ")) if text else None, gateway) for gateway, text in rows],
+    )

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 import wire
+from controller.queries import GatewayOut
 from controller.service import Controller
 from edgewatch.waiting import wait_until
 from tests.controller.support import Publisher, batch, birth, get_json, health, now_ms, offline
@@ -54,6 +55,10 @@ def test_degraded_with_reasons_skew_shown_and_device_states(
     assert stale["health_reason"].startswith("no good reading for 3600 s")
     failing_only = get_json(client, "/api/v1/devices", params={"state": "failing"})
     assert [d["id"] for d in failing_only] == ["gw-a.rain-1"]
+    # The list (built as JSON by SQLite) says exactly what the detail (built in Python) says.
+    listed = get_json(client, "/api/v1/gateways", params={"state": "degraded"})
+    assert listed == [{k: v for k, v in found.items() if k in GatewayOut.model_fields}]
+    assert get_json(client, "/api/v1/gateways", params={"state": "online"}) == []
 
 
 def test_gateway_offline_makes_devices_unreachable_with_one_gateway_event(

@@ -80,6 +80,7 @@ def test_reopening_keeps_data_and_applies_no_migration_twice(tmp_path: Path) -> 
             "0004_fleet_management",
             "0005_risk_and_alerts",
             "0006_gaps",
+            "0007_degraded_reasons_json",
         ]
         assert store.read(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
 
@@ -102,6 +103,27 @@ def test_risk_points_registered_before_0005_get_the_risk_columns(tmp_path: Path)
             ).fetchone()
         )
     assert tuple(row) == ("green", None, "[]", "[]", "api", '["gw-a.incl-1"]')
+
+
+def test_degraded_reasons_stored_before_0007_become_json_arrays(tmp_path: Path) -> None:
+    db = Database(tmp_path / "c.db")
+    migrations.apply(db, stop_before="0007_degraded_reasons_json")
+    db.conn.executemany(
+        "INSERT INTO gateways (id, state, degraded_reasons) VALUES (?, 'degraded', ?)",
+        [("gw-a", "devices failing: rain-1; disk low: 10 bytes free"), ("gw-b", None)],
+    )
+    db.conn.commit()
+    db.close()
+    with Store(tmp_path / "c.db") as store:
+        rows = store.read(
+            lambda conn: conn.execute(
+                "SELECT id, degraded_reasons FROM gateways ORDER BY id"
+            ).fetchall()
+        )
+    assert [tuple(r) for r in rows] == [
+        ("gw-a", '["devices failing: rain-1", "disk low: 10 bytes free"]'),
+        ("gw-b", None),
+    ]
 
 
 def test_a_failing_operation_fails_alone_and_the_writer_carries_on(tmp_path: Path) -> None:
