@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -242,3 +244,11 @@ def test_any_noise_then_a_good_frame_reads_it(noise: bytes, split: int) -> None:
     cut = split % (len(stream) + 1)
     frames = framer.feed(stream[:cut]) + framer.feed(stream[cut:])
     assert frames[-1] == TILT
+
+
+def test_the_readme_worked_frame_is_right() -> None:
+    readme = (Path(__file__).parents[2] / "drivers" / "serial_line" / "README.md").read_text()
+    wire = frame_angles("+00.430", "-00.084").hex(" ").upper()
+    assert wire == "02 2B 30 30 2E 34 33 30 20 2D 30 30 2E 30 38 34 17 2D 24"
+    assert f"`{wire}`" in readme
+    assert "For `+00.430 -00.084` CS is 0x2D" in readme
