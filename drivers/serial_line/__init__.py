@@ -5,7 +5,15 @@ from __future__ import annotations
 import serial
 
 from drivers.base import DeviceConfig, LineOptions
-from drivers.serial_line.codec import KeyValueFramer, Sentence, SentenceFramer, frame_sentence
+from drivers.serial_line.codec import (
+    FramedFramer,
+    KeyValueFramer,
+    Sentence,
+    SentenceFramer,
+    enq_request,
+    frame_angles,
+    frame_sentence,
+)
 from drivers.serial_line.config import FieldConfig, SerialLineDeviceConfig
 from drivers.serial_line.driver import SerialLineDriver
 
@@ -24,11 +32,14 @@ def create(
 
 __all__ = [
     "FieldConfig",
+    "FramedFramer",
     "KeyValueFramer",
     "Sentence",
     "SentenceFramer",
     "SerialLineDeviceConfig",
     "SerialLineDriver",
     "create",
+    "enq_request",
+    "frame_angles",
     "frame_sentence",
 ]

@@ -1,11 +1,13 @@
 """Pure framing of ASCII sentences from a byte stream, apart from any I/O.
 
-Two line formats devices use:
+Three formats devices use:
 
 - NMEA-style ``$TYPE,field,...*CS\\r\\n``: CS is the XOR of the bytes between ``$`` and
   ``*``, as two hex digits (``SentenceFramer``);
 - bare ``KEY=value\\r\\n`` lines, as free-running inclinometers send
-  ``X=+00.430\\r\\nY=-00.084\\r\\n`` (``KeyValueFramer``).
+  ``X=+00.430\\r\\nY=-00.084\\r\\n`` (``KeyValueFramer``);
+- framed inclinometer angles ``STX X SP Y ETB CS $`` (``FramedFramer``): CS is one binary
+  byte, the XOR of every byte after STX and before ETB.
 
 A framer is fed whatever bytes arrived (any split: partial lines carry over to the next
 feed) and returns the complete, valid sentences. It counts what it threw away (noise
@@ -143,15 +145,112 @@ class KeyValueFramer:
         return sentences
 
 
-Framer = SentenceFramer | KeyValueFramer
+STX = 0x02  # starts a framed inclinometer frame
+ETB = 0x17  # ends its text; the checksum byte and "$" follow
+FRAME_END = 0x24  # "$", the frame's last byte
+ENQ = 0x05  # after the address byte: "the device with this id, answer"
+ENQ_ADDRESS_BASE = 0xB0  # the address byte is 0xB0 + id
+MAX_ENQ_ID = 0xFF - ENQ_ADDRESS_BASE  # 79: the address must stay one byte
+
+
+def frame_checksum(text: bytes) -> int:
+    """The framed form's checksum: XOR of ``text``, every byte after STX and before ETB.
+
+    STX, ETB, the checksum byte itself and the final ``$`` are not included.
+    ``frame_checksum(b"+00.430 -00.084") == 0x2D``.
+    """
+    return checksum(text)
+
+
+def frame_angles(x: str, y: str) -> bytes:
+    """A framed frame on the wire: ``STX x SP y ETB CS $``."""
+    text = f"{x} {y}".encode("ascii")
+    return bytes([STX]) + text + bytes([ETB, frame_checksum(text), FRAME_END])
+
+
+def enq_request(device_id: int) -> bytes:
+    """What a master sends on a shared line so that device ``device_id`` answers one frame."""
+    if not 0 <= device_id <= MAX_ENQ_ID:
+        raise ValueError(f"ENQ id {device_id} is not 0-{MAX_ENQ_ID} (0xB0 + id is one byte)")
+    return bytes([ENQ_ADDRESS_BASE + device_id, ENQ])
+
+
+class FramedFramer:
+    """Incremental framer of ``STX text ETB CS $`` frames; see ``frame_checksum``.
+
+    Each good frame becomes ``Sentence("", fields)``, its text split at spaces: the X
+    angle is ``fields[0]``, the Y angle ``fields[1]``. The checksum byte is binary and may
+    be any value, STX, ETB and ``$`` included: the byte after ETB is always the checksum
+    and the next must be ``$``. When it is not, the frame was cut short, and framing
+    resumes at the byte after ETB (it may be the STX of the next frame), so a frame cut
+    anywhere never costs the next one. The text must be printable ASCII (0x20-0x7E) and
+    at most ``max_length`` bytes; a non-text byte ends a broken frame where it stands.
+    """
+
+    def __init__(self, *, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+        self.max_length = max_length
+        self.stats = FramerStats()
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Sentence]:
+        self._buffer += data
+        frames: list[Sentence] = []
+        while self._buffer:
+            used, frame = self._next()
+            if used == 0:
+                break  # a frame begun: wait for the rest
+            del self._buffer[:used]
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def _next(self) -> tuple[int, Sentence | None]:
+        """(bytes used from the buffer's start, the frame they made or None); 0: need more."""
+        buffer = self._buffer
+        start = buffer.find(STX)
+        if start != 0:  # bytes before any frame (CR and LF between frames are not noise)
+            junk = buffer if start < 0 else buffer[:start]
+            self.stats.noise_bytes += sum(1 for byte in junk if byte not in (0x0D, 0x0A))
+            return len(junk), None
+        end = 1
+        while end < len(buffer) and buffer[end] != ETB:
+            if not 0x20 <= buffer[end] <= 0x7E:  # a new STX or noise: this frame is broken
+                self.stats.cut_short += 1
+                return end, None
+            if end > self.max_length:
+                self.stats.overlong += 1
+                return end, None  # the rest of the long text is noise up to the next STX
+            end += 1
+        if end + 2 >= len(buffer):
+            return 0, None  # no ETB yet, or no checksum and "$" after it yet
+        if buffer[end + 2] != FRAME_END:
+            self.stats.cut_short += 1
+            return end + 1, None  # resume at the would-be checksum byte
+        text = bytes(buffer[1:end])
+        if buffer[end + 1] != frame_checksum(text):
+            self.stats.bad_checksums += 1
+            return end + 3, None
+        self.stats.sentences += 1
+        return end + 3, Sentence("", tuple(text.decode("ascii").split()))
+
+
+Framer = SentenceFramer | KeyValueFramer | FramedFramer
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
+    "ENQ",
+    "ETB",
+    "FRAME_END",
+    "STX",
+    "FramedFramer",
     "Framer",
     "FramerStats",
     "KeyValueFramer",
     "Sentence",
     "SentenceFramer",
     "checksum",
+    "enq_request",
+    "frame_angles",
+    "frame_checksum",
     "frame_sentence",
 ]

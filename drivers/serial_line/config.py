@@ -1,5 +1,5 @@
-"""Config of a serial-line device: how it talks (poll or push, format) and which field of
-its sentences is which metric, as data."""
+"""Config of a serial-line device: how it talks (poll or push, format, addressing) and which
+field of its sentences is which metric, as data."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ class FieldConfig(BaseModel):
     index: int | None = Field(
         default=None, ge=0, le=100, description="nmea: 0-based position after the TYPE"
     )
-    key: str | None = Field(default=None, min_length=1, description="keyvalue: the KEY")
+    key: str | None = Field(
+        default=None, min_length=1, description="keyvalue: the KEY; framed: X or Y"
+    )
     scale: float = Field(default=1.0, description="value = number * scale + offset")
     offset: float = 0.0
     unit: str = Field(default="", max_length=16)
@@ -41,12 +43,20 @@ class FieldConfig(BaseModel):
         return self
 
 
+# framed: which angle of ``STX X SP Y ETB CS $`` a field's key names (its position).
+FRAMED_KEYS = {"X": 0, "Y": 1}
+FRAMED_POLL_COMMAND = "#DATA"  # measure once: one frame answered
+FRAMED_START_COMMAND = "#READ"  # stream frames until #STOP
+FRAMED_STOP_COMMAND = "#STOP"
+MAX_ENQ_ID = 79  # 0xB0 + id must stay one byte
+
+
 class SerialLineDeviceConfig(DeviceConfig):
     """A device on a serial line speaking ASCII sentences. Errors name the device."""
 
     driver: Literal["serial_line"]
     style: Literal["poll", "push"]
-    format: Literal["nmea", "keyvalue"] = "nmea"
+    format: Literal["nmea", "keyvalue", "framed"] = "nmea"
     sentence: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9]+$", description="nmea: TYPE of the readings"
     )
@@ -54,11 +64,18 @@ class SerialLineDeviceConfig(DeviceConfig):
     address_field: int | None = Field(
         default=None, ge=0, description="nmea: index of the field that must equal address"
     )
+    addressing: Literal["enq"] | None = Field(
+        default=None,
+        description="framed, poll: 'enq' asks by the byte 0xB0 + address, then ENQ (0x05),"
+        " on a shared line, instead of a command",
+    )
     command: str | None = Field(
         default=None,
         max_length=200,
         description="poll: what to send ('{address}' is replaced); nmea: the sentence body,"
-        " framed with $ and checksum; keyvalue: a raw line. Default 'POLL,{address}'",
+        " framed with $ and checksum; keyvalue, framed: a raw line (CRLF added). Default"
+        " 'POLL,{address}' (nmea), '#DATA' (framed). framed push: sent once to start the"
+        " stream, default '#READ'",
     )
     timeout_s: float | None = Field(
         default=None, gt=0, le=10, description="answer / sentence timeout; default: the port's"
@@ -72,8 +89,18 @@ class SerialLineDeviceConfig(DeviceConfig):
         return f"device {self.name!r} (serial_line{where})"
 
     def poll_command(self) -> str:
-        command = self.command if self.command is not None else "POLL,{address}"
+        """What a poll (or, framed push, the start of the stream) sends, before framing."""
+        if self.command is not None:
+            command = self.command
+        elif self.format != "framed":
+            command = "POLL,{address}"
+        else:
+            command = FRAMED_POLL_COMMAND if self.style == "poll" else FRAMED_START_COMMAND
         return command.replace("{address}", self.address or "")
+
+    def enq_id(self) -> int | None:
+        """The device's id on a line addressed by ENQ (``addressing = "enq"``), else None."""
+        return int(self.address or "0") if self.addressing == "enq" else None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -85,8 +112,15 @@ class SerialLineDeviceConfig(DeviceConfig):
                 raise ValueError(f"{self.describe()}: nmea needs sentence (the TYPE to read)")
             if any(f.index is None for f in self.fields):
                 raise ValueError(f"{self.describe()}: nmea fields are chosen by index")
-        elif any(f.key is None for f in self.fields):
+        elif self.format == "keyvalue" and any(f.key is None for f in self.fields):
             raise ValueError(f"{self.describe()}: keyvalue fields are chosen by key")
+        if self.format == "framed":
+            self._check_framed()
+        elif self.addressing is not None:
+            raise ValueError(
+                f"{self.describe()}: addressing {self.addressing!r} is for format 'framed',"
+                f" not {self.format!r}"
+            )
         if self.address_field is not None and self.address is None:
             raise ValueError(f"{self.describe()}: address_field needs address")
         if (
@@ -99,3 +133,33 @@ class SerialLineDeviceConfig(DeviceConfig):
         if self.style == "poll" and self.format == "keyvalue" and self.command is None:
             raise ValueError(f"{self.describe()}: polling keyvalue lines needs a command")
         return self
+
+    def _check_framed(self) -> None:
+        name = self.describe()
+        for field in self.fields:
+            if field.key not in FRAMED_KEYS:
+                raise ValueError(
+                    f"{name}: {field.describe()}: framed fields are chosen by key 'X' or 'Y'"
+                )
+        if self.sentence is not None:
+            raise ValueError(f"{name}: sentence: a framed frame has no sentence TYPE; drop it")
+        if self.address_field is not None:
+            raise ValueError(f"{name}: address_field: a framed frame carries no address; drop it")
+        if self.addressing != "enq":
+            return
+        if self.style != "poll":
+            raise ValueError(
+                f"{name}: addressing 'enq' asks for one frame at a time: style must be"
+                " 'poll' (a streaming device would talk over the others on the line)"
+            )
+        if self.command is not None:
+            raise ValueError(
+                f"{name}: command: addressing 'enq' replaces the #DATA command; drop command"
+            )
+        if self.address is None or not self.address.isdigit():
+            raise ValueError(f"{name}: address: addressing 'enq' needs a numeric address")
+        if int(self.address) > MAX_ENQ_ID:
+            raise ValueError(
+                f"{name}: address: {self.address} is not 0-{MAX_ENQ_ID}"
+                " (the address byte 0xB0 + id must stay one byte)"
+            )

@@ -5,6 +5,11 @@ sentence of the configured type from the configured address) or the timeout. Pus
 ``read()`` drains what the port has buffered and returns the newest values; if nothing
 usable is buffered it waits up to the timeout for the next sentence. The port belongs to
 the agent's port owner; every call runs on its thread.
+
+Framed inclinometers are polled with ``#DATA`` (or, on a shared line, by the address byte
+0xB0 + id and ENQ), or pushed: the first ``read()`` sends ``#READ`` and drains the stream
+from then on; after a read that saw nothing at all, the next sends ``#READ`` again (a
+device that lost power has forgotten it), and ``close()`` sends ``#STOP``.
 """
 
 from __future__ import annotations
@@ -12,20 +17,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import serial
 
 from drivers.base import DriverError, ErrorKind, Measurement
 from drivers.serial_line.codec import (
+    FramedFramer,
     Framer,
     FramerStats,
     KeyValueFramer,
     Sentence,
     SentenceFramer,
+    enq_request,
     frame_sentence,
 )
-from drivers.serial_line.config import FieldConfig, SerialLineDeviceConfig
+from drivers.serial_line.config import (
+    FRAMED_KEYS,
+    FRAMED_STOP_COMMAND,
+    FieldConfig,
+    SerialLineDeviceConfig,
+)
 from wire import Quality
 
 
@@ -38,12 +50,16 @@ class SerialLineDriver:
         self._config = config
         self._serial = serial_port
         length = config.max_line_bytes
-        self._framer: Framer = (
-            SentenceFramer(max_length=length)
-            if config.format == "nmea"
-            else KeyValueFramer(max_length=length)
-        )
+        self._framer: Framer
+        if config.format == "nmea":
+            self._framer = SentenceFramer(max_length=length)
+        elif config.format == "keyvalue":
+            self._framer = KeyValueFramer(max_length=length)
+        else:
+            self._framer = FramedFramer(max_length=length)
         self.wrong_address = 0  # answers from another address, ignored
+        # framed push: whether #READ was sent (and the stream has not gone quiet since)
+        self._streaming = False
 
     @property
     def device_name(self) -> str:
@@ -78,6 +94,10 @@ class SerialLineDriver:
                     self._serial.write(self._command())
                     self._collect(latest, deadline, stop_at_first=True)
                 else:
+                    if self._config.format == "framed" and not self._streaming:
+                        self._serial.reset_input_buffer()
+                        self._serial.write(self._command())  # #READ: start the stream
+                        self._streaming = True
                     self._collect(latest, time.monotonic(), stop_at_first=False)  # the buffer
                     if not self._complete(latest):
                         self._collect(latest, deadline, stop_at_first=False)
@@ -86,15 +106,25 @@ class SerialLineDriver:
                 ErrorKind.IO, f"{self._config.describe()}: {ErrorKind.IO}: {exc}"
             ) from exc
         if not latest:
-            raise self._nothing_usable(before, wrong_before, timeout_s)
+            error = self._nothing_usable(before, wrong_before, timeout_s)
+            if error.kind is ErrorKind.TIMEOUT:
+                self._streaming = False  # a rebooted device forgot #READ: ask again next time
+            raise error
         return [self._measurement(f, latest.get(f.metric)) for f in self._config.fields]
 
     def close(self) -> None:
-        """Nothing to release: the port belongs to the agent's port owner."""
+        """Stop a framed stream (``#STOP``); the port itself belongs to the port owner."""
+        if self._streaming and self._serial.is_open:
+            with suppress(serial.SerialException, OSError):
+                self._serial.write(FRAMED_STOP_COMMAND.encode("ascii") + b"\r\n")
+        self._streaming = False
 
     # -- internals ------------------------------------------------------------------------
 
     def _command(self) -> bytes:
+        enq_id = self._config.enq_id()
+        if enq_id is not None:
+            return enq_request(enq_id)
         text = self._config.poll_command()
         if self._config.format == "nmea":
             return frame_sentence(text)
@@ -123,6 +153,13 @@ class SerialLineDriver:
             for field in config.fields:
                 if field.key == sentence.type:
                     latest[field.metric] = sentence.fields[0]
+            return
+        if config.format == "framed":
+            latest.clear()  # one frame carries both angles: the newest wins whole
+            for field in config.fields:
+                position = FRAMED_KEYS[field.key or ""]
+                text = sentence.fields[position] if position < len(sentence.fields) else ""
+                latest[field.metric] = text
             return
         if sentence.type != config.sentence:
             return

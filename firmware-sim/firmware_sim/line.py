@@ -2,7 +2,10 @@
 
 Polls are read line by line (``\\n`` ends a line); a line with a good checksum goes to
 every polled device, and the one whose address it names answers, paced to the baud rate
-(``firmware_sim.timing``). Pushing devices write when their period comes round.
+(``firmware_sim.timing``). A bare command line (``#DATA``, ``#READ``, ``#STOP``) goes to
+every device that knows it, and an ENQ poll (the byte 0xB0 + id, then ENQ) to the device
+with that id (``firmware_sim.stx_frames``). Pushing (or streaming) devices write when their
+period comes round.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import logging
 import select
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from firmware_sim.pty import PtyServer
 from firmware_sim.sentence_devices import SentenceDevice, parse_sentence
+from firmware_sim.stx_frames import Enquiry, split_requests
 from firmware_sim.timing import bits_per_char, transmit_s, wait_until_time
 
 log = logging.getLogger(__name__)
@@ -27,7 +31,8 @@ _ALARM_CHECK_S = 0.05
 @dataclass(slots=True)
 class LineStats:
     lines: int = 0  # whole lines received
-    bad_lines: int = 0  # lines that were no valid sentence
+    bad_lines: int = 0  # lines that were no valid sentence nor a command a device knows
+    enquiries: int = 0  # ENQ polls received, for any id
     responses: int = 0
     pushed: int = 0
     cycles: int = 0  # turns of the serving loop: a test waits two to know a push is out
@@ -72,10 +77,9 @@ class SerialLine(PtyServer):
             if self._wake_r in readable:
                 return
             if master_fd in readable:
-                buffer += self._port.read_available()
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if not self._poll(line):
+                requests, buffer = split_requests(buffer + self._port.read_available())
+                for request in requests:
+                    if not self._poll(request):
                         return
                 if len(buffer) > MAX_LINE_BYTES:
                     buffer = b""
@@ -86,23 +90,39 @@ class SerialLine(PtyServer):
                     self._port.write_all(data)
                     self.stats.pushed += 1
 
-    def _poll(self, line: bytes) -> bool:
-        """Answer one received line; False if stopped while pacing the answer."""
+    def _poll(self, request: bytes | Enquiry) -> bool:
+        """Answer one received line or ENQ poll; False if stopped while pacing the answer."""
         received_s = time.monotonic()
-        self.stats.lines += 1
-        body = parse_sentence(line)
-        if body is None:
-            self.stats.bad_lines += 1
+        ask = self._question(request)
+        if ask is None:
             return True
+        request_bytes = 2 if isinstance(request, Enquiry) else len(request) + 1
         for device in self._devices:
-            answer = device.answer(body)
+            answer = ask(device)
             if answer is None:
                 continue
             send_at = received_s + device.response_time_s + device.faults.late_s
             if self.pace:
-                send_at += transmit_s(len(line) + 1 + len(answer), self.baud, self._bits)
+                send_at += transmit_s(request_bytes + len(answer), self.baud, self._bits)
             if not wait_until_time(send_at, self._wake_r):
                 return False
             self._port.write_all(answer)
             self.stats.responses += 1
         return True
+
+    def _question(
+        self, request: bytes | Enquiry
+    ) -> Callable[[SentenceDevice], bytes | None] | None:
+        """How to ask each device ``request`` (None: a line no device understands)."""
+        if isinstance(request, Enquiry):
+            self.stats.enquiries += 1
+            return lambda device: device.enquire(request.device_id)
+        self.stats.lines += 1
+        body = parse_sentence(request)
+        if body is not None:
+            return lambda device: device.answer(body)
+        command = request.strip(b"\r ").decode("ascii", errors="replace")
+        if any(command in device.model.commands for device in self._devices):
+            return lambda device: device.command(command)
+        self.stats.bad_lines += 1
+        return None

@@ -9,8 +9,13 @@ other). Families:
 | gas_detector | poll | ``$POLL,<addr>*CS`` -> ``$GAS,<addr>,<lel_pct>,<status>*CS`` |
 | smoke_detector | push | ``$SMK,<addr>,<alarm 0/1>,<obscuration_pct_per_m>*CS`` (1) |
 | inclinometer_ascii | push | ``X=+00.430\\r\\nY=-00.084\\r\\n`` every ``period_s`` (0.1 s) |
+| inclinometer_framed | poll, push | ``STX +00.430 -00.084 ETB CS $`` (2) |
 
 (1) every ``period_s`` (option, 0.5 s), and at once when the alarm changes.
+(2) ``firmware_sim.stx_frames``: one frame answers ``#DATA\\r\\n`` or, on a shared line,
+the address byte 0xB0 + address then ENQ (0x05); ``#READ\\r\\n`` streams a frame every
+``period_s`` (0.1 s) until ``#STOP\\r\\n`` or a reboot. A frame carries no address, so
+``reply_as_slave`` changes nothing it sends.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from firmware_sim.device import Clock
 from firmware_sim.faults import Faults, mangle
 from firmware_sim.models import ModelContext
 from firmware_sim.signals import Quantity, constant, latched, sine
+from firmware_sim.stx_frames import stx_frame
 
 
 def nmea_checksum(body: bytes) -> int:
@@ -63,9 +69,12 @@ class SentenceModel:
     model: str
     style: str  # "poll" or "push"
     render: Render  # (address, t, out_of_range) -> the lines' bodies (without framing)
-    framed: bool = True  # $...*CS sentences, or bare lines (inclinometer)
-    period_s: float = 1.0  # push: seconds between sentences (real time)
+    # "nmea": $...*CS sentences; "bare": lines as rendered (inclinometer_ascii);
+    # "stx": STX text ETB CS $ frames, asked by command or ENQ (inclinometer_framed)
+    framing: str = "nmea"
+    period_s: float = 1.0  # push (or a stream started by command): seconds between sentences
     alarm: Callable[[float], bool] | None = None  # push at once when this changes
+    commands: frozenset[str] = frozenset()  # command lines it understands (stx framing)
 
 
 @dataclass(slots=True)
@@ -101,20 +110,57 @@ class SentenceDevice:
         self._next_push_s = self._made_s
         self._stuck: list[str] | None = None
         self._last_alarm: bool | None = None
+        self._streaming = False  # stx framing: between #READ and #STOP (or a reboot)
 
     @property
     def slave(self) -> int:
         """Where the manifest's ``slave`` comes from: the device's address on its line."""
         return self.address
 
+    @property
+    def streaming(self) -> bool:
+        """Whether a ``#READ`` started a stream (stx framing) that no ``#STOP`` ended."""
+        return self._streaming
+
     def reboot(self) -> None:
+        """Restart: a stream started by ``#READ`` stops (the device forgets it)."""
         self.stats.reboots += 1
+        self._streaming = False
         self._next_push_s = self._clock()
 
     def answer(self, body: str) -> bytes | None:
         """The answer to a polled command (checked sentence ``body``), or None."""
-        if self.model.style != "poll" or body != f"POLL,{self.address}":
+        if (
+            self.model.style != "poll"
+            or self.model.framing != "nmea"
+            or body != f"POLL,{self.address}"
+        ):
             return None
+        return self._respond()
+
+    def command(self, text: str) -> bytes | None:
+        """A bare command line (``#DATA``, ``#READ``, ``#STOP``): the answer, or None."""
+        if text not in self.model.commands:
+            return None
+        if text == "#READ":
+            self._streaming = True
+            self._next_push_s = self._clock()
+            return None
+        if text == "#STOP":
+            self._streaming = False
+            return None
+        return self._respond()  # #DATA: measure once
+
+    def enquire(self, device_id: int) -> bytes | None:
+        """The answer to an ENQ poll for ``device_id``: one frame if that is this device."""
+        if self.model.framing != "stx" or device_id != self.address:
+            return None
+        return self._respond()
+
+    def next_push_s(self) -> float | None:
+        return self._next_push_s if self.model.style == "push" or self._streaming else None
+
+    def _respond(self) -> bytes | None:
         self.stats.requests += 1
         faults = self.faults
         if faults.silent:
@@ -122,11 +168,10 @@ class SentenceDevice:
         self.stats.responses += 1
         return self._frame(faults)
 
-    def next_push_s(self) -> float | None:
-        return self._next_push_s if self.model.style == "push" else None
-
     def push(self) -> bytes | None:
         """What to send now (when ``next_push_s`` has come, or an alarm changed)."""
+        if self.next_push_s() is None:
+            return None  # a polled device speaks only when asked
         now = self._clock()
         alarm = self.model.alarm(self._t()) if self.model.alarm else None
         changed = alarm is not None and self._last_alarm is not None and alarm != self._last_alarm
@@ -152,8 +197,10 @@ class SentenceDevice:
         else:
             self._stuck = None
             bodies = self.model.render(address, self._t(), faults.out_of_range)
-        if self.model.framed:
+        if self.model.framing == "nmea":
             data = b"".join(sentence(b, corrupt=faults.corrupt_crc) for b in bodies)
+        elif self.model.framing == "stx":
+            data = b"".join(stx_frame(b, corrupt=faults.corrupt_crc) for b in bodies)
         else:
             data = b"".join(b.encode("ascii") + b"\r\n" for b in bodies)
         return mangle(data, faults, self.rng)
@@ -199,13 +246,42 @@ def inclinometer_ascii(context: ModelContext) -> SentenceModel:
         x, y = (720.0, 720.0) if out_of_range else (tilt_x(t), tilt_y(t))
         return [f"X={x:+07.3f}", f"Y={y:+07.3f}"]
 
-    return SentenceModel("inclinometer_ascii", "push", render, framed=False, period_s=period_s)
+    return SentenceModel("inclinometer_ascii", "push", render, framing="bare", period_s=period_s)
+
+
+def inclinometer_framed(context: ModelContext) -> SentenceModel:
+    """Tilt in degrees (inputs ``tilt_x_deg``, ``tilt_y_deg``) in STX frames, asked or streamed.
+
+    Answers ``#DATA`` and an ENQ poll for its address with one frame; ``#READ`` streams a
+    frame every ``period_s`` (option, 0.1 s) until ``#STOP``.
+    """
+    tilt_x = context.quantity(
+        "tilt_x_deg", sine(mean=0.43, swing=0.02, period_s=86_400), noise=0.002
+    )
+    tilt_y = context.quantity(
+        "tilt_y_deg", sine(mean=-0.08, swing=0.01, period_s=86_400), noise=0.002
+    )
+    period_s = float(context.options.get("period_s", 0.1))
+
+    def render(address: str, t: float, out_of_range: bool) -> list[str]:
+        x, y = (720.0, 720.0) if out_of_range else (tilt_x(t), tilt_y(t))
+        return [f"{x:+07.3f} {y:+07.3f}"]
+
+    return SentenceModel(
+        "inclinometer_framed",
+        "poll",
+        render,
+        framing="stx",
+        period_s=period_s,
+        commands=frozenset({"#DATA", "#READ", "#STOP"}),
+    )
 
 
 SENTENCE_MODELS: Mapping[str, Callable[[ModelContext], SentenceModel]] = {
     "gas_detector": gas_detector,
     "smoke_detector": smoke_detector,
     "inclinometer_ascii": inclinometer_ascii,
+    "inclinometer_framed": inclinometer_framed,
 }
 
 __all__ = ["SENTENCE_MODELS", "Quantity", "SentenceDevice", "SentenceModel", "sentence"]

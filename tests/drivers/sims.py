@@ -53,14 +53,23 @@ def modbus_device(
 
 @contextmanager
 def sentence_device(
-    model: str, *, address: int = 1, options: dict[str, Any] | None = None
+    model: str,
+    *,
+    address: int = 1,
+    options: dict[str, Any] | None = None,
+    neighbours: tuple[int, ...] = (),
 ) -> Iterator[Served]:
-    context = ModelContext(seed=address, options=options or {})
-    device = SentenceDevice(SENTENCE_MODELS[model](context), address=address)
-    with SerialLine([device]) as line:
+    """The device at ``address``, with devices of the same model at ``neighbours`` on its line."""
+
+    def make(at: int) -> SentenceDevice:
+        context = ModelContext(seed=at, options=options or {})
+        return SentenceDevice(SENTENCE_MODELS[model](context), address=at)
+
+    device = make(address)
+    with SerialLine([device, *(make(at) for at in neighbours)]) as line:
 
         def settle() -> None:
-            if device.model.style != "push":
+            if device.next_push_s() is None:
                 return  # a polled device only ever answers the next question
             cycles = line.stats.cycles
             wait_until(lambda: line.stats.cycles >= cycles + 2, timeout_s=2, message="a cycle")
@@ -98,6 +107,23 @@ MODBUS_FAULTS: dict[str, str | None] = {
     "corrupt_crc": "crc",
     "reply_as_slave": "wrong_id",
     "truncate": "timeout",  # only part of an answer came in time
+    "garbage": "garbage",
+    "late_s": "timeout",
+}
+
+
+def tilt_keys() -> list[dict[str, Any]]:
+    return [
+        {"metric": "tilt_x_deg", "key": "X", "unit": "deg", "valid_max": 90},
+        {"metric": "tilt_y_deg", "key": "Y", "unit": "deg", "valid_max": 90},
+    ]
+
+
+FRAMED_POLL_FAULTS: dict[str, str | None] = {
+    "silent": "timeout",
+    "corrupt_crc": "crc",
+    "reply_as_slave": None,  # a frame carries no address
+    "truncate": "timeout",  # half a frame, and the rest never comes
     "garbage": "garbage",
     "late_s": "timeout",
 }
@@ -219,6 +245,45 @@ CASES = [
             "truncate": None,  # half of "X=..\r\nY=..\r\n" is a whole X line: Y goes bad
             "garbage": "garbage",
             "late_s": None,
+        },
+    ),
+    Case(
+        "serial_line-inclinometer_framed_data",
+        lambda: sentence_device("inclinometer_framed"),
+        {"driver": "serial_line", "style": "poll", "format": "framed", "fields": tilt_keys()},
+        ["tilt_x_deg", "tilt_y_deg"],
+        out_of_range_metric="tilt_x_deg",
+        fault_kinds=FRAMED_POLL_FAULTS,
+    ),
+    Case(
+        "serial_line-inclinometer_framed_enq",
+        lambda: sentence_device("inclinometer_framed", address=3, neighbours=(2, 4)),
+        {
+            "driver": "serial_line",
+            "style": "poll",
+            "format": "framed",
+            "addressing": "enq",
+            "address": "3",
+            "fields": tilt_keys(),
+        },
+        ["tilt_x_deg", "tilt_y_deg"],
+        out_of_range_metric="tilt_y_deg",
+        fault_kinds=FRAMED_POLL_FAULTS,
+    ),
+    Case(
+        "serial_line-inclinometer_framed_read",
+        lambda: sentence_device("inclinometer_framed", options={"period_s": 0.03}),
+        {"driver": "serial_line", "style": "push", "format": "framed", "fields": tilt_keys()},
+        ["tilt_x_deg", "tilt_y_deg"],
+        push=True,
+        out_of_range_metric="tilt_x_deg",
+        fault_kinds={
+            "silent": "timeout",
+            "corrupt_crc": "crc",
+            "reply_as_slave": None,  # a frame carries no address
+            "truncate": "garbage",  # halves of frames, each cut short by the next STX
+            "garbage": "garbage",
+            "late_s": None,  # a stream is never late to a question
         },
     ),
 ]

@@ -57,3 +57,57 @@ def test_config_errors(overrides: dict[str, Any], fragment: str) -> None:
     message = str(caught.value)
     assert message.startswith("device 'gas-1' (serial_line")
     assert fragment in message
+
+
+def tilt(**overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "name": "tilt-2",
+        "driver": "serial_line",
+        "port": "line3",
+        "style": "poll",
+        "format": "framed",
+        "addressing": "enq",
+        "address": "3",
+        "fields": [{"metric": "tilt_x_deg", "key": "X"}, {"metric": "tilt_y_deg", "key": "Y"}],
+    }
+    raw.update(overrides)
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def test_framed_commands_and_enq_id() -> None:
+    enq = parse_device_config(tilt())
+    assert isinstance(enq, SerialLineDeviceConfig)
+    assert enq.enq_id() == 3
+    data = parse_device_config(tilt(addressing=None, address=None))
+    assert isinstance(data, SerialLineDeviceConfig)
+    assert (data.enq_id(), data.poll_command()) == (None, "#DATA")
+    push = parse_device_config(tilt(addressing=None, style="push"))
+    assert isinstance(push, SerialLineDeviceConfig)
+    assert push.poll_command() == "#READ"
+    custom = parse_device_config(tilt(addressing=None, command="#DATA{address}"))
+    assert isinstance(custom, SerialLineDeviceConfig)
+    assert custom.poll_command() == "#DATA3"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"fields": [{"metric": "x", "key": "Z"}]}, "field 'x' (key 'Z'): framed fields are"),
+        ({"fields": [{"metric": "x", "index": 0}]}, "framed fields are chosen by key 'X' or 'Y'"),
+        ({"sentence": "GAS"}, "sentence: a framed frame has no sentence TYPE"),
+        ({"address_field": 0}, "address_field: a framed frame carries no address"),
+        ({"style": "push"}, "addressing 'enq' asks for one frame at a time: style must be"),
+        ({"command": "#DATA"}, "command: addressing 'enq' replaces the #DATA command"),
+        ({"address": "A"}, "address: addressing 'enq' needs a numeric address"),
+        ({"address": None}, "address: addressing 'enq' needs a numeric address"),
+        ({"address": "80"}, "address: 80 is not 0-79"),
+        ({"addressing": "modbus"}, "addressing: Input should be 'enq'"),
+        ({"format": "keyvalue"}, "addressing 'enq' is for format 'framed', not 'keyvalue'"),
+    ],
+)
+def test_framed_config_errors(overrides: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(DeviceConfigError) as caught:
+        parse_device_config(tilt(**overrides))
+    message = str(caught.value)
+    assert message.startswith("device 'tilt-2' (serial_line")
+    assert fragment in message

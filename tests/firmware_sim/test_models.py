@@ -6,10 +6,19 @@ import struct
 
 from firmware_sim import modbus, modbus_ascii
 from firmware_sim.device import SimulatedDevice
+from firmware_sim.faults import Faults
 from firmware_sim.modbus import ExceptionCode, Request
 from firmware_sim.models import MODELS, ModelContext
 from firmware_sim.sentence_devices import SENTENCE_MODELS, SentenceDevice, parse_sentence, sentence
 from firmware_sim.signals import constant
+from firmware_sim.stx_frames import (
+    Enquiry,
+    enquiry,
+    parse_stx_frame,
+    split_requests,
+    stx_checksum,
+    stx_frame,
+)
 
 
 class FakeClock:
@@ -125,6 +134,7 @@ def test_gas_detector_answers_its_own_poll() -> None:
     detector = SentenceDevice(SENTENCE_MODELS["gas_detector"](context), address=2, clock=clock)
     assert detector.answer("POLL,1") is None
     assert detector.answer("POLL,2") == sentence("GAS,2,12.5,0")
+    assert (detector.next_push_s(), detector.push()) == (None, None)  # never unasked
 
 
 def test_smoke_detector_pushes_at_once_when_the_alarm_changes() -> None:
@@ -139,3 +149,77 @@ def test_smoke_detector_pushes_at_once_when_the_alarm_changes() -> None:
     level[0] = 5.0
     clock.now_s += 0.05
     assert detector.push() == sentence("SMK,3,1,5.00")
+
+
+def test_stx_frames_golden() -> None:
+    assert stx_checksum(b"+00.430 -00.084") == 0x2D
+    assert stx_frame("+00.430 -00.084") == b"\x02+00.430 -00.084\x17\x2d$"
+    assert stx_frame("+00.430 -00.084", corrupt=True)[-2] == 0x2D ^ 0x5A
+    assert parse_stx_frame(b"\x02+00.430 -00.084\x17\x2d$") == "+00.430 -00.084"
+    assert parse_stx_frame(b"\x02+00.430 -00.084\x17\x2c$") is None
+    assert enquiry(3) == b"\xb3\x05"
+
+
+def test_requests_on_a_line_are_lines_and_enq_polls() -> None:
+    assert split_requests(b"#DATA\r\n\xb3\x05\xb1") == ([b"#DATA\r", Enquiry(3)], b"\xb1")
+    assert split_requests(b"junk\xb2\x05#RE") == ([b"junk", Enquiry(2)], b"#RE")
+    assert split_requests(b"\x05\xb2") == ([], b"\x05\xb2")  # ENQ without an address first
+
+
+def framed_inclinometer(address: int, clock: FakeClock, **options: object) -> SentenceDevice:
+    context = ModelContext(
+        inputs={"tilt_x_deg": constant(0.43), "tilt_y_deg": constant(-0.084)}, options=options
+    )
+    model = SENTENCE_MODELS["inclinometer_framed"](context)
+    return SentenceDevice(model, address=address, clock=clock)
+
+
+def test_framed_inclinometer_answers_data_and_its_own_enq() -> None:
+    clock = FakeClock()
+    tilt = framed_inclinometer(2, clock)
+    frame = stx_frame("+00.430 -00.084")
+    assert tilt.command("#DATA") == frame
+    assert tilt.enquire(2) == frame
+    assert tilt.enquire(3) is None
+    assert tilt.answer("POLL,2") is None  # no NMEA
+    assert tilt.command("#WHAT") is None
+    assert (tilt.next_push_s(), tilt.push()) == (None, None)  # speaks only when asked
+
+
+def test_framed_inclinometer_streams_from_read_to_stop_or_reboot() -> None:
+    clock = FakeClock()
+    tilt = framed_inclinometer(1, clock, period_s=0.1)
+    assert tilt.command("#READ") is None
+    assert tilt.streaming
+    assert tilt.push() == stx_frame("+00.430 -00.084")
+    assert tilt.push() is None  # not due for 0.1 s
+    clock.now_s += 0.1
+    assert tilt.push() == stx_frame("+00.430 -00.084")
+    assert tilt.command("#STOP") is None
+    clock.now_s += 1
+    assert (tilt.streaming, tilt.next_push_s(), tilt.push()) == (False, None, None)
+    tilt.command("#READ")
+    tilt.reboot()  # a reboot forgets #READ
+    assert (tilt.streaming, tilt.push()) == (False, None)
+
+
+def test_framed_inclinometer_faults() -> None:
+    clock = FakeClock()
+    tilt = framed_inclinometer(1, clock)
+    tilt.faults = Faults(corrupt_crc=True)
+    answer = tilt.command("#DATA")
+    assert answer is not None
+    assert parse_stx_frame(answer) is None
+    tilt.faults = Faults(out_of_range=True)
+    assert tilt.command("#DATA") == stx_frame("+720.000 +720.000")
+    tilt.faults = Faults(garbage=True)
+    answer = tilt.command("#DATA")
+    assert answer is not None
+    assert b"\x02" not in answer
+    tilt.faults = Faults(truncate=True)
+    frame = stx_frame("+00.430 -00.084")
+    assert tilt.command("#DATA") == frame[: len(frame) // 2]
+    tilt.faults = Faults(silent=True)
+    assert (tilt.command("#DATA"), tilt.enquire(1)) == (None, None)
+    tilt.command("#READ")
+    assert tilt.push() is None

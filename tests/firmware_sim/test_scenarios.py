@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import struct
 import tomllib
 from pathlib import Path
@@ -11,9 +12,15 @@ import pytest
 import serial
 
 from firmware_sim import SCENARIOS, modbus
-from firmware_sim.scenario import RunningScenario, load_scenario, packaged_scenarios
+from firmware_sim.scenario import (
+    RunningScenario,
+    load_scenario,
+    packaged_scenarios,
+    write_manifest,
+)
 from firmware_sim.sentence_devices import parse_sentence, sentence
 from firmware_sim.signals import build_quantities
+from firmware_sim.stx_frames import enquiry, parse_stx_frame
 
 
 class FakeClock:
@@ -25,7 +32,7 @@ class FakeClock:
 
 
 def test_packaged_scenarios_load() -> None:
-    assert {"demo", "rainstorm"} <= set(SCENARIOS)
+    assert {"bridge", "demo", "rainstorm"} <= set(SCENARIOS)
     for name in SCENARIOS:
         assert load_scenario(name).buses
     demo = load_scenario("demo")
@@ -123,3 +130,39 @@ inputs = { level_cm = "level" }
         load_scenario(str(path))
     with pytest.raises(ValueError, match="--devices needs a scenario of one device"):
         load_scenario("rainstorm").with_devices(2)
+
+
+def test_bridge_two_framed_inclinometers_answer_by_enq_on_one_line(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with RunningScenario(load_scenario("bridge"), clock=clock, time_scale=1) as running:
+        manifest = tmp_path / "manifest.json"
+        write_manifest(manifest, running.devices)
+        devices = json.loads(manifest.read_text())["devices"]
+        assert [(d["name"], d["model"], d["slave"], d["parity"]) for d in devices] == [
+            ("tilt-west", "inclinometer_framed", 1, "E"),
+            ("tilt-east", "inclinometer_framed", 2, "E"),
+        ]
+        assert devices[0]["pty"] == devices[1]["pty"]
+        (line,) = running.buses
+        with serial.Serial(devices[0]["pty"], 9600, timeout=1) as port:
+
+            def ask(device_id: int) -> list[float]:
+                port.write(enquiry(device_id))
+                return ask_answer(port)
+
+            west, east = ask(1), ask(2)
+            assert abs(west[0] - 0.43) < 0.1
+            assert east == pytest.approx([0.40, -0.08], abs=0.01)
+            clock.now_s += 7200  # the east pier has tilted
+            assert ask(2)[0] == pytest.approx(0.95, abs=0.01)
+            port.write(enquiry(3))  # nobody there: silence, then the next answer is 1's
+            port.write(enquiry(1))
+            assert abs(ask_answer(port)[0] - 0.43) < 0.1
+            assert line.stats.responses == 4
+
+
+def ask_answer(port: serial.Serial) -> list[float]:
+    """The angles of the next frame on ``port`` (19 bytes: STX, 2 x 7, SP, ETB, CS, $)."""
+    text = parse_stx_frame(port.read(19))
+    assert text is not None
+    return [float(angle) for angle in text.split()]
