@@ -310,9 +310,11 @@ class ModbusRtuDeviceConfig(DeviceConfig):
         for register in self.all_registers:
             names = health if isinstance(register, HealthRegisterConfig) else seen
             if register.metric in names:
+                key = "name" if names is health else "metric"
+                first = names[register.metric].describe()
                 raise ValueError(
-                    f"{self.describe()}: {register.describe()} repeats metric "
-                    f"{register.metric!r} of {names[register.metric].describe()}"
+                    f"{self.describe()}: {register.describe()} repeats {key}"
+                    f" {register.metric!r} of {first}"
                 )
             names[register.metric] = register
             if (

@@ -198,7 +198,7 @@ def test_device_options() -> None:
         ),
         (
             {"health": [{"name": "a", "address": 0}, {"name": "a", "address": 1}]},
-            "health register 'a' (input 1) repeats metric 'a'",
+            "health register 'a' (input 1) repeats name 'a' of health register 'a' (input 0)",
         ),
         ({"write_enable": {"coil": 70000}}, "write_enable.coil: Input should be less than"),
         ({"write_enable": {"address": 0}}, "write_enable.coil: Field required"),
