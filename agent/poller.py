@@ -14,6 +14,11 @@ invalid_value, io; every kind present, 0 when none), plus ``internal`` (a bug),
 ``stuck`` (values reported stale as frozen) and ``counter_reset`` (a counter restarted
 from 0: the device rebooted). A bad measurement in an answer counts under its own kind
 (``invalid_value``, ``exception``).
+
+Health registers: a driver that is a ``drivers.base.HealthReporter`` (a Modbus device with
+``health`` registers) hands over the device's own health after each answered read; the
+last value of each goes in the device's heartbeat entry as ``registers``, not among its
+readings.
 """
 
 from __future__ import annotations
@@ -29,7 +34,14 @@ from agent.backoff import DEVICE_BACKOFF_MAX_S, device_retry_s
 from agent.clock import Clock
 from agent.counter_state import CounterStore, MemoryCounterStore
 from agent.derived import Deriver
-from drivers.base import DeviceConfig, Driver, DriverError, ErrorKind, Measurement
+from drivers.base import (
+    DeviceConfig,
+    Driver,
+    DriverError,
+    ErrorKind,
+    HealthReporter,
+    Measurement,
+)
 from wire import DeviceHealth, Quality
 
 log = logging.getLogger(__name__)
@@ -93,6 +105,7 @@ class DevicePoller:
             stuck_after_reads=config.stuck_after_reads,
         )
         self._metrics: list[tuple[str, str]] = []  # (metric, unit) seen in the last answer
+        self._registers: dict[str, float] = {}  # the device's health registers, as last read
         self._started_s = clock.monotonic_s()
         self._logged_state = DeviceState.STARTING
 
@@ -129,8 +142,11 @@ class DevicePoller:
         if self.driver is None:
             self.fail(ErrorKind.IO, f"device {self.name!r}: no driver (port not open)")
             return ErrorKind.IO
+        registers: dict[str, float] = {}
         try:
             measurements = self.driver.read()
+            if isinstance(self.driver, HealthReporter):
+                registers = self.driver.health_registers()
         except DriverError as exc:
             self.fail(exc.kind, str(exc), ts_ms=ts_ms)
             return exc.kind
@@ -139,7 +155,7 @@ class DevicePoller:
             self.fail(INTERNAL_ERROR, f"device {self.name!r}: driver crashed: {exc!r}", ts_ms=ts_ms)
             return INTERNAL_ERROR
         derived = self._deriver.derive(measurements)
-        self._succeed(ts_ms, derived.measurements, derived.counter_resets, derived.stuck)
+        self._succeed(ts_ms, derived.measurements, derived.counter_resets, derived.stuck, registers)
         self._sink(self.name, ts_ms, derived.measurements)
         return None
 
@@ -158,9 +174,15 @@ class DevicePoller:
         self._sink(self.name, ts_ms, bad)
 
     def _succeed(
-        self, ts_ms: int, measurements: Sequence[Measurement], counter_resets: int, stuck: int
+        self,
+        ts_ms: int,
+        measurements: Sequence[Measurement],
+        counter_resets: int,
+        stuck: int,
+        registers: dict[str, float],
     ) -> None:
         with self._lock:
+            self._registers.update(registers)  # one refused now keeps its last value
             counters = self._counters
             counters.reads_ok += 1
             counters.consecutive_failures = 0
@@ -210,6 +232,7 @@ class DevicePoller:
                 errors=dict(self._errors),
                 last_good_ms=counters.last_good_ms,
                 last_error=counters.last_error,
+                registers=dict(self._registers),
             )
 
     def _log_transition(self, reason: str | None) -> None:

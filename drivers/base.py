@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,6 +84,17 @@ class Driver(Protocol):
     def read(self) -> list[Measurement]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class HealthReporter(Protocol):
+    """A driver that also reads the device's own health (reboot count, supply voltage...).
+
+    ``health_registers`` gives those values (by name, scaled) as the last ``read()`` found
+    them: the agent puts them in the device's heartbeat entry, not among its readings.
+    """
+
+    def health_registers(self) -> dict[str, float]: ...
 
 
 class DeviceConfig(BaseModel):

@@ -88,7 +88,9 @@ def _describe_error(raw: Mapping[str, Any], error: Any) -> str:
     where = "".join(parts)
     cause = error.get("ctx", {}).get("error")
     message = str(cause) if error["type"] == "value_error" and cause else error["msg"]
-    if len(error["loc"]) == 2 and message.startswith(("register '", "field '")):
+    if len(error["loc"]) == 2 and message.startswith(
+        ("register '", "health register '", "field '")
+    ):
         return message  # a list item's own check already names it
     return f"{where}: {message}" if where else message
 

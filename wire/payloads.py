@@ -99,6 +99,9 @@ class DeviceHealth(_Model):
     errors: dict[str, int] = Field(default_factory=dict)
     last_good_ms: int | None = None
     last_error: str | None = Field(default=None, max_length=512)
+    # Health the device reports about itself (reboot count, supply voltage...), by name,
+    # as last read; absent from older agents' heartbeats.
+    registers: dict[str, float] = Field(default_factory=dict)
 
 
 class Health(_Model):

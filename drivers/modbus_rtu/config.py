@@ -3,7 +3,10 @@
 A register's place is explicit: ``address`` is the 0-based protocol address (what goes on
 the wire), ``register`` the 1-based number a manual prints (40001 = holding address 0,
 30001 = input address 0). Everything FIELD-DEVICES.md lists is data here: fixed or
-register-based scale, byte and word order, sentinels, valid ranges and counters.
+register-based scale, byte and word order, sentinels, valid ranges and counters; and the
+device-level procedures some families need: a coil that enables writes (``write_enable``),
+health registers reported apart from readings (``health``) and a measurement that must
+be triggered before it is read (``trigger``).
 """
 
 from __future__ import annotations
@@ -148,7 +151,7 @@ class RegisterConfig(BaseModel):
     def _resolve_register_number(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        label = f"register {data.get('metric', '?')!r}"
+        label = f"register {data.get('metric', data.get('name', '?'))!r}"
         if ("address" in data) == ("register" in data):
             raise ValueError(
                 f"{label}: give exactly one of address (0-based protocol address) or"
@@ -198,6 +201,74 @@ class RegisterConfig(BaseModel):
         return self
 
 
+class HealthRegisterConfig(RegisterConfig):
+    """A register that tells the device's health (reboot count, supply voltage x10, ...).
+
+    Read with the readings, scaled like them, but reported in the device's heartbeat
+    entry (``registers``), not as a reading. ``name`` (not ``metric``) in config; input
+    registers (function 04) by default, where devices keep them.
+    """
+
+    metric: str = Field(alias="name", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    function: RegisterTable = RegisterTable.INPUT
+
+    def describe(self) -> str:
+        return "health " + super().describe()
+
+    @model_validator(mode="after")
+    def _check_health(self) -> Self:
+        if self.kind is not RegisterKind.VALUE:
+            raise ValueError(f"{self.describe()}: a health register is a value, not a counter")
+        return self
+
+
+class WriteEnableConfig(BaseModel):
+    """A coil (function 05) that must be set before the device takes a write (06 / 16)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    coil: int = Field(ge=0, le=MAX_ADDRESS, description="0-based coil address")
+    value: bool = Field(default=True, description="the coil state that enables writes")
+    relock: bool = Field(
+        default=True, description="write the coil back after each write: leave writes locked"
+    )
+
+    def describe(self) -> str:
+        return f"write-enable coil {self.coil}"
+
+
+class TriggerConfig(BaseModel):
+    """A measurement started by a write, read once it is done (holding registers).
+
+    Each ``read()`` writes ``value`` to ``address``, waits ``settle_s``, then (with
+    ``ready_address``) reads that register until it holds ``ready_value``, at most the
+    device's response timeout; then reads the registers. A non-zero ``error_address``
+    makes every reading of that read bad, naming the register and the code.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: int = Field(ge=0, le=MAX_ADDRESS, description="holding register to write")
+    value: int = Field(default=1, ge=0, le=0xFFFF)
+    settle_s: float = Field(default=0.0, ge=0, le=10, description="wait before reading")
+    ready_address: int | None = Field(
+        default=None, ge=0, le=MAX_ADDRESS, description="holding register saying 'done'"
+    )
+    ready_value: int = Field(default=1, ge=0, le=0xFFFF)
+    error_address: int | None = Field(
+        default=None, ge=0, le=MAX_ADDRESS, description="holding register: 0 = ok, else a code"
+    )
+
+    def describe(self) -> str:
+        return f"trigger (holding {self.address})"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.settle_s == 0 and self.ready_address is None:
+            raise ValueError("say when the result is ready: settle_s > 0 or ready_address")
+        return self
+
+
 class ModbusRtuDeviceConfig(DeviceConfig):
     """A device on a Modbus RTU bus. Errors name the device, its slave and the register."""
 
@@ -217,21 +288,35 @@ class ModbusRtuDeviceConfig(DeviceConfig):
         default=None, gt=0, le=10, description="response timeout; default: the port's"
     )
     registers: list[RegisterConfig] = Field(min_length=1)
+    health: list[HealthRegisterConfig] = Field(
+        default_factory=list, description="registers reported in the heartbeat, not as readings"
+    )
+    write_enable: WriteEnableConfig | None = None
+    trigger: TriggerConfig | None = None
 
     def describe(self) -> str:
         """How errors name this device: ``device 'gauge-1' (modbus_rtu, slave 1)``."""
         return f"device {self.name!r} (modbus_rtu, slave {self.slave})"
 
+    @property
+    def all_registers(self) -> list[RegisterConfig]:
+        """Readings and health registers: everything one ``read()`` reads."""
+        return [*self.registers, *self.health]
+
     @model_validator(mode="after")
     def _check_registers(self) -> Self:
         seen: dict[str, RegisterConfig] = {}
-        for register in self.registers:
-            if register.metric in seen:
+        health: dict[str, RegisterConfig] = {}
+        for register in self.all_registers:
+            names = health if isinstance(register, HealthRegisterConfig) else seen
+            if register.metric in names:
+                key = "name" if names is health else "metric"
+                first = names[register.metric].describe()
                 raise ValueError(
-                    f"{self.describe()}: {register.describe()} repeats metric "
-                    f"{register.metric!r} of {seen[register.metric].describe()}"
+                    f"{self.describe()}: {register.describe()} repeats {key}"
+                    f" {register.metric!r} of {first}"
                 )
-            seen[register.metric] = register
+            names[register.metric] = register
             if (
                 register.decimals_address is not None
                 and register.address <= register.decimals_address <= register.end_address
@@ -239,7 +324,7 @@ class ModbusRtuDeviceConfig(DeviceConfig):
                 raise ValueError(
                     f"{self.describe()}: {register.describe()} cannot take its decimals from itself"
                 )
-        by_start = sorted(self.registers, key=lambda r: (r.function, r.address))
+        by_start = sorted(self.all_registers, key=lambda r: (r.function, r.address))
         for before, after in itertools.pairwise(by_start):
             if before.function == after.function and after.address <= before.end_address:
                 raise ValueError(

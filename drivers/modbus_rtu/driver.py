@@ -5,12 +5,18 @@ pyserial URL, such as ``socket://host:port`` for RTU over TCP to a serial server
 call happens on that owner's thread. minimalmodbus gets a thin wrapper of the open port
 (``RecordingPort``), so it never opens or closes a port of its own, and the driver sees
 the bytes of the last answer to tell a corrupted answer (crc) from line noise (garbage).
+
+What the words mean (readings, health, the error code, a write's words) is in
+``mapping``; this module makes the requests: reads, writes behind a write-enable coil, and
+the trigger that starts a measurement.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -18,17 +24,21 @@ import minimalmodbus
 import serial
 
 from drivers.base import DriverError, ErrorKind, LineOptions, Measurement
-from drivers.counters import CounterValue
-from drivers.modbus_rtu.codec import ReadBlock, encode_raw, interpret, plan_blocks
+from drivers.modbus_rtu.codec import ReadBlock, plan_blocks
 from drivers.modbus_rtu.config import (
+    HealthRegisterConfig,
     ModbusRtuDeviceConfig,
-    RegisterConfig,
-    RegisterKind,
-    RegisterTable,
-    RegisterType,
+    TriggerConfig,
+    WriteEnableConfig,
+)
+from drivers.modbus_rtu.mapping import (
+    Words,
+    encode_write,
+    health_values,
+    hidden_registers,
+    readings,
 )
 from drivers.modbus_rtu.port import InterFrameGap, RecordingPort, classify
-from wire import Quality
 
 # Errors that say the device (or line) is not talking: the rest of the map would fail the
 # same way, so the read stops at the first one instead of waiting out every timeout.
@@ -38,15 +48,20 @@ _TRANSPORT_ERRORS = frozenset(
 _MODES = {"rtu": minimalmodbus.MODE_RTU, "ascii": minimalmodbus.MODE_ASCII}
 _WRITE_SINGLE = 6
 _WRITE_MULTIPLE = 16
+_WRITE_COIL = 5
+READY_POLL_S = 0.01  # pause between reads of a trigger's ready register
 
 T = TypeVar("T")
-Words = dict[tuple[RegisterTable, int], int]
 
 __all__ = ["ModbusRtuDriver", "classify"]
 
 
 class ModbusRtuDriver:
-    """Reads the registers of one Modbus slave; see ``drivers.base.Driver``."""
+    """Reads the registers of one Modbus slave; see ``drivers.base.Driver``.
+
+    Also a ``drivers.base.HealthReporter``: ``health_registers()`` holds the health
+    registers of the last ``read()``.
+    """
 
     def __init__(
         self,
@@ -61,7 +76,8 @@ class ModbusRtuDriver:
         self._serial = serial_port
         self._port = RecordingPort(serial_port)
         self._gap = InterFrameGap((line or LineOptions()).inter_frame_silence, serial_port)
-        self._blocks = plan_blocks([*config.registers, *_decimals_registers(config)])
+        self._blocks = plan_blocks([*config.all_registers, *hidden_registers(config)])
+        self._health: dict[str, float] = {}
         self._instrument = minimalmodbus.Instrument(
             self._port,  # any serial-like object will do
             config.slave,
@@ -84,18 +100,23 @@ class ModbusRtuDriver:
         return list(self._blocks)
 
     def read(self) -> list[Measurement]:
-        """Read every register, in config order.
+        """Read every register, in config order (after the trigger, if the device has one).
 
         A register the device refuses (a Modbus exception) comes back as a bad measurement
         naming why, so one wrong address does not hide the others; so does a sentinel, an
-        out-of-range value or a bad decimals register (``invalid_value``). Raises
-        DriverError when the device does not answer properly, or refuses every register.
+        out-of-range value or a bad decimals register (``invalid_value``), and every
+        reading when the trigger's error register holds a code. Raises DriverError when
+        the device does not answer properly, refuses every register or the trigger, or its
+        measurement is not ready in time.
         """
         self._check_open()
         words: Words = {}
         refused: dict[str, DriverError] = {}
         refusals: list[DriverError] = []
+        trigger = self._config.trigger
         with self._response_timeout():
+            if trigger is not None:
+                self._measure(trigger)
             for index, block in enumerate(self._blocks):
                 try:
                     values: list[int] = self._transact(
@@ -106,19 +127,32 @@ class ModbusRtuDriver:
                             block.count,
                             functioncode=int(block.function),
                         ),
-                        first=index == 0,
+                        first=index == 0 and trigger is None,
                     )
                 except DriverError as error:
                     if error.kind in _TRANSPORT_ERRORS:
                         raise
                     refusals.append(error)
-                    refused.update((r.metric, error) for r in block.registers)
+                    refused.update(
+                        (r.metric, error)
+                        for r in block.registers
+                        if not isinstance(r, HealthRegisterConfig)
+                    )
                     continue
                 for offset, value in enumerate(values):
                     words[block.function, block.address + offset] = value
         if len(refusals) == len(self._blocks):
             raise refusals[0]
-        return [self._measurement(r, words, refused.get(r.metric)) for r in self._config.registers]
+        self._health = health_values(self._config, words)
+        return readings(self._config, words, refused)
+
+    def health_registers(self) -> dict[str, float]:
+        """The health registers (by name) as the last ``read()`` found them.
+
+        Empty before the first read; a register the device refused, or whose value is
+        invalid (a sentinel, out of range), is left out.
+        """
+        return dict(self._health)
 
     def write(self, target: str | int, value: float) -> None:
         """Write one setting: a configured metric (engineering value) or a raw address.
@@ -127,28 +161,18 @@ class ModbusRtuDriver:
         register value (``(value - offset) / scale``, then its type and byte order); for an
         int ``target`` (a 0-based holding address), ``value`` is the raw u16 written.
         Uses function 06 for one register and 16 for two; a device with
-        ``write_single_only`` gets 06 only and cannot take a 32-bit value. This is for
-        commissioning (e.g. a new slave address): the agent's port owner calls it.
+        ``write_single_only`` gets 06 only and cannot take a 32-bit value. A device with
+        ``write_enable`` gets its coil set (function 05) first, and locked again after
+        when ``relock``. This is for commissioning (e.g. a new slave address): the agent's
+        port owner calls it.
         """
         self._check_open()
-        register, words = self._encode_write(target, value)
+        register, words = encode_write(self._config, target, value)
         label = register.describe() if register else f"holding address {target}"
         address = register.address if register else int(target)
-        if len(words) == 1 and (self._config.write_single_only or register is None):
-            function = _WRITE_SINGLE
-        else:
-            function = _WRITE_MULTIPLE
+        single = len(words) == 1 and (self._config.write_single_only or register is None)
         with self._response_timeout():
-            if function == _WRITE_SINGLE:
-                self._transact(
-                    label,
-                    lambda: self._instrument.write_register(address, words[0], functioncode=6),
-                    first=True,
-                )
-            else:
-                self._transact(
-                    label, lambda: self._instrument.write_registers(address, words), first=True
-                )
+            self._write_words(label, address, words, single=single)
 
     def close(self) -> None:
         """Nothing to release: the port belongs to the agent's port owner."""
@@ -181,63 +205,89 @@ class ModbusRtuDriver:
                 ) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _encode_write(
-        self, target: str | int, value: float
-    ) -> tuple[RegisterConfig | None, list[int]]:
-        where = self._config.describe()
-        if isinstance(target, int):
-            if not 0 <= target <= 0xFFFF or not 0 <= value <= 0xFFFF or value != int(value):
-                raise ValueError(f"{where}: write {value} to address {target}: need two u16")
-            return None, [int(value)]
-        register = next((r for r in self._config.registers if r.metric == target), None)
-        if register is None:
-            raise ValueError(f"{where}: no register with metric {target!r} to write")
-        if register.function is not RegisterTable.HOLDING:
-            raise ValueError(f"{where}: {register.describe()} is an input register: read-only")
-        if register.decimals_address is not None or register.kind is RegisterKind.COUNTER:
-            raise ValueError(f"{where}: {register.describe()} cannot be written as a value")
-        if register.words > 1 and self._config.write_single_only:
-            raise ValueError(
-                f"{where}: {register.describe()} spans 2 registers, but the device writes one"
-                " at a time (write_single_only)"
-            )
-        raw = (value - register.offset) / register.scale
+    def _write_words(self, label: str, address: int, words: list[int], *, single: bool) -> None:
+        """Write ``words`` from ``address`` (fc 06 or 16), behind the write-enable coil."""
+        enable = self._config.write_enable
+        if enable is not None:
+            self._set_write_enable(enable, label, unlocked=True)
         try:
-            words = encode_raw(raw, register.type, register.word_order)
-        except ValueError as exc:
-            raise ValueError(f"{where}: {register.describe()}: {exc}") from None
-        if register.type is not RegisterType.F32 and abs(raw - round(raw)) > 1e-6:
-            raise ValueError(
-                f"{where}: {register.describe()}: {value} is not a multiple of scale"
-                f" {register.scale}"
-            )
-        return register, words
+            if single:
+                self._transact(
+                    label,
+                    lambda: self._instrument.write_register(address, words[0], functioncode=6),
+                    first=enable is None,
+                )
+            else:
+                self._transact(
+                    label,
+                    lambda: self._instrument.write_registers(address, words),
+                    first=enable is None,
+                )
+        except DriverError as error:
+            if enable is not None and enable.relock:
+                with contextlib.suppress(DriverError):
+                    self._set_write_enable(enable, label, unlocked=False)
+            raise self._explain_refused_write(error) from error.__cause__
+        if enable is not None and enable.relock:
+            self._set_write_enable(enable, label, unlocked=False)
 
-    def _measurement(
-        self, register: RegisterConfig, words: Words, refusal: DriverError | None
-    ) -> Measurement:
-        metric, unit = register.metric, register.unit
-        if refusal is not None:
-            return Measurement(
-                metric, None, unit, Quality.BAD, str(refusal), error_kind=refusal.kind
+    def _set_write_enable(self, enable: WriteEnableConfig, label: str, *, unlocked: bool) -> None:
+        state = enable.value if unlocked else not enable.value
+        action = "enable writes" if unlocked else "lock writes again"
+        self._transact(
+            f"{enable.describe()} ({action} for {label})",
+            lambda: self._instrument.write_bit(enable.coil, int(state), functioncode=_WRITE_COIL),
+            first=unlocked,
+        )
+
+    def _explain_refused_write(self, error: DriverError) -> DriverError:
+        """A write refused as an illegal function: say which config may be missing."""
+        if error.kind is not ErrorKind.EXCEPTION or "illegal function" not in str(error):
+            return error
+        if self._config.write_enable is None:
+            hint = (
+                "the device refuses this write: if it needs writes enabled first, configure"
+                " write_enable (its coil); if it knows fc 06 only, write_single_only"
             )
-        span = [words[register.function, a] for a in _addresses(register)]
-        decimals = None
-        if register.decimals_address is not None:
-            decimals = words.get((register.function, register.decimals_address))
-        result = interpret(register, span, decimals)
-        if result.problem is not None:
-            error = (
-                f"{self._config.describe()}: {register.describe()}: "
-                f"{ErrorKind.INVALID_VALUE}: {result.problem}"
+        else:
+            hint = (
+                f"the device refuses this write although {self._config.write_enable.describe()}"
+                " was set: check the coil's address and value"
             )
-            return Measurement(
-                metric, None, unit, Quality.BAD, error, error_kind=ErrorKind.INVALID_VALUE
+        return DriverError(error.kind, f"{error} ({hint})")
+
+    def _measure(self, trigger: TriggerConfig) -> None:
+        """Start a measurement, and wait until its result can be read.
+
+        Waits ``settle_s``, then reads the ready register (if any) until it says done,
+        for at most the device's response timeout.
+        """
+        self._write_words(trigger.describe(), trigger.address, [trigger.value], single=True)
+        if trigger.settle_s:
+            time.sleep(trigger.settle_s)  # the device's own measuring time
+        if trigger.ready_address is None:
+            return
+        label = f"ready register (holding {trigger.ready_address})"
+        limit_s = float(self._serial.timeout or 1.0)
+        deadline = time.monotonic() + limit_s
+        while True:
+            (state,) = self._transact(
+                label,
+                functools.partial(
+                    self._instrument.read_registers, trigger.ready_address, 1, functioncode=3
+                ),
+                first=False,
             )
-        counter = None
-        if result.count is not None:
-            counter = CounterValue(result.count, register.counter_modulus, register.scale)
-        return Measurement(metric, result.value, unit, counter=counter)
+            if state == trigger.ready_value:
+                return
+            if time.monotonic() >= deadline:
+                raise DriverError(
+                    ErrorKind.TIMEOUT,
+                    f"{self._config.describe()}: {trigger.describe()}: {ErrorKind.TIMEOUT}:"
+                    f" measurement not ready: {label} holds {state}, not"
+                    f" {trigger.ready_value}, {limit_s:g} s after the trigger",
+                )
+            time.sleep(READY_POLL_S)
 
     @contextmanager
     def _response_timeout(self) -> Iterator[None]:
@@ -252,26 +302,3 @@ class ModbusRtuDriver:
             yield
         finally:
             self._serial.timeout = port_timeout_s
-
-
-def _addresses(register: RegisterConfig) -> range:
-    return range(register.address, register.end_address + 1)
-
-
-def _decimals_registers(config: ModbusRtuDeviceConfig) -> Sequence[RegisterConfig]:
-    """Registers read only for the decimals they hold, when no metric covers them already."""
-    covered = {(r.function, a) for r in config.registers for a in _addresses(r)}
-    hidden: dict[tuple[RegisterTable, int], RegisterConfig] = {}
-    for register in config.registers:
-        if register.decimals_address is None:
-            continue
-        key = (register.function, register.decimals_address)
-        if key not in covered and key not in hidden:
-            hidden[key] = RegisterConfig.model_validate(
-                {
-                    "metric": f"decimals:{register.decimals_address}",
-                    "address": register.decimals_address,
-                    "function": int(register.function),
-                }
-            )
-    return list(hidden.values())

@@ -98,6 +98,8 @@ def _checksum_failure(answer: bytes | None, mode: str, slave: int | None) -> Err
         return ErrorKind.GARBAGE
     if answer[1] in _READ_FUNCTIONS and len(answer) >= 3 and len(answer) < 5 + answer[2]:
         return ErrorKind.TIMEOUT  # shorter than its own byte count says: cut short
+    if answer[1] in _WRITE_FUNCTIONS and len(answer) < _WRITE_ANSWER_BYTES:
+        return ErrorKind.TIMEOUT  # a write's answer is 8 bytes: this one was cut short
     return ErrorKind.CRC
 
 
@@ -109,7 +111,9 @@ def _ascii_cut_short(answer: bytes | None, mode: str, slave: int | None) -> bool
 
 
 _READ_FUNCTIONS = frozenset({3, 4})
-_FUNCTIONS = frozenset({3, 4, 6, 16})
+_WRITE_FUNCTIONS = frozenset({5, 6, 16})  # answered by an echo: slave, fc, 2 x u16, CRC
+_WRITE_ANSWER_BYTES = 8
+_FUNCTIONS = _READ_FUNCTIONS | _WRITE_FUNCTIONS
 
 
 class InterFrameGap:

@@ -18,6 +18,7 @@ from enum import StrEnum
 
 from firmware_sim import modbus, modbus_ascii
 from firmware_sim.faults import Faults, mangle
+from firmware_sim.measuring import LockState, MeasurementState, Trigger, WriteLock
 from firmware_sim.modbus import ExceptionCode, FunctionCode, Request
 
 Clock = Callable[[], float]
@@ -26,7 +27,7 @@ Signal = Callable[[float], int]
 
 # Baud codes of cheap transmitters (FIELD-DEVICES.md): register value -> baud.
 BAUD_CODES = {0: 1200, 1: 2400, 2: 4800, 3: 9600, 4: 19200, 5: 38400, 6: 57600, 7: 115200}
-ALL_FUNCTIONS = frozenset({3, 4, 6, 16})
+ALL_FUNCTIONS = frozenset({3, 4, 5, 6, 16})
 DEFAULT_BAUD = 9600
 
 __all__ = ["BAUD_CODES", "DeviceModel", "Faults", "RegisterSpec", "SimulatedDevice", "constant"]
@@ -61,6 +62,8 @@ class RegisterSpec:
     # The signal is the value x1000; the register shows it with the number of decimals
     # (0-3) held in this holding register, as cheap transmitters do.
     decimals_from: int | None = None
+    # The register shows its signal plus this ``DeviceStats`` count (e.g. "reboots").
+    stat: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ class DeviceModel:
     holding: Mapping[int, RegisterSpec]
     input: Mapping[int, RegisterSpec] = field(default_factory=dict)
     functions: frozenset[int] = ALL_FUNCTIONS  # function codes it implements
+    write_lock: WriteLock | None = None  # writes refused until a coil enables them
+    trigger: Trigger | None = None  # results only after a triggered measurement
 
 
 @dataclass(slots=True)
@@ -128,6 +133,8 @@ class SimulatedDevice:
         self._written: dict[int, int] = {}
         self._pending_settings: list[tuple[Setting, int]] = []
         self._lock = threading.Lock()
+        self.write_lock = LockState(model.write_lock) if model.write_lock else None
+        self.measurement = MeasurementState(model.trigger) if model.trigger else None
 
     @property
     def faults(self) -> Faults:
@@ -144,9 +151,14 @@ class SimulatedDevice:
     def reboot(self) -> None:
         """Power-cycle: counters restart from 0, Modbus is back after the boot delay.
 
-        Written settings survive (they sit in EEPROM on a real device).
+        Written settings survive (they sit in EEPROM on a real device); an unlocked write
+        lock locks, and a triggered measurement is lost.
         """
         with self._lock:
+            if self.write_lock is not None:
+                self.write_lock.unlocked = False
+            if self.measurement is not None:
+                self.measurement.forget()
             now = self._signal_time()
             self._counter_base = {
                 address: self._total(spec, now)
@@ -187,21 +199,45 @@ class SimulatedDevice:
             with self._lock:
                 if address in self._written:
                     return self._written[address]
+        measurement = self.measurement
+        if holding and measurement and address == measurement.trigger.ready_address:
+            measurement.update(self._clock())  # the device's state: never stuck
+            return int(measurement.ready)
         if self._faults.out_of_range and spec.out_of_range is not None:
             return spec.out_of_range & 0xFFFF
         stuck = self._stuck
         if stuck is not None and (holding, address) in stuck:
             return stuck[holding, address]
-        value = self._live_value(spec, address, holding, now)
+        value = self._measured_value(spec, address, holding, now)
         if stuck is not None:
             stuck[holding, address] = value
         return value
+
+    def _measured_value(
+        self, spec: RegisterSpec, address: int, holding: bool, now: float | None
+    ) -> int:
+        """The live value, or under a trigger the last measurement's (or its state)."""
+        measurement = self.measurement
+        if measurement is None or not holding:
+            return self._live_value(spec, address, holding, now)
+        trigger = measurement.trigger
+        measurement.update(self._clock())
+        if address == trigger.error_address and measurement.finished_s is None:
+            return trigger.not_ready_code
+        if address in trigger.results:
+            if measurement.finished_s is None:
+                return 0  # nothing measured since power-on
+            taken = (measurement.finished_s - self._made_s) * self._time_scale
+            return self._live_value(spec, address, holding, taken)
+        return self._live_value(spec, address, holding, now)
 
     def _live_value(
         self, spec: RegisterSpec, address: int, holding: bool, now: float | None
     ) -> int:
         if now is None:
             now = self._signal_time()
+        if spec.stat is not None:
+            return (int(spec.signal(now)) + int(getattr(self.stats, spec.stat))) & 0xFFFF
         if spec.counter:
             base = self._counter_base.get(address if holding else 0x10000 + address, 0)
             return (self._total(spec, now) - base) % 0x10000
@@ -268,6 +304,11 @@ class SimulatedDevice:
             return _exception(function, ExceptionCode.ILLEGAL_FUNCTION)
         if function in (FunctionCode.READ_HOLDING_REGISTERS, FunctionCode.READ_INPUT_REGISTERS):
             return self._read(request)
+        if function == FunctionCode.WRITE_SINGLE_COIL and len(data) == 4:
+            address, value = modbus.u16_pair(data)
+            lock = self.write_lock
+            code = lock.write_coil(address, value) if lock else ExceptionCode.ILLEGAL_DATA_ADDRESS
+            return _exception(function, code) if code else bytes([function]) + data
         if function == FunctionCode.WRITE_SINGLE_REGISTER and len(data) == 4:
             address, value = modbus.u16_pair(data)
             code = self._write(address, [value])
@@ -284,7 +325,11 @@ class SimulatedDevice:
             values = [int.from_bytes(words[i : i + 2], "big") for i in range(0, len(words), 2)]
             code = self._write(address, values)
             return _exception(function, code) if code else bytes([function]) + data[:4]
-        if function in (FunctionCode.WRITE_SINGLE_REGISTER, FunctionCode.WRITE_MULTIPLE_REGISTERS):
+        if function in (
+            FunctionCode.WRITE_SINGLE_COIL,
+            FunctionCode.WRITE_SINGLE_REGISTER,
+            FunctionCode.WRITE_MULTIPLE_REGISTERS,
+        ):
             return _exception(function, ExceptionCode.ILLEGAL_DATA_VALUE)
         return _exception(function, ExceptionCode.ILLEGAL_FUNCTION)
 
@@ -306,7 +351,20 @@ class SimulatedDevice:
         return bytes([table, len(words)]) + words
 
     def _write(self, address: int, values: list[int]) -> ExceptionCode | None:
-        """Store ``values`` from ``address`` on; all or nothing, as a slave must."""
+        """Store ``values`` from ``address`` on; all or nothing, as a slave must.
+
+        A locked device refuses every write (01, see ``WriteLock``); a write of the
+        trigger's value to its register starts a measurement.
+        """
+        lock = self.write_lock
+        if lock is not None and not lock.unlocked:
+            return ExceptionCode.ILLEGAL_FUNCTION
+        measurement = self.measurement
+        if measurement is not None and address == measurement.trigger.address:
+            if values != [measurement.trigger.value]:
+                return ExceptionCode.ILLEGAL_DATA_VALUE
+            measurement.start(self._clock())
+            return None
         for offset, value in enumerate(values):
             spec = self.model.holding.get(address + offset)
             if spec is None or not spec.writable:
@@ -322,6 +380,8 @@ class SimulatedDevice:
                     self._written[address + offset] = value
                 else:
                     self._pending_settings.append((setting, value))
+        if lock is not None:
+            lock.wrote()
         return None
 
 

@@ -26,6 +26,7 @@ MIN_FRAME_LENGTH = 4  # slave, fc, CRC
 class FunctionCode(IntEnum):
     READ_HOLDING_REGISTERS = 3
     READ_INPUT_REGISTERS = 4
+    WRITE_SINGLE_COIL = 5
     WRITE_SINGLE_REGISTER = 6
     WRITE_MULTIPLE_REGISTERS = 16
 
@@ -127,6 +128,12 @@ def read_request(slave: int, function: int, address: int, count: int) -> bytes:
 
 def write_single_request(slave: int, address: int, value: int) -> bytes:
     return with_crc(bytes([slave, 6]) + address.to_bytes(2, "big") + value.to_bytes(2, "big"))
+
+
+def write_coil_request(slave: int, address: int, on: bool) -> bytes:
+    """A fc 05 request: 0xFF00 sets the coil, 0x0000 clears it."""
+    value = 0xFF00 if on else 0x0000
+    return with_crc(bytes([slave, 5]) + address.to_bytes(2, "big") + value.to_bytes(2, "big"))
 
 
 def write_multiple_request(slave: int, address: int, values: list[int]) -> bytes:

@@ -26,6 +26,7 @@ from firmware_sim.device import (
     SimulatedDevice,
     constant,
 )
+from firmware_sim.measuring import Trigger, WriteLock
 from firmware_sim.signals import Quantity, latched, noisy, sine
 
 WATER_LEVEL_FIRMWARE_VERSION = 0x0102
@@ -251,6 +252,100 @@ def inclinometer(context: ModelContext) -> DeviceModel:
     )
 
 
+def inclinometer_triggered(context: ModelContext) -> DeviceModel:
+    """An inclinometer that measures only when told to (FIELD-DEVICES.md).
+
+    The ``inclinometer``'s map, plus:
+
+    | address | name | value |
+    | --- | --- | --- |
+    | 0x0020 | trigger | write 1 (fc 06): start one measurement |
+    | 0x0021 | ready | 0 while measuring (and before the first trigger), 1 when done |
+
+    Tilt and strain show the last finished measurement (0 before the first one); the
+    error code (0x0010) is 2 ("no measurement") until a measurement has finished since
+    power-on, and 5 under the out-of-range fault. A measurement takes option
+    ``measure_s`` (default 0.05 s).
+    """
+    plain = inclinometer(context)
+    results = frozenset(a for a in plain.holding if a >= 0x0100)
+    return DeviceModel(
+        model="inclinometer_triggered",
+        holding={
+            **plain.holding,
+            0x0010: RegisterSpec("error_code", constant(0), out_of_range=5),
+            0x0021: RegisterSpec("ready", constant(0)),
+        },
+        trigger=Trigger(
+            address=0x0020,
+            ready_address=0x0021,
+            error_address=0x0010,
+            results=results,
+            measure_s=float(context.options.get("measure_s", 0.05)),
+        ),
+    )
+
+
+def weather_station(context: ModelContext) -> DeviceModel:
+    """A meteorological sensor with a richer map (FIELD-DEVICES.md).
+
+    Holding registers:
+
+    | address | name | value |
+    | --- | --- | --- |
+    | 0x0000 | air temperature | degC x10, i16 |
+    | 0x0001 | humidity | %RH x10 |
+    | 0x0002 | pressure | hPa x10 |
+    | 0x0066 / 0x0067 | slave address / baud code | settings |
+    | 0x0068 | averaging | seconds, writable (default 60) |
+
+    Input registers (health):
+
+    | address | name | value |
+    | --- | --- | --- |
+    | 0x0000 | reboot count | option ``reboots`` (default 3) plus each simulated reboot |
+    | 0x0001 | watchdog resets | option ``watchdog_resets`` (default 0) |
+    | 0x0002 | supply voltage | V x10 (input ``supply_v``, default 12.1 V) |
+    | 0x0003 | board temperature | degC x10, i16 (input ``board_temp_c``, default 23.5) |
+    | 0x0004 | Modbus errors | exception answers it sent since it was made |
+
+    Writes (06 / 16) are refused with exception 01 until coil 0 is written ON (fc 05); the
+    device locks itself again after each write (option ``relocks``, default true) and on
+    reboot. Real ones default to 19200 8E1 and wake slowly (``boot_delay_s``): a bus and
+    quirks setting, not part of the map.
+    """
+    temperature = context.quantity(
+        "air_temp_c", sine(mean=14.0, swing=6.0, period_s=86_400), noise=0.05
+    )
+    humidity = context.quantity("humidity_pct", sine(mean=70, swing=15, period_s=86_400))
+    pressure = context.quantity("pressure_hpa", constant_q(1013.2))
+    supply = context.quantity("supply_v", constant_q(12.1))
+    board = context.quantity("board_temp_c", constant_q(23.5))
+    return DeviceModel(
+        model="weather_station",
+        holding={
+            0x0000: RegisterSpec("air_temp_x10", scaled(temperature, 10), out_of_range=0x7FFF),
+            0x0001: RegisterSpec("humidity_x10", scaled(humidity, 10), out_of_range=0xFFFF),
+            0x0002: RegisterSpec("pressure_x10", scaled(pressure, 10)),
+            0x0066: RegisterSpec("slave_address", constant(0), True, setting=Setting.SLAVE_ADDRESS),
+            0x0067: RegisterSpec("baud_code", constant(3), True, setting=Setting.BAUD_CODE),
+            0x0068: RegisterSpec("averaging_s", constant(60), writable=True),
+        },
+        input={
+            0x0000: RegisterSpec(
+                "reboots", constant(int(context.options.get("reboots", 3))), stat="reboots"
+            ),
+            0x0001: RegisterSpec(
+                "watchdog_resets", constant(int(context.options.get("watchdog_resets", 0)))
+            ),
+            0x0002: RegisterSpec("supply_v_x10", scaled(supply, 10)),
+            0x0003: RegisterSpec("board_temp_x10", scaled(board, 10)),
+            0x0004: RegisterSpec("modbus_errors", constant(0), stat="exceptions"),
+        },
+        write_lock=WriteLock(coil=0, relocks=bool(context.options.get("relocks", True))),
+    )
+
+
 class WaterLevelGauge(SimulatedDevice):
     """A water-level gauge at ``slave``; see ``water_level_gauge`` for its register map."""
 
@@ -265,4 +360,6 @@ MODELS: dict[str, Callable[[ModelContext], DeviceModel]] = {
     "rain_gauge": rain_gauge,
     "slope_displacement": slope_displacement,
     "inclinometer": inclinometer,
+    "inclinometer_triggered": inclinometer_triggered,
+    "weather_station": weather_station,
 }

@@ -173,6 +173,48 @@ CASES = [
         fault_kinds=MODBUS_FAULTS,
     ),
     Case(
+        "modbus_rtu-inclinometer_triggered",
+        lambda: modbus_device("inclinometer_triggered", slave=5),
+        {
+            "driver": "modbus_rtu",
+            "slave": 5,
+            "trigger": {"address": 0x20, "ready_address": 0x21, "error_address": 0x10},
+            "registers": [
+                {"metric": "tilt_x_deg", "address": 0x100, "type": "f32", "word_order": "CDAB"},
+                {"metric": "tilt_y_deg", "address": 0x102, "type": "f32", "word_order": "CDAB"},
+            ],
+        },
+        ["tilt_x_deg", "tilt_y_deg"],
+        out_of_range_metric="tilt_x_deg",  # the device's error code makes every reading bad
+        fault_kinds=MODBUS_FAULTS,
+    ),
+    Case(
+        "modbus_rtu-weather_station",
+        lambda: modbus_device("weather_station", slave=4),
+        {
+            "driver": "modbus_rtu",
+            "slave": 4,
+            "write_enable": {"coil": 0},
+            "registers": [
+                {
+                    "metric": "air_temp_c",
+                    "address": 0,
+                    "type": "i16",
+                    "scale": 0.1,
+                    "valid_max": 60,
+                },
+                {"metric": "humidity_pct", "address": 1, "scale": 0.1},
+            ],
+            "health": [
+                {"name": "reboots", "address": 0},
+                {"name": "supply_v", "address": 2, "scale": 0.1},
+            ],
+        },
+        ["air_temp_c", "humidity_pct"],
+        out_of_range_metric="air_temp_c",
+        fault_kinds=MODBUS_FAULTS,
+    ),
+    Case(
         "serial_line-gas_poll",
         lambda: sentence_device("gas_detector", address=2),
         {

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import minimalmodbus
 import pytest
 
+from drivers.base import ErrorKind
 from drivers.modbus_rtu import RegisterConfig, RegisterTable, RegisterType, WordOrder
 from drivers.modbus_rtu.codec import decode_raw, decode_value, encode_raw, interpret, plan_blocks
+from drivers.modbus_rtu.port import classify
 
 
 def reg(metric: str, address: int, **fields: object) -> RegisterConfig:
@@ -141,3 +144,17 @@ def test_counter_carries_its_raw_count() -> None:
     assert result.value == pytest.approx(13107.0)
     small = reg("c", 0, kind="counter", modulus=10000)
     assert interpret(small, [10000]).problem == "count 10000 is not below modulus 10000"
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (b"\x05\x06\x00\x20", "timeout"),  # half of a fc 06 echo: cut short
+        (b"\x05\x05\x00\x00", "timeout"),  # half of a fc 05 echo
+        (b"\x05\x06\x00\x20\x00\x01\x00\x00", "crc"),  # whole echo, wrong CRC
+        (b"\x05\x10\x00\x20\x00\x01\x00\x00", "crc"),
+    ],
+)
+def test_a_write_answer_cut_short_is_a_timeout_not_a_crc(answer: bytes, kind: str) -> None:
+    error = minimalmodbus.InvalidResponseError("Checksum error in rtu mode")
+    assert classify(error, answer, slave=5) is ErrorKind(kind)

@@ -17,7 +17,9 @@ README = Path(__file__).resolve().parents[2] / "drivers" / "modbus_rtu" / "READM
 
 
 def test_readme_sample_parses() -> None:
-    first, field_devices = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    first, field_devices, procedures = re.findall(
+        r"```toml\n(.*?)```", README.read_text(), flags=re.DOTALL
+    )
     (raw,) = tomllib.loads(first)["devices"]
     config = parse_device_config(raw)
     assert isinstance(config, ModbusRtuDeviceConfig)
@@ -34,6 +36,19 @@ def test_readme_sample_parses() -> None:
     assert rain.registers[1].sentinels == (0x8000,)
     assert isinstance(slope, ModbusRtuDeviceConfig)
     assert slope.mode == "ascii"
+    weather, tilt = (parse_device_config(d) for d in tomllib.loads(procedures)["devices"])
+    assert isinstance(weather, ModbusRtuDeviceConfig)
+    assert weather.write_enable is not None
+    assert (weather.write_enable.coil, weather.write_enable.value) == (0, True)
+    assert weather.write_enable.relock
+    assert [(h.metric, int(h.function), h.address) for h in weather.health] == [
+        ("reboots", 4, 0),
+        ("supply_v", 4, 2),
+    ]
+    assert isinstance(tilt, ModbusRtuDeviceConfig)
+    assert tilt.trigger is not None
+    assert (tilt.trigger.address, tilt.trigger.ready_address) == (0x20, 0x21)
+    assert tilt.trigger.error_address == 0x10
 
 
 def test_unknown_driver_lists_the_known_ones() -> None:
@@ -164,3 +179,38 @@ def test_device_options() -> None:
         parse_device_config(gauge_config(mode="tcp"))
     with pytest.raises(DeviceConfigError, match="wake_retries"):
         parse_device_config(gauge_config(wake_retries=9))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (
+            {"health": [{"metric": "reboots", "address": 0}]},
+            "health[0] 'reboots'.name: Field required",
+        ),
+        (
+            {"health": [{"name": "reboots", "address": 0, "kind": "counter"}]},
+            "health register 'reboots' (input 0): a health register is a value, not a counter",
+        ),
+        (
+            {"health": [{"name": "status", "address": 1, "function": 3}]},
+            "health register 'status' (holding 1) overlaps register 'status' (holding 1)",
+        ),
+        (
+            {"health": [{"name": "a", "address": 0}, {"name": "a", "address": 1}]},
+            "health register 'a' (input 1) repeats name 'a' of health register 'a' (input 0)",
+        ),
+        ({"write_enable": {"coil": 70000}}, "write_enable.coil: Input should be less than"),
+        ({"write_enable": {"address": 0}}, "write_enable.coil: Field required"),
+        ({"trigger": {"address": 32}}, "trigger: say when the result is ready"),
+        ({"trigger": {"address": 32, "settle_s": 20}}, "trigger.settle_s: Input should be"),
+    ],
+)
+def test_procedure_config_errors_name_the_field(
+    overrides: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(DeviceConfigError) as caught:
+        parse_device_config(gauge_config(**overrides))
+    message = str(caught.value)
+    assert message.startswith("device 'gauge-1' (modbus_rtu, slave 1): ")
+    assert fragment in message
