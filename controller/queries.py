@@ -68,6 +68,9 @@ class DeviceOut(BaseModel):
     last_unit: str | None
     last_quality: str | None
     updated_ms: int
+    # What the device reports about itself (reboot count, supply voltage...), from the
+    # gateway's last heartbeat; empty for a device without health registers.
+    health_registers: dict[str, float]
 
 
 class ReadingOut(BaseModel):
@@ -279,13 +282,19 @@ def _device(row: sqlite3.Row) -> DeviceOut:
     fields = dict(row)
     fields.pop("place", None)
     fields["maintenance"] = bool(fields["maintenance"])
+    registers = fields.pop("health_registers")
+    fields["health_registers"] = json.loads(registers) if registers else {}
     return DeviceOut(id=device_id(fields["gateway"], fields["name"]), **fields)
 
 
 _DEVICE_COLUMNS = (
     "d.gateway, d.name, d.family, d.health_state, d.health_reason, d.health_since_ms,"
     " d.maintenance, d.last_good_ms, d.state, d.last_seq, d.last_ts_ms, d.last_metric,"
-    " d.last_value, d.last_unit, d.last_quality, d.updated_ms, g.place"
+    " d.last_value, d.last_unit, d.last_quality, d.updated_ms, g.place,"
+    # A name a JSON path cannot quote (no heartbeat of ours sends one) has no registers.
+    " CASE WHEN d.name GLOB '*[^A-Za-z0-9_.:-]*' THEN NULL ELSE"
+    " json_extract(g.health_json, '$.devices.\"' || d.name || '\".registers') END"
+    " AS health_registers"
 )
 
 

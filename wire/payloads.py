@@ -11,7 +11,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from wire.risk import Colour
 from wire.topics import GatewayIdError, validate_gateway_id
@@ -102,6 +110,15 @@ class DeviceHealth(_Model):
     # Health the device reports about itself (reboot count, supply voltage...), by name,
     # as last read; absent from older agents' heartbeats.
     registers: dict[str, float] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _registers_only_when_read(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """No ``registers`` key for a device without health registers: a controller from
+        before the field (which refuses unknown fields) still takes the heartbeat."""
+        data = handler(self)
+        if isinstance(data, dict) and not self.registers:
+            data.pop("registers", None)
+        return data
 
 
 class Health(_Model):

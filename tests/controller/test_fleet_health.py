@@ -110,3 +110,27 @@ def test_maintenance_wins_and_is_not_degradation(
     assert patched.json()["health_state"] == "maintenance"
     publisher.publish(HEALTH, health(1, 5.0, devices=failing))
     wait_until(lambda: gateway(client)["state"] == "online", timeout_s=5, message="online")
+
+
+def test_a_devices_own_health_registers_are_shown_with_the_device(
+    controller: Controller, publisher: Publisher, client: httpx.Client
+) -> None:
+    publisher.publish(STATUS, birth(1), retain=True)
+    registers = {"reboots": 4.0, "supply_v": 12.1}
+    devices = {
+        "met-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms(), registers=registers),
+        "gauge-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms()),
+        'odd"name': wire.DeviceHealth(state="ok", last_good_ms=now_ms(), registers=registers),
+    }
+    publisher.publish(HEALTH, health(1, 5.0, devices=devices))
+    wait_until(
+        lambda: device(client, "met-1")["health_registers"] == registers,
+        timeout_s=5,
+        message="met-1's health registers",
+    )
+    assert device(client, "gauge-1")["health_registers"] == {}
+    listed = {d["name"]: d for d in get_json(client, "/api/v1/devices", params={"gateway": "gw-a"})}
+    assert listed["met-1"]["health_registers"] == registers
+    assert listed['odd"name']["health_registers"] == {}  # not quotable in a JSON path
+    # They are the device's health, never readings.
+    assert device(client, "met-1")["last_metric"] is None

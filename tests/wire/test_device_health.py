@@ -38,3 +38,25 @@ def test_registers_round_trip() -> None:
 def test_registers_are_numbers() -> None:
     with pytest.raises(ValidationError):
         DeviceHealth.model_validate({"state": "ok", "registers": {"reboots": "many"}})
+
+
+def test_a_device_without_health_registers_sends_no_registers_key() -> None:
+    """A controller from before ``registers`` refuses unknown fields: only a device that
+    has health registers sends the key."""
+    plain = json.loads(encode(DeviceHealth(state="ok", reads_ok=3)))
+    with_registers = json.loads(encode(DeviceHealth(state="ok", registers={"reboots": 2})))
+    assert "registers" not in plain
+    assert plain["reads_ok"] == 3
+    assert with_registers["registers"] == {"reboots": 2.0}
+    heartbeat = json.loads(encode(decode(Health, json.dumps(OLD_HEARTBEAT).encode())))
+    assert heartbeat["devices"] == {
+        "gauge-1": {
+            "state": "ok",
+            "reads_ok": 3,
+            "reads_failed": 0,
+            "consecutive_failures": 0,
+            "errors": {"timeout": 0},
+            "last_good_ms": None,
+            "last_error": None,
+        }
+    }

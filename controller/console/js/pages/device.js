@@ -87,6 +87,8 @@ export async function render(main, [deviceId], ctx) {
         ` · gateway `,
         h("a", { href: `#/gateway/${device.gateway}` }, device.gateway),
         device.family ? ` · ${device.family}` : "",
+        // What the device reports about itself (reboot count, supply voltage...).
+        Object.entries(device.health_registers ?? {}).map(([name, v]) => ` · ${name} ${number(v)}`),
       ),
     );
     replace(charts, metricCharts(device, readings.readings, rules, windowMs));
