@@ -10,13 +10,12 @@ import pytest
 import serial
 
 from drivers.base import DriverError, ErrorKind, HealthReporter
-from drivers.modbus_rtu import ModbusRtuDriver
-from drivers.registry import create_driver, parse_device_config
 from edgewatch.waiting import wait_until
 from firmware_sim import Faults, SimulatedDevice
 from wire import Quality
 
-from .sims import FAULT_TIMEOUT_S, Served, modbus_device
+from .sims import Served, modbus_device
+from .test_modbus_rtu_devices import driver
 
 WEATHER = [
     {"metric": "air_temp_c", "address": 0, "type": "i16", "scale": 0.1, "unit": "degC"},
@@ -35,21 +34,6 @@ TILT = [
     {"metric": "tilt_y_deg", "address": 0x102, "type": "f32", "word_order": "CDAB"},
 ]
 TRIGGER = {"address": 0x20, "ready_address": 0x21, "error_address": 0x10}
-
-
-def driver(port: serial.Serial, slave: int, registers: list[Any], **extra: Any) -> ModbusRtuDriver:
-    raw = {
-        "name": "dev-1",
-        "driver": "modbus_rtu",
-        "port": "p1",
-        "slave": slave,
-        "timeout_s": FAULT_TIMEOUT_S,
-        "registers": registers,
-        **extra,
-    }
-    built = create_driver(parse_device_config(raw), port)
-    assert isinstance(built, ModbusRtuDriver)
-    return built
 
 
 @contextmanager
