@@ -29,21 +29,18 @@ from firmware_sim.device import Clock
 from firmware_sim.faults import Faults, mangle
 from firmware_sim.models import ModelContext
 from firmware_sim.signals import Quantity, constant, latched, sine
-from firmware_sim.stx_frames import stx_frame
+from firmware_sim.stx_frames import CORRUPT_MASK, stx_frame, xor_checksum
 
 
 def nmea_checksum(body: bytes) -> int:
     """XOR of every byte of ``body`` (what lies between ``$`` and ``*``)."""
-    check = 0
-    for byte in body:
-        check ^= byte
-    return check
+    return xor_checksum(body)
 
 
 def sentence(body: str, *, corrupt: bool = False) -> bytes:
     """``$body*CS\\r\\n``; ``corrupt`` sends a wrong checksum."""
     raw = body.encode("ascii")
-    check = nmea_checksum(raw) ^ (0x5A if corrupt else 0)
+    check = nmea_checksum(raw) ^ (CORRUPT_MASK if corrupt else 0)
     return b"$" + raw + b"*" + f"{check:02X}".encode() + b"\r\n"
 
 
@@ -232,15 +229,20 @@ def smoke_detector(context: ModelContext) -> SentenceModel:
     )
 
 
-def inclinometer_ascii(context: ModelContext) -> SentenceModel:
-    """Free-running tilt in degrees (inputs ``tilt_x_deg``, ``tilt_y_deg``), 10 a second."""
+def _tilts(context: ModelContext) -> tuple[Quantity, Quantity, float]:
+    """An inclinometer's X and Y tilt in degrees and its frame period (option, 0.1 s)."""
     tilt_x = context.quantity(
         "tilt_x_deg", sine(mean=0.43, swing=0.02, period_s=86_400), noise=0.002
     )
     tilt_y = context.quantity(
         "tilt_y_deg", sine(mean=-0.08, swing=0.01, period_s=86_400), noise=0.002
     )
-    period_s = float(context.options.get("period_s", 0.1))
+    return tilt_x, tilt_y, float(context.options.get("period_s", 0.1))
+
+
+def inclinometer_ascii(context: ModelContext) -> SentenceModel:
+    """Free-running tilt in degrees (inputs ``tilt_x_deg``, ``tilt_y_deg``), 10 a second."""
+    tilt_x, tilt_y, period_s = _tilts(context)
 
     def render(address: str, t: float, out_of_range: bool) -> list[str]:
         x, y = (720.0, 720.0) if out_of_range else (tilt_x(t), tilt_y(t))
@@ -255,13 +257,7 @@ def inclinometer_framed(context: ModelContext) -> SentenceModel:
     Answers ``#DATA`` and an ENQ poll for its address with one frame; ``#READ`` streams a
     frame every ``period_s`` (option, 0.1 s) until ``#STOP``.
     """
-    tilt_x = context.quantity(
-        "tilt_x_deg", sine(mean=0.43, swing=0.02, period_s=86_400), noise=0.002
-    )
-    tilt_y = context.quantity(
-        "tilt_y_deg", sine(mean=-0.08, swing=0.01, period_s=86_400), noise=0.002
-    )
-    period_s = float(context.options.get("period_s", 0.1))
+    tilt_x, tilt_y, period_s = _tilts(context)
 
     def render(address: str, t: float, out_of_range: bool) -> list[str]:
         x, y = (720.0, 720.0) if out_of_range else (tilt_x(t), tilt_y(t))

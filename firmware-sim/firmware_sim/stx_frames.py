@@ -19,21 +19,26 @@ ETB = 0x17
 FRAME_END = ord("$")
 ENQ = 0x05
 ENQ_ADDRESS_BASE = 0xB0
-_CORRUPT_MASK = 0x5A  # what a corrupt_crc fault XORs into the checksum byte
+CORRUPT_MASK = 0x5A  # what a corrupt_crc fault XORs into a checksum
+
+
+def xor_checksum(data: bytes) -> int:
+    """XOR of every byte of ``data``: the checksum of STX frames and of NMEA sentences."""
+    check = 0
+    for byte in data:
+        check ^= byte
+    return check
 
 
 def stx_checksum(text: bytes) -> int:
-    """XOR of every byte of ``text`` (what lies between STX and ETB)."""
-    check = 0
-    for byte in text:
-        check ^= byte
-    return check
+    """The frame's checksum: XOR of ``text``, what lies between STX and ETB."""
+    return xor_checksum(text)
 
 
 def stx_frame(text: str, *, corrupt: bool = False) -> bytes:
     """``STX text ETB CS $``; ``corrupt`` sends a wrong checksum byte."""
     raw = text.encode("ascii")
-    check = stx_checksum(raw) ^ (_CORRUPT_MASK if corrupt else 0)
+    check = stx_checksum(raw) ^ (CORRUPT_MASK if corrupt else 0)
     return bytes([STX]) + raw + bytes([ETB, check, FRAME_END])
 
 
@@ -84,6 +89,7 @@ def split_requests(buffer: bytes) -> tuple[list[bytes | Enquiry], bytes]:
 
 
 __all__ = [
+    "CORRUPT_MASK",
     "ENQ",
     "ETB",
     "STX",
@@ -93,4 +99,5 @@ __all__ = [
     "split_requests",
     "stx_checksum",
     "stx_frame",
+    "xor_checksum",
 ]
