@@ -92,7 +92,8 @@ class DevicePoller:
         self.name = config.name
         self.interval_s = config.interval_s
         self.backoff_max_s = backoff_max_s
-        self.driver: Driver | None = None
+        self._driver: Driver | None = None
+        self._health_reporter: HealthReporter | None = None
         self.next_due_s = clock.monotonic_s()
         self._sink = sink
         self._clock = clock
@@ -108,6 +109,18 @@ class DevicePoller:
         self._registers: dict[str, float] = {}  # the device's health registers, as last read
         self._started_s = clock.monotonic_s()
         self._logged_state = DeviceState.STARTING
+
+    @property
+    def driver(self) -> Driver | None:
+        return self._driver
+
+    @driver.setter
+    def driver(self, driver: Driver | None) -> None:
+        """Set by the port's owner when the port opens (None when it closes). Whether the
+        driver reads health registers is decided here once: a runtime Protocol check
+        walks the class's attributes, too slow for every poll."""
+        self._driver = driver
+        self._health_reporter = driver if isinstance(driver, HealthReporter) else None
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -145,8 +158,8 @@ class DevicePoller:
         registers: dict[str, float] = {}
         try:
             measurements = self.driver.read()
-            if isinstance(self.driver, HealthReporter):
-                registers = self.driver.health_registers()
+            if self._health_reporter is not None:
+                registers = self._health_reporter.health_registers()
         except DriverError as exc:
             self.fail(exc.kind, str(exc), ts_ms=ts_ms)
             return exc.kind
