@@ -162,19 +162,24 @@ def test_seq_and_session_persist_and_are_never_reused(tmp_path: Path, clock: Fak
         assert [r.seq for r in buffer.append("gauge-1", 2, level(2.0))] == [3, 4]
 
 
-def test_after_a_power_cut_seqs_resume_past_the_reserved_block(tmp_path: Path) -> None:
-    """A power cut may roll back the newest commits; a published seq must not come back."""
-    path = tmp_path / "buffer.db"
-    buffer = Buffer(path, boot_id=1).open()
+def buffer_as_a_crash_left_it(tmp_path: Path) -> Path:
+    """A buffer (booted as boot 1) with one append, its files copied as a crash leaves
+    them: no clean close. Returns the copy's path."""
+    buffer = Buffer(tmp_path / "buffer.db", boot_id=1).open()
     buffer.append("gauge-1", 1, level(1.0))
-    # Copy the files as a power cut would leave them: no clean close.
     crashed = tmp_path / "crashed"
     crashed.mkdir()
     for file in tmp_path.glob("buffer.db*"):
         shutil.copy(file, crashed / file.name)
     buffer.close()
+    return crashed / "buffer.db"
 
-    with Buffer(crashed / "buffer.db", boot_id=2) as recovered:  # the machine rebooted
+
+def test_after_a_power_cut_seqs_resume_past_the_reserved_block(tmp_path: Path) -> None:
+    """A power cut may roll back the newest commits; a published seq must not come back."""
+    crashed = buffer_as_a_crash_left_it(tmp_path)
+
+    with Buffer(crashed, boot_id=2) as recovered:  # the machine rebooted
         seqs = [r.seq for r in recovered.append("gauge-1", 2, level(2.0))]
 
     assert seqs[0] > SEQ_BLOCK
@@ -183,16 +188,9 @@ def test_after_a_power_cut_seqs_resume_past_the_reserved_block(tmp_path: Path) -
 
 def test_after_a_process_crash_without_reboot_seqs_resume_exactly(tmp_path: Path) -> None:
     """SIGKILL loses nothing committed (the OS has the pages): no gap for the controller."""
-    path = tmp_path / "buffer.db"
-    buffer = Buffer(path, boot_id=1).open()
-    buffer.append("gauge-1", 1, level(1.0))
-    crashed = tmp_path / "crashed"
-    crashed.mkdir()
-    for file in tmp_path.glob("buffer.db*"):
-        shutil.copy(file, crashed / file.name)
-    buffer.close()
+    crashed = buffer_as_a_crash_left_it(tmp_path)
 
-    with Buffer(crashed / "buffer.db", boot_id=1) as recovered:
+    with Buffer(crashed, boot_id=1) as recovered:
         assert [r.seq for r in recovered.append("gauge-1", 2, level(2.0))] == [3, 4]
 
 
