@@ -180,7 +180,15 @@ class Fleet:
         reasons = json.dumps(degraded_reasons) if degraded_reasons else None
         health_json = health.model_dump_json()
         device_states = [
-            (gateway, name, device.state, device.last_good_ms, now_ms, now_ms)
+            (
+                gateway,
+                name,
+                device.state,
+                device.last_good_ms,
+                json.dumps(device.registers) if device.registers else None,
+                now_ms,
+                now_ms,
+            )
             for name, device in health.devices.items()
         ]
         if self.alerts is not None:  # the agent's maintenance or an operator's admin state
@@ -210,9 +218,11 @@ class Fleet:
                 ),
             )
             db.conn.executemany(
-                "INSERT INTO devices (gateway, name, state, last_good_ms, first_seen_ms,"
-                " updated_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (gateway, name) DO UPDATE SET"
+                "INSERT INTO devices (gateway, name, state, last_good_ms, health_registers,"
+                " first_seen_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (gateway, name) DO UPDATE SET"
                 " state = excluded.state, updated_ms = excluded.updated_ms,"
+                " health_registers = excluded.health_registers,"
                 " last_good_ms = max(coalesce(devices.last_good_ms, 0),"
                 " coalesce(excluded.last_good_ms, 0))",
                 device_states,

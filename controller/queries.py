@@ -290,11 +290,7 @@ def _device(row: sqlite3.Row) -> DeviceOut:
 _DEVICE_COLUMNS = (
     "d.gateway, d.name, d.family, d.health_state, d.health_reason, d.health_since_ms,"
     " d.maintenance, d.last_good_ms, d.state, d.last_seq, d.last_ts_ms, d.last_metric,"
-    " d.last_value, d.last_unit, d.last_quality, d.updated_ms, g.place,"
-    # A name a JSON path cannot quote (no heartbeat of ours sends one) has no registers.
-    " CASE WHEN d.name GLOB '*[^A-Za-z0-9_.:-]*' THEN NULL ELSE"
-    " json_extract(g.health_json, '$.devices.\"' || d.name || '\".registers') END"
-    " AS health_registers"
+    " d.last_value, d.last_unit, d.last_quality, d.updated_ms, d.health_registers, g.place"
 )
 
 

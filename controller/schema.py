@@ -357,3 +357,11 @@ def _degraded_reasons_json(db: Database) -> None:
         "UPDATE gateways SET degraded_reasons = ? WHERE id = ?",
         [(json.dumps(text.split("; ")) if text else None, gateway) for gateway, text in rows],
     )
+
+
+@migrations(name="0008_device_health_registers")
+def _device_health_registers(db: Database) -> None:
+    """What a device reports about itself (reboot count, supply voltage...) from the last
+    heartbeat, as a JSON object, kept with the device instead of parsed out of the
+    gateway's whole heartbeat on every device query."""
+    db.execute("ALTER TABLE devices ADD COLUMN health_registers TEXT")
