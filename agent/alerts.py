@@ -17,6 +17,10 @@ class AlertQueue:
     def __init__(self, buffer: Buffer) -> None:
         self._buffer = buffer
         self._inflight: set[int] = set()
+        # True once a take found no unsent alert at all: the publisher asks on every
+        # round, and alerts are rare, so until the next append (or release) it costs no
+        # query. Only this object appends, releases and acks alerts in the file.
+        self._none_unsent = False
 
     def append(self, ts_ms: int, payload: bytes) -> int:
         """Store one alert payload; returns its id."""
@@ -24,15 +28,19 @@ class AlertQueue:
             cursor = conn.execute(
                 "INSERT INTO alerts (ts_ms, payload) VALUES (?, ?)", [ts_ms, payload]
             )
+            self._none_unsent = False
             return int(cursor.lastrowid or 0)
 
     def take(self, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` unsent alerts not in flight: (id, payload); now in flight."""
         with self._buffer.lock:
+            if self._none_unsent:
+                return []
             rows = self._buffer.conn.execute(
                 "SELECT id, payload FROM alerts WHERE acked_at IS NULL ORDER BY id LIMIT ?",
                 [limit + len(self._inflight)],
             ).fetchall()
+            self._none_unsent = not rows
             taken = [(int(i), bytes(p)) for i, p in rows if i not in self._inflight][:limit]
             self._inflight.update(i for i, _ in taken)
             return taken
@@ -45,10 +53,12 @@ class AlertQueue:
     def release(self, alert_id: int) -> None:
         with self._buffer.lock:
             self._inflight.discard(alert_id)
+            self._none_unsent = False
 
     def release_all(self) -> None:
         with self._buffer.lock:
             self._inflight.clear()
+            self._none_unsent = False
 
     def purge_acked(self, before_ms: int) -> int:
         with self._buffer.atomic() as conn:

@@ -255,18 +255,42 @@ class Buffer:
             floor = self.live_floor_seq()
             below = self._numbering.next_seq
             if lane is None:
-                taken = self._scan(self._cursor[Lane.BACKLOG], below, limit)
+                taken, covered = self._scan(self._cursor[Lane.BACKLOG], below, limit)
             elif lane is Lane.LIVE:
-                taken = self._scan(max(self._cursor[Lane.LIVE], floor - 1), below, limit)
+                taken, covered = self._scan(max(self._cursor[Lane.LIVE], floor - 1), below, limit)
             else:
-                taken = self._scan(self._cursor[Lane.BACKLOG], floor, limit)
-            if taken:
-                self.inflight.update(row[0] for row in taken)
-                for key in (Lane.LIVE, Lane.BACKLOG) if lane is None else (lane,):
-                    self._cursor[key] = max(self._cursor[key], taken[-1][0])
+                taken, covered = self._scan(self._cursor[Lane.BACKLOG], floor, limit)
+            self.inflight.update(row[0] for row in taken)
+            for key in (Lane.LIVE, Lane.BACKLOG) if lane is None else (lane,):
+                self._cursor[key] = max(self._cursor[key], covered)
             return taken
 
-    def _scan(self, after: int, below: int, limit: int) -> list[ReadingRow]:
+    def live_waiting_since_s(self) -> float | None:
+        """When (monotonic s) the oldest live row not yet taken was appended; None when no
+        live row waits. A row handed back by ``release`` counts from its append, so the
+        publisher's linger (``[buffer] live_linger_s``) never holds it again."""
+        with self.lock:
+            start = max(self._cursor[Lane.LIVE] + 1, self.live_floor_seq())
+            if start >= self._numbering.next_seq:
+                return None
+            since_s = None
+            for appended_s, first in self._appends:  # the append that holds ``start``
+                if first > start:
+                    break
+                since_s = appended_s
+            return since_s
+
+    def live_waiting_rows(self) -> int:
+        """How many live rows at most wait to be taken (in-flight ones may be counted)."""
+        with self.lock:
+            start = max(self._cursor[Lane.LIVE] + 1, self.live_floor_seq())
+            return max(0, self._numbering.next_seq - start)
+
+    def _scan(self, after: int, below: int, limit: int) -> tuple[list[ReadingRow], int]:
+        """Unsent rows not in flight with ``after < seq < below``, up to ``limit``, and the
+        seq up to which every unsent row is now in flight (the lane's new cursor): the last
+        row taken, or ``below - 1`` once the range is exhausted, so an empty lane costs no
+        query on the next call."""
         taken: list[ReadingRow] = []
         inflight = self.inflight
         while len(taken) < limit and after < below - 1:
@@ -281,9 +305,9 @@ class Buffer:
             else:
                 taken.extend(rows)
             if len(rows) < ask:
-                break
+                return taken, below - 1
             after = rows[-1][0]
-        return taken
+        return taken, taken[-1][0] if taken else after
 
     def rows_between(self, from_seq: int, to_seq: int, limit: int) -> list[Reading]:
         """``stored_rows`` as ``Reading`` objects."""

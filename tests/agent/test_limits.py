@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +137,60 @@ def test_drop_counts_survive_a_restart(tmp_path: Path, clocks: Clocks) -> None:
         enforce_limits(buffer, max_bytes=0, max_age_s=60, now_ms=clocks.wall_ms)
     with Buffer(path, now_ms=clocks.now_ms) as reopened:
         assert reopened.dropped() == {MAX_AGE: 1}
+
+
+def queries_during(buffer: Buffer, action: Callable[[], object]) -> list[str]:
+    """The SQL statements ``action`` sends to the buffer's SQLite connection."""
+    statements: list[str] = []
+    buffer.conn.set_trace_callback(statements.append)
+    try:
+        action()
+    finally:
+        buffer.conn.set_trace_callback(None)
+    return statements
+
+
+def test_an_exhausted_lane_costs_no_query_until_a_row_arrives(
+    buffer: Buffer, clocks: Clocks
+) -> None:
+    buffer.append("g", clocks.wall_ms, one(1.0))
+    clocks.mono_s += 11  # seq 1 is backlog now
+    assert [r.seq for r in buffer.take_unsent(10, Lane.BACKLOG)] == [1]
+    assert buffer.take_unsent(10, Lane.BACKLOG) == []
+    assert buffer.take_unsent(10, Lane.LIVE) == []
+
+    # The publisher asks both lanes on every round: an empty lane answers from memory.
+    assert queries_during(buffer, lambda: buffer.take_unsent(10, Lane.BACKLOG)) == []
+    assert queries_during(buffer, lambda: buffer.take_unsent(10, Lane.LIVE)) == []
+    buffer.append("g", clocks.wall_ms, one(2.0))
+    assert [r.seq for r in buffer.take_unsent(10, Lane.LIVE)] == [2]
+    buffer.release([1])  # seq 1's message was refused: the lane looks again
+    assert [r.seq for r in buffer.take_unsent(10, Lane.BACKLOG)] == [1]
+
+
+def test_the_live_lane_says_how_long_its_oldest_untaken_row_has_waited(
+    buffer: Buffer, clocks: Clocks
+) -> None:
+    assert buffer.live_waiting_since_s() is None
+    buffer.append("g", clocks.wall_ms, [*one(1.0), *one(2.0)])  # seqs 1-2 at t=100
+    clocks.mono_s += 0.1
+    buffer.append("g", clocks.wall_ms, one(3.0))  # seq 3 at t=100.1
+    assert (buffer.live_waiting_since_s(), buffer.live_waiting_rows()) == (100.0, 3)
+
+    taken = buffer.take_unsent(2, Lane.LIVE)  # seqs 1-2 leave: seq 3 waits
+    assert (buffer.live_waiting_since_s(), buffer.live_waiting_rows()) == (100.1, 1)
+    buffer.take_unsent(10, Lane.LIVE)
+    assert (buffer.live_waiting_since_s(), buffer.live_waiting_rows()) == (None, 0)
+    buffer.release([r.seq for r in taken])  # handed back: they count from their append
+    assert buffer.live_waiting_since_s() == 100.0
+
+
+def test_an_empty_alerts_lane_costs_no_query_until_an_alert_is_stored(buffer: Buffer) -> None:
+    alerts = AlertQueue(buffer)
+    assert alerts.take(10) == []
+    assert queries_during(buffer, lambda: alerts.take(10)) == []
+
+    alert_id = alerts.append(1, b"a")
+    assert alerts.take(10) == [(alert_id, b"a")]
+    alerts.release(alert_id)  # its message was refused: taken again
+    assert alerts.take(10) == [(alert_id, b"a")]
