@@ -129,7 +129,7 @@ class Agent:
         self.intake = Intake(
             self.buffer,
             memory_max_readings=config.buffer.memory_queue_max_readings,
-            on_stored=self.publisher.wake.set,
+            on_stored=self.publisher.readings_stored,
         )
         self.commands = CommandRunner(
             session=self.session, publisher=self.publisher, now_ms=clock.wall_ms

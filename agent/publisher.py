@@ -1,7 +1,8 @@
 """The publisher: takes from the buffer and publishes, in a fixed priority order.
 
     alerts  (edgewatch/v1/<gw>/alerts)    every unsent alert, first
-    live    (edgewatch/v1/<gw>/readings)  rows appended within [buffer] live_window_s
+    live    (edgewatch/v1/<gw>/readings)  rows appended within [buffer] live_window_s,
+                                          a batch lingering up to live_linger_s
     backlog (edgewatch/v1/<gw>/backlog)   older rows and replays asked for by the controller
 
 Backlog never delays live readings or alerts: it is sent only when nothing of a higher lane
@@ -96,10 +97,20 @@ class Publisher:
         self._tokens = 0.0
         self._tokens_at_s = clock.monotonic_s()
         self._replays: deque[ReplayJob] = deque()
+        # While a live batch lingers: when it is due (monotonic s). A new reading then
+        # needs no wake-up (the batch goes at that time anyway); see readings_stored.
+        self._live_due_s: float | None = None
         self._last_replay: ReplayJob | None = None
         self._topics = {kind: session.topic(kind) for kind in TopicKind if kind.value[:3] != "cmd"}
 
     # -- requests from other threads ------------------------------------------------------
+
+    def readings_stored(self) -> None:
+        """The intake stored readings: wake the loop, unless a lingering live batch will
+        take them when it is due (a wake-up per device read costs a gateway more than the
+        read's own bookkeeping) and the batch is not full yet."""
+        if self._live_due_s is None or self._buffer.live_waiting_rows() >= self._batch_max_readings:
+            self.wake.set()
 
     def replay(self, from_seq: int, to_seq: int) -> Future[str]:
         """Re-publish stored rows ``from_seq..to_seq`` on the backlog lane; the future's
@@ -136,11 +147,14 @@ class Publisher:
             if not self._session.wait_for_capacity(MAX_INFLIGHT, IDLE_WAIT_S):
                 continue
             self.wake.clear()
-            if self._send_alerts() or self._send_live():
+            if self._send_alerts():
+                continue
+            live_wait_s = self._live_wait_s()
+            if live_wait_s == 0.0 and self._send_live():
                 continue
             wait_s = self._send_backlog()
             if wait_s > 0:
-                self._sleep(min(wait_s, HOUSEKEEPING_EVERY_S))
+                self._sleep(min(wait_s, live_wait_s or HOUSEKEEPING_EVERY_S, HOUSEKEEPING_EVERY_S))
 
     def _sleep(self, seconds: float) -> None:
         self.wake.wait(seconds)
@@ -179,6 +193,23 @@ class Publisher:
             ):
                 self._alerts.release(alert_id)
         return bool(taken)
+
+    def _live_wait_s(self) -> float | None:
+        """How long the live batch lingers before it goes: 0.0 now, None when no live row
+        waits. A batch goes once its oldest row has waited ``live_linger_s`` or it is full,
+        so one poll round of a bus goes as one message rather than one per device."""
+        # Cleared before the rows are looked at: a reading stored from here on either is
+        # seen below or wakes the loop (readings_stored).
+        self._live_due_s = None
+        since_s = self._buffer.live_waiting_since_s()
+        if since_s is None:
+            return None
+        due_s = since_s + self._config.live_linger_s
+        wait_s = due_s - self._clock.monotonic_s()
+        if wait_s <= 0 or self._buffer.live_waiting_rows() >= self._batch_max_readings:
+            return 0.0
+        self._live_due_s = due_s
+        return wait_s
 
     def _send_live(self) -> bool:
         rows = self._buffer.take_unsent_rows(self._batch_max_readings, Lane.LIVE)
@@ -270,7 +301,9 @@ class Publisher:
     def _refused(self, seqs: list[int], backlog: bool) -> None:
         self._buffer.release(seqs)
         if backlog:
-            self._backlog_done()
+            self._backlog_done()  # wakes the loop
+        else:
+            self.wake.set()  # handed back: goes again at once, never lingers
 
     def _backlog_done(self) -> None:
         with self._lock:

@@ -233,3 +233,19 @@ def test_a_red_reading_goes_out_on_the_alerts_lane_ahead_of_its_reading(
 
 def readings_of(recorder: Recorder) -> list[Reading]:
     return [r for b in recorder.decoded(TopicKind.READINGS, ReadingBatch) for r in b.readings]
+
+
+def test_live_reads_linger_into_one_message_per_round(
+    tmp_path: Path, mosquitto: Mosquitto, recorder: Recorder, gauge_bus: SimulatedBus
+) -> None:
+    buffer = "hold_while_controller_offline = false\nlive_linger_s = 0.5"
+    text = agent_toml(tmp_path / "data", mosquitto, port_url=gauge_bus.port_path, buffer=buffer)
+    with Agent(parse_config(text)):  # a read every 0.1 s, a batch every 0.5 s
+        recorder.wait_for(
+            lambda: len(recorder.messages(TopicKind.READINGS)) >= 4, "four live batches"
+        )
+    batches = recorder.decoded(TopicKind.READINGS, ReadingBatch)
+    reads_per_batch = [len({r.ts_ms for r in b.readings}) for b in batches]
+    assert sum(reads_per_batch) >= 2 * len(batches), reads_per_batch  # about 5 each
+    readings = [r for b in batches for r in b.readings]
+    assert [r.seq for r in readings] == list(range(1, len(readings) + 1))  # none lost

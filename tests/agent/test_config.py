@@ -58,6 +58,14 @@ def test_a_valid_config_is_typed_with_defaults(tmp_path: Path) -> None:
     assert config.devices[0].name == "gauge-1"
     assert config.devices[0].interval_s == 2.0
     assert config.devices_on("bus1") == [config.devices[0]]
+    assert config.buffer.live_linger_s == 0.2
+
+
+def test_a_negative_live_linger_is_refused_with_the_bound() -> None:
+    text = VALID + "\n[buffer]\nlive_linger_s = -1\n"
+    assert error_of(text) == (
+        "agent.toml: buffer.live_linger_s: Input should be greater than or equal to 0, got -1"
+    )
 
 
 def test_config_hash_is_stable_changes_with_config_and_ignores_the_password() -> None:

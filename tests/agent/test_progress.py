@@ -32,8 +32,11 @@ from tests.agent.test_cli import agent_process
 from tests.agent.test_store_and_forward import replay, results
 
 # Rows older than a second are backlog, sent at 20 rows/s: a drain that takes seconds.
+# Each live read goes as it is stored (no linger), so at most one read's rows are on their
+# way when the drain ends.
 SLOW_BACKLOG = (
     "hold_while_controller_offline = false\nlive_window_s = 1\nbacklog_max_readings_per_s = 20"
+    "\nlive_linger_s = 0"
 )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from agent.alerts import AlertQueue
 from agent.buffer import Buffer
-from agent.clock import SYSTEM_CLOCK
+from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import BufferConfig
 from agent.publisher import Publisher
 from drivers.base import Measurement
@@ -63,13 +63,21 @@ def buffer(tmp_path: Path) -> Iterator[Buffer]:
         yield opened
 
 
-def run_publisher(buffer: Buffer, session: FakeSession, batch: int) -> Callable[[], None]:
+def run_publisher(
+    buffer: Buffer,
+    session: FakeSession,
+    batch: int,
+    *,
+    config: BufferConfig | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    alerts: AlertQueue | None = None,
+) -> tuple[Publisher, Callable[[], None]]:
     publisher = Publisher(
         buffer=buffer,
-        alerts=AlertQueue(buffer),
+        alerts=alerts or AlertQueue(buffer),
         session=session,  # type: ignore[arg-type]
-        config=BufferConfig(backlog_max_readings_per_s=0),
-        clock=SYSTEM_CLOCK,
+        config=config or BufferConfig(backlog_max_readings_per_s=0),
+        clock=clock,
         batch_max_readings=batch,
     )
     stopping = threading.Event()
@@ -81,14 +89,14 @@ def run_publisher(buffer: Buffer, session: FakeSession, batch: int) -> Callable[
         publisher.wake.set()
         thread.join(5)
 
-    return stop
+    return publisher, stop
 
 
 def test_rows_leave_the_buffer_only_on_their_messages_puback(buffer: Buffer) -> None:
     for i in range(5):
         buffer.append(f"gauge-{i}", NOW_MS + i, [Measurement("level_cm", 250.5, "cm")])
     session = FakeSession()
-    stop = run_publisher(buffer, session, batch=3)
+    _, stop = run_publisher(buffer, session, batch=3)
     try:
         first, second = session.wait_for(2)
     finally:
@@ -113,7 +121,7 @@ def test_rows_leave_the_buffer_only_on_their_messages_puback(buffer: Buffer) -> 
 def test_a_refused_message_puts_its_rows_back(buffer: Buffer) -> None:
     buffer.append("gauge-1", NOW_MS, [Measurement("level_cm", 1.0, "cm")])
     session = FakeSession()
-    stop = run_publisher(buffer, session, batch=10)
+    _, stop = run_publisher(buffer, session, batch=10)
     try:
         (sent,) = session.wait_for(1)
         assert sent.on_refused is not None
@@ -123,3 +131,146 @@ def test_a_refused_message_puts_its_rows_back(buffer: Buffer) -> None:
         stop()
     assert resent.payload == sent.payload
     assert buffer.stats().unsent_rows == 1
+
+
+# -- the live lane's linger -----------------------------------------------------------------
+
+
+@dataclass
+class HeldClock:
+    """Time that moves only when the test says: a linger never runs out by itself."""
+
+    mono_s: float = 1000.0
+
+    def wall_ms(self) -> int:
+        return NOW_MS + int(self.mono_s * 1000)
+
+    def monotonic_s(self) -> float:
+        return self.mono_s
+
+
+@pytest.fixture
+def held_clock() -> HeldClock:
+    return HeldClock()
+
+
+@pytest.fixture
+def live_buffer(tmp_path: Path, held_clock: HeldClock) -> Iterator[Buffer]:
+    with Buffer(tmp_path / "live.db", monotonic_s=held_clock.monotonic_s) as opened:
+        yield opened
+
+
+def store_read(publisher: Publisher, buffer: Buffer, device: str) -> None:
+    """One device read as the intake stores it."""
+    buffer.append(device, NOW_MS, [Measurement("level_cm", 1.0, "cm")])
+    publisher.readings_stored()
+
+
+def readings_of(sent: Sent) -> list[tuple[int, str]]:
+    batch = ReadingBatch.model_validate_json(sent.payload)
+    return [(r.seq, r.device) for r in batch.readings]
+
+
+def lingering(live_linger_s: float) -> BufferConfig:
+    return BufferConfig(backlog_max_readings_per_s=0, live_linger_s=live_linger_s)
+
+
+def test_the_reads_of_one_poll_round_go_as_one_live_message(
+    live_buffer: Buffer, held_clock: HeldClock
+) -> None:
+    session = FakeSession()
+    publisher, stop = run_publisher(
+        live_buffer, session, batch=500, config=lingering(0.2), clock=held_clock
+    )
+    try:
+        for device in ("gauge-1", "gauge-2", "gauge-3"):
+            store_read(publisher, live_buffer, device)
+            held_clock.mono_s += 0.05  # a read every 50 ms: within the linger
+        publisher.wake.set()  # the publisher looks again, as its own timer would
+        assert session.sent == []  # the first read has waited 0.15 s of 0.2
+        held_clock.mono_s += 0.06
+        publisher.wake.set()
+        (sent,) = session.wait_for(1)
+        store_read(publisher, live_buffer, "gauge-1")  # the next round starts a new batch
+        held_clock.mono_s += 0.2
+        publisher.wake.set()
+        second = session.wait_for(2)[1]
+    finally:
+        stop()
+    assert sent.topic.endswith("/readings")
+    assert readings_of(sent) == [(1, "gauge-1"), (2, "gauge-2"), (3, "gauge-3")]
+    assert readings_of(second) == [(4, "gauge-1")]
+
+
+def test_a_full_live_batch_goes_without_waiting_out_the_linger(
+    live_buffer: Buffer, held_clock: HeldClock
+) -> None:
+    session = FakeSession()
+    publisher, stop = run_publisher(
+        live_buffer, session, batch=3, config=lingering(5.0), clock=held_clock
+    )
+    try:
+        for device in ("gauge-1", "gauge-2", "gauge-3", "gauge-4"):
+            store_read(publisher, live_buffer, device)
+        (sent,) = session.wait_for(1)  # time never moved: only the batch size sent it
+    finally:
+        stop()
+    assert readings_of(sent) == [(1, "gauge-1"), (2, "gauge-2"), (3, "gauge-3")]
+    assert live_buffer.stats().unsent_rows == 4  # the fourth waits for its own linger
+
+
+def test_an_alert_never_waits_for_a_lingering_live_batch(
+    live_buffer: Buffer, held_clock: HeldClock
+) -> None:
+    session = FakeSession()
+    alerts = AlertQueue(live_buffer)
+    publisher, stop = run_publisher(
+        live_buffer, session, batch=500, config=lingering(5.0), clock=held_clock, alerts=alerts
+    )
+    try:
+        store_read(publisher, live_buffer, "gauge-1")
+        alerts.append(NOW_MS, b'{"alert": 1}')
+        publisher.wake.set()  # as the agent does when it stores an alert
+        (sent,) = session.wait_for(1)
+    finally:
+        stop()
+    assert sent.topic.endswith("/alerts")
+    assert sent.payload == b'{"alert": 1}'
+
+
+def test_a_refused_live_batch_goes_again_at_once(
+    live_buffer: Buffer, held_clock: HeldClock
+) -> None:
+    session = FakeSession()
+    publisher, stop = run_publisher(
+        live_buffer, session, batch=500, config=lingering(0.2), clock=held_clock
+    )
+    try:
+        store_read(publisher, live_buffer, "gauge-1")
+        held_clock.mono_s += 0.2
+        publisher.wake.set()
+        (sent,) = session.wait_for(1)
+        assert sent.on_refused is not None
+        sent.on_refused()  # the time is unchanged: only "handed back goes at once" sends it
+        resent = session.wait_for(2)[1]
+    finally:
+        stop()
+    assert readings_of(resent) == readings_of(sent) == [(1, "gauge-1")]
+
+
+def test_without_a_linger_every_read_goes_as_it_is_stored(
+    live_buffer: Buffer, held_clock: HeldClock
+) -> None:
+    session = FakeSession()
+    publisher, stop = run_publisher(
+        live_buffer, session, batch=500, config=lingering(0.0), clock=held_clock
+    )
+    try:
+        store_read(publisher, live_buffer, "gauge-1")
+        session.wait_for(1)
+        store_read(publisher, live_buffer, "gauge-2")
+        first, second = session.wait_for(2)
+    finally:
+        stop()
+    assert readings_of(first) == [(1, "gauge-1")]
+    assert readings_of(second) == [(2, "gauge-2")]
