@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,10 +14,15 @@ import pytest
 from agent.cli import SUBCOMMANDS, main
 from edgewatch.broker import Mosquitto
 from firmware_sim.bus import SimulatedBus
-from tests.agent.conftest import WAIT_S, Recorder, agent_toml
+from tests.agent.conftest import (
+    REPO,
+    WAIT_S,
+    Recorder,
+    agent_process,
+    agent_toml,
+    child_env,
+)
 from wire import GatewayState, Status, TopicKind
-
-REPO = Path(__file__).parents[2]
 
 
 def test_a_config_error_prints_the_message_and_exits_2(
@@ -32,26 +34,6 @@ def test_a_config_error_prints_the_message_and_exits_2(
     assert main(["run", "--config", str(path)]) == 2
 
     assert capsys.readouterr().err.strip() == f"{path}: mqtt.port: expected an integer, got 'abc'"
-
-
-@contextmanager
-def agent_process(config_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "firmware-sim")])}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", "--config", str(config_path)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=WAIT_S)
-        if process.stderr:
-            process.stderr.close()
 
 
 def statuses(recorder: Recorder) -> list[Status]:
@@ -132,11 +114,10 @@ NOT_FOR_RUN = {
 
 def modules_after(code: str) -> set[str]:
     """The modules a fresh interpreter holds after ``code``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "firmware-sim")])}
     done = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
         cwd=REPO,
-        env=env,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,
