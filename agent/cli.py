@@ -33,6 +33,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from agent import openssl
+
 if TYPE_CHECKING:
     from agent.config import AgentConfig
 
@@ -154,20 +156,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``run``: load the config and run it (the config and the agent are imported here:
-    no other subcommand needs them)."""
+    """``run``: load the config and run it. agent.config and agent.agent are imported
+    here, not at the top, so OpenSSL stays out of an agent without TLS (``agent.openssl``):
+    hashlib's backend is chosen before the config (which hashes) is imported, and ``ssl``
+    is left out, once the config says the uplink does not use TLS, before paho is."""
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from agent.config import ConfigError, load_config  # noqa: PLC0415 (only for run)
+    openssl.use_builtin_hashes()
+    from agent.config import ConfigError, load_config  # noqa: PLC0415 (see the docstring)
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    openssl.leave_out_ssl(config.mqtt)
     return run(config_path=args.config, config=config)
 
 
@@ -184,7 +190,7 @@ def run(*, config_path: Path, config: AgentConfig) -> int:
         logging.getLogger(__name__).info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
-    from agent.agent import Agent  # noqa: PLC0415 (only for run)
+    from agent.agent import Agent  # noqa: PLC0415 (see run_command)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -178,3 +178,10 @@ def agent_process(config_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         process.wait(timeout=WAIT_S)
         if process.stderr:
             process.stderr.close()
+
+
+def openssl_libraries(pid: int) -> set[str]:
+    """The OpenSSL libraries (libcrypto, libssl) mapped into process ``pid``."""
+    paths = {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()}
+    names = {Path(path).name for path in paths if path.startswith("/")}
+    return {name for name in names if name.startswith(("libcrypto", "libssl"))}
