@@ -38,6 +38,25 @@ class ProgressLine:
         self._stream.flush()
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", required=True, help="serial device or pyserial URL")
+    bauds = parser.add_mutually_exclusive_group()
+    bauds.add_argument(
+        "--baud", default="9600", help="baud rate(s) to try, comma-separated (default 9600)"
+    )
+    bauds.add_argument(
+        "--scan-baud", action="store_true", help="try every usual baud, common ones first"
+    )
+    parser.add_argument("--parity", default="N", choices=["N", "E", "O"], help="default N")
+    parser.add_argument("--slaves", default="1-247", help="ids, e.g. 1-247 or 1,3,10-12")
+    parser.add_argument("--register", type=int, default=0, help="0-based address (default 0)")
+    parser.add_argument("--function", type=int, default=3, choices=[3, 4], help="3 or 4")
+    parser.add_argument(
+        "--timeout", type=float, default=0.1, help="seconds to wait per id (default 0.1)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
 def run_probe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         slaves = parse_slaves(args.slaves)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +28,7 @@ T = TypeVar("T")
 
 GATEWAY_ID = "gw-test-1"
 WAIT_S = 10.0
+REPO = Path(__file__).parents[2]
 
 
 @dataclass(frozen=True)
@@ -147,3 +152,36 @@ metric = "status"
 address = 1
 """
     return text
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a Python child process that imports the repository's code."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "firmware-sim")])}
+
+
+@contextmanager
+def agent_process(config_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m agent.cli run --config config_path`` as a process (stderr piped),
+    killed on the way out if it is still running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(config_path)],
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=WAIT_S)
+        if process.stderr:
+            process.stderr.close()
+
+
+def openssl_libraries(pid: int) -> set[str]:
+    """The OpenSSL libraries (libcrypto, libssl) mapped into process ``pid``."""
+    paths = {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()}
+    names = {Path(path).name for path in paths if path.startswith("/")}
+    return {name for name in names if name.startswith(("libcrypto", "libssl"))}

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import os
+import json
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from agent.cli import main
+from agent.cli import SUBCOMMANDS, main
 from edgewatch.broker import Mosquitto
 from firmware_sim.bus import SimulatedBus
-from tests.agent.conftest import WAIT_S, Recorder, agent_toml
+from tests.agent.conftest import (
+    REPO,
+    WAIT_S,
+    Recorder,
+    agent_process,
+    agent_toml,
+    child_env,
+)
 from wire import GatewayState, Status, TopicKind
-
-REPO = Path(__file__).parents[2]
 
 
 def test_a_config_error_prints_the_message_and_exits_2(
@@ -31,26 +34,6 @@ def test_a_config_error_prints_the_message_and_exits_2(
     assert main(["run", "--config", str(path)]) == 2
 
     assert capsys.readouterr().err.strip() == f"{path}: mqtt.port: expected an integer, got 'abc'"
-
-
-@contextmanager
-def agent_process(config_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "firmware-sim")])}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", "--config", str(config_path)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=WAIT_S)
-        if process.stderr:
-            process.stderr.close()
 
 
 def statuses(recorder: Recorder) -> list[Status]:
@@ -114,3 +97,65 @@ def test_an_unwritable_data_dir_exits_1_with_the_reason(
     assert main(["run", "--config", str(path)]) == 1
 
     assert "the agent cannot run (data_dir" in capsys.readouterr().err
+
+
+# What only another subcommand needs: `run` must never import these (issue 4's RSS budget).
+NOT_FOR_RUN = {
+    "agent.doctor",
+    "agent.doctor_net",
+    "agent.doctor_serial",
+    "agent.status",
+    "agent.status_watch",
+    "agent.install",
+    "agent.probe",
+    "agent.probe_cli",
+}
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after ``code``."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_the_run_parser_imports_no_other_subcommand_and_not_the_agent() -> None:
+    loaded = modules_after("from agent.cli import build_parser; build_parser('run')")
+
+    assert not loaded & NOT_FOR_RUN
+    # The config and the agent are imported when run runs, not to parse its arguments.
+    assert not loaded & {"agent.config", "agent.agent", "hashlib", "ssl"}
+
+
+def test_the_full_parser_imports_every_subcommand() -> None:
+    loaded = modules_after("from agent.cli import build_parser; build_parser()")
+
+    assert {"agent.doctor", "agent.status", "agent.install", "agent.probe_cli"} <= loaded
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    for name, subcommand in SUBCOMMANDS.items():
+        assert f"{name} {subcommand.help}" in out
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_a_subcommands_help_shows_its_arguments(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+
+    assert exit_info.value.code == 0
+    assert "--" in capsys.readouterr().out.split("options:", 1)[1].replace("--help", "")

@@ -19,8 +19,7 @@ from agent.doctor_serial import check_port, stable_names
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
-from tests.agent.conftest import WAIT_S, agent_toml
-from tests.agent.test_cli import agent_process
+from tests.agent.conftest import WAIT_S, agent_process, agent_toml
 
 ROOT = Path(__file__).parents[2]
 

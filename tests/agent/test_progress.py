@@ -27,8 +27,7 @@ from drivers.base import Measurement
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
-from tests.agent.conftest import WAIT_S, Recorder, agent_toml
-from tests.agent.test_cli import agent_process
+from tests.agent.conftest import WAIT_S, Recorder, agent_process, agent_toml
 from tests.agent.test_store_and_forward import replay, results
 
 # Rows older than a second are backlog, sent at 20 rows/s: a drain that takes seconds.

@@ -17,8 +17,7 @@ from agent.config import parse_config
 from agent.sd_notify import Notifier
 from edgewatch.broker import Mosquitto
 from firmware_sim.bus import SimulatedBus
-from tests.agent.conftest import WAIT_S, agent_toml
-from tests.agent.test_cli import agent_process
+from tests.agent.conftest import WAIT_S, agent_process, agent_toml
 
 WATCHDOG_USEC = 400_000  # pings every 0.2 s
 

@@ -15,8 +15,7 @@ from agent.status_file import read_status
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
-from tests.agent.conftest import agent_toml
-from tests.agent.test_cli import agent_process
+from tests.agent.conftest import agent_process, agent_toml
 
 
 def status_json(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

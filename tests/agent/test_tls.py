@@ -11,7 +11,7 @@ from agent.agent import Agent
 from agent.config import ConfigError, parse_config
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.waiting import wait_until
-from tests.agent.conftest import WAIT_S, Recorder, agent_toml
+from tests.agent.conftest import WAIT_S, Recorder, agent_process, agent_toml, openssl_libraries
 from tests.pki import make_pki, needs_openssl, tls_listener
 from wire import GatewayState, Status, TopicKind
 
@@ -57,6 +57,32 @@ def test_the_agent_connects_over_tls_with_a_client_certificate(
     finally:
         recorder.close()
     assert births[0].state is GatewayState.ONLINE
+
+
+@needs_openssl
+def test_an_agent_process_with_tls_loads_openssl_and_publishes(
+    tmp_path: Path, pki: Path, tls_broker: tuple[Mosquitto, int]
+) -> None:
+    # agent.openssl leaves OpenSSL out only without TLS.
+    broker, tls_port = tls_broker
+    keys = (
+        f'tls_ca_file = "{pki / "ca.pem"}"\n'
+        f'tls_cert_file = "{pki / "client.pem"}"\ntls_key_file = "{pki / "client.key"}"'
+    )
+    config_path = tmp_path / "agent.toml"
+    config_path.write_text(tls_toml(tmp_path, broker, tls_port, keys))
+    recorder = Recorder(broker)
+    try:
+        with agent_process(config_path) as process:
+            births = recorder.wait_for(
+                lambda: recorder.decoded(TopicKind.STATUS, Status), "the birth over TLS"
+            )
+            recorder.wait_for(lambda: recorder.messages(TopicKind.HEALTH), "a heartbeat")
+            libraries = openssl_libraries(process.pid)
+    finally:
+        recorder.close()
+    assert births[0].state is GatewayState.ONLINE
+    assert any(name.startswith("libssl") for name in libraries), libraries
 
 
 @needs_openssl
