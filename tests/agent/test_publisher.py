@@ -171,17 +171,27 @@ def readings_of(sent: Sent) -> list[tuple[int, str]]:
     return [(r.seq, r.device) for r in batch.readings]
 
 
-def lingering(live_linger_s: float) -> BufferConfig:
-    return BufferConfig(backlog_max_readings_per_s=0, live_linger_s=live_linger_s)
+def run_lingering(
+    buffer: Buffer,
+    clock: HeldClock,
+    live_linger_s: float,
+    *,
+    batch: int = 500,
+    alerts: AlertQueue | None = None,
+) -> tuple[FakeSession, Publisher, Callable[[], None]]:
+    """A publisher on ``buffer`` whose live batches linger ``live_linger_s`` of ``clock``."""
+    session = FakeSession()
+    config = BufferConfig(backlog_max_readings_per_s=0, live_linger_s=live_linger_s)
+    publisher, stop = run_publisher(
+        buffer, session, batch, config=config, clock=clock, alerts=alerts
+    )
+    return session, publisher, stop
 
 
 def test_the_reads_of_one_poll_round_go_as_one_live_message(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session = FakeSession()
-    publisher, stop = run_publisher(
-        live_buffer, session, batch=500, config=lingering(0.2), clock=held_clock
-    )
+    session, publisher, stop = run_lingering(live_buffer, held_clock, 0.2)
     try:
         for device in ("gauge-1", "gauge-2", "gauge-3"):
             store_read(publisher, live_buffer, device)
@@ -205,10 +215,7 @@ def test_the_reads_of_one_poll_round_go_as_one_live_message(
 def test_a_full_live_batch_goes_without_waiting_out_the_linger(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session = FakeSession()
-    publisher, stop = run_publisher(
-        live_buffer, session, batch=3, config=lingering(5.0), clock=held_clock
-    )
+    session, publisher, stop = run_lingering(live_buffer, held_clock, 5.0, batch=3)
     try:
         for device in ("gauge-1", "gauge-2", "gauge-3", "gauge-4"):
             store_read(publisher, live_buffer, device)
@@ -222,11 +229,8 @@ def test_a_full_live_batch_goes_without_waiting_out_the_linger(
 def test_an_alert_never_waits_for_a_lingering_live_batch(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session = FakeSession()
     alerts = AlertQueue(live_buffer)
-    publisher, stop = run_publisher(
-        live_buffer, session, batch=500, config=lingering(5.0), clock=held_clock, alerts=alerts
-    )
+    session, publisher, stop = run_lingering(live_buffer, held_clock, 5.0, alerts=alerts)
     try:
         store_read(publisher, live_buffer, "gauge-1")
         alerts.append(NOW_MS, b'{"alert": 1}')
@@ -241,10 +245,7 @@ def test_an_alert_never_waits_for_a_lingering_live_batch(
 def test_a_refused_live_batch_goes_again_at_once(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session = FakeSession()
-    publisher, stop = run_publisher(
-        live_buffer, session, batch=500, config=lingering(0.2), clock=held_clock
-    )
+    session, publisher, stop = run_lingering(live_buffer, held_clock, 0.2)
     try:
         store_read(publisher, live_buffer, "gauge-1")
         held_clock.mono_s += 0.2
@@ -261,10 +262,7 @@ def test_a_refused_live_batch_goes_again_at_once(
 def test_without_a_linger_every_read_goes_as_it_is_stored(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session = FakeSession()
-    publisher, stop = run_publisher(
-        live_buffer, session, batch=500, config=lingering(0.0), clock=held_clock
-    )
+    session, publisher, stop = run_lingering(live_buffer, held_clock, 0.0)
     try:
         store_read(publisher, live_buffer, "gauge-1")
         session.wait_for(1)

@@ -38,15 +38,20 @@ def tls_toml(tmp_path: Path, broker: Mosquitto, tls_port: int, tls_keys: str) ->
     return toml.replace(f"port = {broker.port}", f"port = {tls_port}\n{tls_keys}")
 
 
+def client_certificate_keys(pki: Path) -> str:
+    """The [mqtt] keys of a TLS uplink with the test PKI's client certificate."""
+    return (
+        f'tls_ca_file = "{pki / "ca.pem"}"\n'
+        f'tls_cert_file = "{pki / "client.pem"}"\ntls_key_file = "{pki / "client.key"}"'
+    )
+
+
 @needs_openssl
 def test_the_agent_connects_over_tls_with_a_client_certificate(
     tmp_path: Path, pki: Path, tls_broker: tuple[Mosquitto, int]
 ) -> None:
     broker, tls_port = tls_broker
-    keys = (
-        f'tls_ca_file = "{pki / "ca.pem"}"\n'
-        f'tls_cert_file = "{pki / "client.pem"}"\ntls_key_file = "{pki / "client.key"}"'
-    )
+    keys = client_certificate_keys(pki)
     recorder = Recorder(broker)
     try:
         with Agent(parse_config(tls_toml(tmp_path, broker, tls_port, keys))) as agent:
@@ -65,10 +70,7 @@ def test_an_agent_process_with_tls_loads_openssl_and_publishes(
 ) -> None:
     # agent.openssl leaves OpenSSL out only without TLS.
     broker, tls_port = tls_broker
-    keys = (
-        f'tls_ca_file = "{pki / "ca.pem"}"\n'
-        f'tls_cert_file = "{pki / "client.pem"}"\ntls_key_file = "{pki / "client.key"}"'
-    )
+    keys = client_certificate_keys(pki)
     config_path = tmp_path / "agent.toml"
     config_path.write_text(tls_toml(tmp_path, broker, tls_port, keys))
     recorder = Recorder(broker)
