@@ -265,26 +265,21 @@ class Buffer:
                 self._cursor[key] = max(self._cursor[key], covered)
             return taken
 
-    def live_waiting_since_s(self) -> float | None:
-        """When (monotonic s) the oldest live row not yet taken was appended; None when no
-        live row waits. A row handed back by ``release`` counts from its append, so the
+    def live_waiting(self) -> tuple[float, int] | None:
+        """The live rows not taken yet: when (monotonic s) the oldest was appended, and how
+        many there are at most (rows in flight after a ``release`` may be counted); None
+        when none waits. A row handed back by ``release`` counts from its append, so the
         publisher's linger (``[buffer] live_linger_s``) never holds it again."""
         with self.lock:
             start = max(self._cursor[Lane.LIVE] + 1, self.live_floor_seq())
             if start >= self._numbering.next_seq:
                 return None
-            since_s = None
+            since_s = 0.0
             for appended_s, first in self._appends:  # the append that holds ``start``
                 if first > start:
                     break
                 since_s = appended_s
-            return since_s
-
-    def live_waiting_rows(self) -> int:
-        """How many live rows at most wait to be taken (in-flight ones may be counted)."""
-        with self.lock:
-            start = max(self._cursor[Lane.LIVE] + 1, self.live_floor_seq())
-            return max(0, self._numbering.next_seq - start)
+            return since_s, self._numbering.next_seq - start
 
     def _scan(self, after: int, below: int, limit: int) -> tuple[list[ReadingRow], int]:
         """Unsent rows not in flight with ``after < seq < below``, up to ``limit``, and the

@@ -109,7 +109,7 @@ class Publisher:
         """The intake stored readings: wake the loop, unless a lingering live batch will
         take them when it is due (a wake-up per device read costs a gateway more than the
         read's own bookkeeping) and the batch is not full yet."""
-        if self._live_due_s is None or self._buffer.live_waiting_rows() >= self._batch_max_readings:
+        if self._live_due_s is None or self._live_batch_full(self._buffer.live_waiting()):
             self.wake.set()
 
     def replay(self, from_seq: int, to_seq: int) -> Future[str]:
@@ -201,15 +201,18 @@ class Publisher:
         # Cleared before the rows are looked at: a reading stored from here on either is
         # seen below or wakes the loop (readings_stored).
         self._live_due_s = None
-        since_s = self._buffer.live_waiting_since_s()
-        if since_s is None:
+        waiting = self._buffer.live_waiting()
+        if waiting is None:
             return None
-        due_s = since_s + self._config.live_linger_s
+        due_s = waiting[0] + self._config.live_linger_s
         wait_s = due_s - self._clock.monotonic_s()
-        if wait_s <= 0 or self._buffer.live_waiting_rows() >= self._batch_max_readings:
+        if wait_s <= 0 or self._live_batch_full(waiting):
             return 0.0
         self._live_due_s = due_s
         return wait_s
+
+    def _live_batch_full(self, waiting: tuple[float, int] | None) -> bool:
+        return waiting is not None and waiting[1] >= self._batch_max_readings
 
     def _send_live(self) -> bool:
         rows = self._buffer.take_unsent_rows(self._batch_max_readings, Lane.LIVE)

@@ -171,18 +171,18 @@ def test_an_exhausted_lane_costs_no_query_until_a_row_arrives(
 def test_the_live_lane_says_how_long_its_oldest_untaken_row_has_waited(
     buffer: Buffer, clocks: Clocks
 ) -> None:
-    assert buffer.live_waiting_since_s() is None
+    assert buffer.live_waiting() is None
     buffer.append("g", clocks.wall_ms, [*one(1.0), *one(2.0)])  # seqs 1-2 at t=100
     clocks.mono_s += 0.1
     buffer.append("g", clocks.wall_ms, one(3.0))  # seq 3 at t=100.1
-    assert (buffer.live_waiting_since_s(), buffer.live_waiting_rows()) == (100.0, 3)
+    assert buffer.live_waiting() == (100.0, 3)
 
     taken = buffer.take_unsent(2, Lane.LIVE)  # seqs 1-2 leave: seq 3 waits
-    assert (buffer.live_waiting_since_s(), buffer.live_waiting_rows()) == (100.1, 1)
+    assert buffer.live_waiting() == (100.1, 1)
     buffer.take_unsent(10, Lane.LIVE)
-    assert (buffer.live_waiting_since_s(), buffer.live_waiting_rows()) == (None, 0)
+    assert buffer.live_waiting() is None
     buffer.release([r.seq for r in taken])  # handed back: they count from their append
-    assert buffer.live_waiting_since_s() == 100.0
+    assert buffer.live_waiting() == (100.0, 3)
 
 
 def test_an_empty_alerts_lane_costs_no_query_until_an_alert_is_stored(buffer: Buffer) -> None:
