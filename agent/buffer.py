@@ -274,11 +274,14 @@ class Buffer:
             start = max(self._cursor[Lane.LIVE] + 1, self.live_floor_seq())
             if start >= self._numbering.next_seq:
                 return None
-            since_s = 0.0
-            for appended_s, first in self._appends:  # the append that holds ``start``
-                if first > start:
+            # The append that holds ``start``: the last one from there on. From the newest
+            # back, since ``start`` is near the newest while the publisher keeps up; the
+            # window may hold thousands of appends, and the publisher asks on each store.
+            since_s = self._appends[0][0]
+            for appended_s, first in reversed(self._appends):
+                if first <= start:
+                    since_s = appended_s
                     break
-                since_s = appended_s
             return since_s, self._numbering.next_seq - start
 
     def _scan(self, after: int, below: int, limit: int) -> tuple[list[ReadingRow], int]:
