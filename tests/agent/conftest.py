@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -157,6 +158,22 @@ address = 1
 def child_env() -> dict[str, str]:
     """The environment for a Python child process that imports the repository's code."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "firmware-sim")])}
+
+
+def fresh_python(code: str, result: str, *, cwd: Path = REPO) -> tuple[Any, str]:
+    """Run ``code`` in a fresh interpreter, then print the expression ``result`` as JSON;
+    returns its value and what the child wrote on stderr. Fails on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport json\nprint(json.dumps({result}))"],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1]), done.stderr
 
 
 @contextmanager

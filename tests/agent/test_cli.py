@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,12 +12,11 @@ from agent.cli import SUBCOMMANDS, main
 from edgewatch.broker import Mosquitto
 from firmware_sim.bus import SimulatedBus
 from tests.agent.conftest import (
-    REPO,
     WAIT_S,
     Recorder,
     agent_process,
     agent_toml,
-    child_env,
+    fresh_python,
 )
 from wire import GatewayState, Status, TopicKind
 
@@ -114,16 +110,8 @@ NOT_FOR_RUN = {
 
 def modules_after(code: str) -> set[str]:
     """The modules a fresh interpreter holds after ``code``."""
-    done = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
-        cwd=REPO,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return set(json.loads(done.stdout.splitlines()[-1]))
+    modules, _ = fresh_python(f"{code}\nimport sys", "sorted(sys.modules)")
+    return set(modules)
 
 
 def test_the_run_parser_imports_no_other_subcommand_and_not_the_agent() -> None:

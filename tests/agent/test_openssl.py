@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import signal
 import ssl
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from tests.agent.conftest import (
     Recorder,
     agent_process,
     agent_toml,
-    child_env,
+    fresh_python,
     openssl_libraries,
 )
 from tests.agent.test_agent import seqs_seen, unacked_up_to
@@ -40,19 +38,9 @@ CONFIG = '[gateway]\nid = "gw-a"\ndata_dir = "d"\n[mqtt]\nhost = "broker.example
 
 def run_python(code: str, tmp_path: Path) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter; it binds ``result`` (a JSON-shaped dict)."""
-    done = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport json\nprint(json.dumps(result))"],
-        cwd=tmp_path,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == "", done.stderr  # e.g. hashlib's "code for hash ... was not found"
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    result, stderr = fresh_python(code, "result", cwd=tmp_path)
+    assert stderr == "", stderr  # e.g. hashlib's "code for hash ... was not found"
+    return dict(result)
 
 
 MAPPED = (
