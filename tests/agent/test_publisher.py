@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,28 +172,32 @@ def readings_of(sent: Sent) -> list[tuple[int, str]]:
     return [(r.seq, r.device) for r in batch.readings]
 
 
-def run_lingering(
+@contextmanager
+def lingering_publisher(
     buffer: Buffer,
     clock: HeldClock,
     live_linger_s: float,
     *,
     batch: int = 500,
     alerts: AlertQueue | None = None,
-) -> tuple[FakeSession, Publisher, Callable[[], None]]:
-    """A publisher on ``buffer`` whose live batches linger ``live_linger_s`` of ``clock``."""
+) -> Iterator[tuple[FakeSession, Publisher]]:
+    """A running publisher on ``buffer`` whose live batches linger ``live_linger_s`` of
+    ``clock``; stopped on the way out."""
     session = FakeSession()
     config = BufferConfig(backlog_max_readings_per_s=0, live_linger_s=live_linger_s)
     publisher, stop = run_publisher(
         buffer, session, batch, config=config, clock=clock, alerts=alerts
     )
-    return session, publisher, stop
+    try:
+        yield session, publisher
+    finally:
+        stop()
 
 
 def test_the_reads_of_one_poll_round_go_as_one_live_message(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session, publisher, stop = run_lingering(live_buffer, held_clock, 0.2)
-    try:
+    with lingering_publisher(live_buffer, held_clock, 0.2) as (session, publisher):
         for device in ("gauge-1", "gauge-2", "gauge-3"):
             store_read(publisher, live_buffer, device)
             held_clock.mono_s += 0.05  # a read every 50 ms: within the linger
@@ -205,8 +210,6 @@ def test_the_reads_of_one_poll_round_go_as_one_live_message(
         held_clock.mono_s += 0.2
         publisher.wake.set()
         second = session.wait_for(2)[1]
-    finally:
-        stop()
     assert sent.topic.endswith("/readings")
     assert readings_of(sent) == [(1, "gauge-1"), (2, "gauge-2"), (3, "gauge-3")]
     assert readings_of(second) == [(4, "gauge-1")]
@@ -215,13 +218,10 @@ def test_the_reads_of_one_poll_round_go_as_one_live_message(
 def test_a_full_live_batch_goes_without_waiting_out_the_linger(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session, publisher, stop = run_lingering(live_buffer, held_clock, 5.0, batch=3)
-    try:
+    with lingering_publisher(live_buffer, held_clock, 5.0, batch=3) as (session, publisher):
         for device in ("gauge-1", "gauge-2", "gauge-3", "gauge-4"):
             store_read(publisher, live_buffer, device)
         (sent,) = session.wait_for(1)  # time never moved: only the batch size sent it
-    finally:
-        stop()
     assert readings_of(sent) == [(1, "gauge-1"), (2, "gauge-2"), (3, "gauge-3")]
     assert live_buffer.stats().unsent_rows == 4  # the fourth waits for its own linger
 
@@ -230,14 +230,11 @@ def test_an_alert_never_waits_for_a_lingering_live_batch(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
     alerts = AlertQueue(live_buffer)
-    session, publisher, stop = run_lingering(live_buffer, held_clock, 5.0, alerts=alerts)
-    try:
+    with lingering_publisher(live_buffer, held_clock, 5.0, alerts=alerts) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
         alerts.append(NOW_MS, b'{"alert": 1}')
         publisher.wake.set()  # as the agent does when it stores an alert
         (sent,) = session.wait_for(1)
-    finally:
-        stop()
     assert sent.topic.endswith("/alerts")
     assert sent.payload == b'{"alert": 1}'
 
@@ -245,8 +242,7 @@ def test_an_alert_never_waits_for_a_lingering_live_batch(
 def test_a_refused_live_batch_goes_again_at_once(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session, publisher, stop = run_lingering(live_buffer, held_clock, 0.2)
-    try:
+    with lingering_publisher(live_buffer, held_clock, 0.2) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
         held_clock.mono_s += 0.2
         publisher.wake.set()
@@ -254,21 +250,16 @@ def test_a_refused_live_batch_goes_again_at_once(
         assert sent.on_refused is not None
         sent.on_refused()  # the time is unchanged: only "handed back goes at once" sends it
         resent = session.wait_for(2)[1]
-    finally:
-        stop()
     assert readings_of(resent) == readings_of(sent) == [(1, "gauge-1")]
 
 
 def test_without_a_linger_every_read_goes_as_it_is_stored(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    session, publisher, stop = run_lingering(live_buffer, held_clock, 0.0)
-    try:
+    with lingering_publisher(live_buffer, held_clock, 0.0) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
         session.wait_for(1)
         store_read(publisher, live_buffer, "gauge-2")
         first, second = session.wait_for(2)
-    finally:
-        stop()
     assert readings_of(first) == [(1, "gauge-1")]
     assert readings_of(second) == [(2, "gauge-2")]
