@@ -6,8 +6,8 @@
                         (memory queue     ^---------- ack on PUBACK ---------'
                          if the file fails)
 
-Commands (``agent.commands``, ``agent.handlers``) act on the running agent: a
-``reload-config`` swaps the port owners (``agent.reconfigure``), a ``set-interval`` keeps
+Commands (``agent.uplink.commands``, ``agent.uplink.handlers``) act on the running agent: a
+``reload-config`` swaps the port owners (``agent.uplink.reconfigure``), a ``set-interval`` keeps
 a local override (``agent.local_state``), a ``maintenance`` marks a device, whose readings
 are then stored with quality ``maintenance``.
 
@@ -31,21 +31,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agent.alerts import AlertQueue
-from agent.buffer import Buffer
+from agent.buffer.alerts import AlertQueue
+from agent.buffer.intake import Intake
+from agent.buffer.store import Buffer
+from agent.bus.counter_state import SqliteCounterStore
+from agent.bus.ports import PortOwner
 from agent.clock import SYSTEM_CLOCK, Clock
-from agent.commands import CommandRunner
 from agent.config import AgentConfig, ConfigError
-from agent.counter_state import SqliteCounterStore
 from agent.edge_rules import EdgeRules
-from agent.handlers import Handlers
-from agent.health_report import build_health
-from agent.intake import Intake
 from agent.local_state import Maintenance, Overrides
-from agent.mqtt import MqttSession
-from agent.ports import PortOwner
-from agent.publisher import BATCH_MAX_READINGS, Publisher
-from agent.reconfigure import (
+from agent.sd_notify import Notifier
+from agent.status_file import agent_status, write_status
+from agent.uplink.commands import CommandRunner
+from agent.uplink.handlers import Handlers
+from agent.uplink.health_report import build_health
+from agent.uplink.publisher import BATCH_MAX_READINGS, Publisher
+from agent.uplink.reconfigure import (
     controller_hash,
     merge_pushed,
     override_conflicts,
@@ -53,8 +54,7 @@ from agent.reconfigure import (
     remember,
     startup_config,
 )
-from agent.sd_notify import Notifier
-from agent.status_file import agent_status, write_status
+from agent.uplink.session import MqttSession
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
 from wire.risk import ColourChange, RuleSet

@@ -6,13 +6,13 @@ key and the fix); 75 (EX_TEMPFAIL) after a graceful stop asked for by a ``restar
 command: the service manager starts the agent again (systemd: ``Restart=on-failure``).
 
 ``edgewatch agent probe --port PORT ...``: find the Modbus slaves on a cable (see
-``agent.probe`` and docs/field-guide.md). Exit status: 0 when some slave answered, 3 when
+``agent.ops.probe`` and docs/field-guide.md). Exit status: 0 when some slave answered, 3 when
 none did, 1 when the port cannot be opened, 2 for a bad option.
 
-``edgewatch agent install|uninstall``: the agent as a systemd service (``agent.install``).
+``edgewatch agent install|uninstall``: the agent as a systemd service (``agent.ops.install``).
 ``edgewatch agent doctor --config PATH``: check a gateway, with the fix for each failure
-(``agent.doctor``). ``edgewatch agent status --config PATH``: buffer, devices and the last
-contact with the broker, without the uplink (``agent.status``).
+(``agent.ops.doctor``). ``edgewatch agent status --config PATH``: buffer, devices and the last
+contact with the broker, without the uplink (``agent.ops.status``).
 
 A subcommand's module is imported only when that subcommand is chosen (``build_parser``):
 ``run`` is the long-lived process and holds every module it imports for its whole life
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from agent import openssl
+from agent.uplink import openssl
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -61,35 +61,35 @@ def _run_arguments(parser: argparse.ArgumentParser) -> Handler:
 
 
 def _probe_arguments(parser: argparse.ArgumentParser) -> Handler:
-    from agent import probe_cli  # noqa: PLC0415 (only when chosen: see build_parser)
+    from agent.ops import probe_cli  # noqa: PLC0415 (only when chosen: see build_parser)
 
     probe_cli.add_arguments(parser)
     return probe_cli.run_probe
 
 
 def _install_arguments(parser: argparse.ArgumentParser) -> Handler:
-    from agent import install  # noqa: PLC0415 (only when chosen: see build_parser)
+    from agent.ops import install  # noqa: PLC0415 (only when chosen: see build_parser)
 
     install.add_arguments(parser, installing=True)
     return lambda args, _parser: install.run_install(args)
 
 
 def _uninstall_arguments(parser: argparse.ArgumentParser) -> Handler:
-    from agent import install  # noqa: PLC0415 (only when chosen: see build_parser)
+    from agent.ops import install  # noqa: PLC0415 (only when chosen: see build_parser)
 
     install.add_arguments(parser, installing=False)
     return lambda args, _parser: install.run_install(args)
 
 
 def _doctor_arguments(parser: argparse.ArgumentParser) -> Handler:
-    from agent import doctor  # noqa: PLC0415 (only when chosen: see build_parser)
+    from agent.ops import doctor  # noqa: PLC0415 (only when chosen: see build_parser)
 
     doctor.add_arguments(parser)
     return lambda args, _parser: doctor.run_doctor(args)
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> Handler:
-    from agent import status  # noqa: PLC0415 (only when chosen: see build_parser)
+    from agent.ops import status  # noqa: PLC0415 (only when chosen: see build_parser)
 
     status.add_arguments(parser)
     return lambda args, _parser: status.run_status(args)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """``run``: load the config and run it. agent.config and agent.agent are imported
-    here, not at the top, so OpenSSL stays out of an agent without TLS (``agent.openssl``):
+    here, not at the top, so OpenSSL stays out of an agent without TLS (``agent.uplink.openssl``):
     hashlib's backend is chosen before the config (which hashes) is imported, and ``ssl``
     is left out, once the config says the uplink does not use TLS, before paho is."""
     logging.basicConfig(

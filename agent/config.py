@@ -125,7 +125,7 @@ class BufferConfig(_Section):
 
     # Acked readings stay this long so the controller can ask for a replay of a gap.
     acked_retention_s: float = Field(default=86_400.0, ge=0)
-    # Bounds on the stored data; 0 means no bound. Eviction order: agent/eviction.py.
+    # Bounds on the stored data; 0 means no bound. Eviction order: agent/buffer/eviction.py.
     max_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     max_age_s: float = Field(default=30 * 86_400.0, ge=0)
     # Rows appended within this window go on the live lane (`readings`), older on `backlog`.

@@ -12,15 +12,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.local_state import write_json_atomically
-from agent.replay_progress import ReplayProgress
-
-if TYPE_CHECKING:
-    from agent.agent import Agent
+from agent.running import RunningAgent
+from agent.uplink.replay_progress import ReplayProgress
 
 STATUS_FILE = "status.json"
 
@@ -70,7 +67,7 @@ def read_status(data_dir: Path) -> AgentStatus | None:
         return None
 
 
-def agent_status(agent: Agent) -> AgentStatus:
+def agent_status(agent: RunningAgent) -> AgentStatus:
     """What ``agent`` knows now, as status.json holds it."""
     session, mqtt = agent.session, agent.config.mqtt
     return AgentStatus(

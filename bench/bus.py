@@ -35,9 +35,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from agent.bus.ports import PortOwner
 from agent.clock import SYSTEM_CLOCK
 from agent.config import PortConfig
-from agent.ports import PortOwner
 from bench.common import machine, median
 from drivers.base import DeviceConfig, InterFrameSilence, Measurement
 from drivers.registry import parse_device_config

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from agent.buffer import Buffer
+from agent.buffer.store import Buffer
 
 
 def fill_buffer(path: Path, readings: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from controller.routing import place_contains
+from controller.forwarding.routing import place_contains
 
 TOKEN_PREFIX = "ewt_"  # noqa: S105 (a prefix, not a secret)
 

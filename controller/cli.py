@@ -25,7 +25,7 @@ from sqlite_utils import Database
 from controller.access import AccessError, Role, create_token, list_tokens, revoke_token
 from controller.config import PLACE_PATTERN, ConfigError, LogFormat, load_config
 from controller.logs import setup_logging
-from controller.schema import migrations
+from controller.store.sqlite_schema import migrations
 
 
 def _database_args(parser: argparse.ArgumentParser) -> None:

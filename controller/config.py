@@ -206,7 +206,8 @@ class ForwardingConfig(_Section):
 
 
 class GapsConfig(_Section):
-    """Gap detection (controller/gaps.py): when to ask a gateway to replay, when to give up."""
+    """Gap detection (controller/fleet/gaps.py): when to ask a gateway to replay, and when to
+    give up."""
 
     reorder_wait_s: Annotated[float, Field(gt=0, le=600)] = 2.0
     replay_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0

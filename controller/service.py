@@ -18,20 +18,20 @@ import uvicorn
 from fastapi import FastAPI
 
 from controller.access import active_token_count
-from controller.alerts import AlertEngine
-from controller.api import create_app
-from controller.commands import Commands
+from controller.api.app import create_app
 from controller.config import AuthMode, ControllerConfig
-from controller.edge_rules import RulesPusher
-from controller.fleet import Fleet
-from controller.gaps import GapDetector
-from controller.health import Clock, DegradationLimits, HealthTracker, SystemClock
-from controller.ingest import IngestRole, MqttIngest, Rejections
+from controller.fleet.commands import Commands
+from controller.fleet.gaps import GapDetector
+from controller.fleet.health import Clock, DegradationLimits, HealthTracker, SystemClock
+from controller.fleet.ingest import IngestRole, MqttIngest, Rejections
+from controller.fleet.messages import Fleet
+from controller.fleet.provisioning import Provisioner
+from controller.forwarding.outbox import Outboxes
+from controller.forwarding.routing import Router
 from controller.metrics import Metrics
-from controller.outbox import Outboxes
-from controller.provisioning import Provisioner
-from controller.routing import Router
-from controller.store import Store
+from controller.risk.alerts import AlertEngine
+from controller.risk.edge_rules import RulesPusher
+from controller.store.sqlite import Store
 
 # Secrets nobody may run a production controller with.
 DEFAULT_SECRETS = frozenset(

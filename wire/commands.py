@@ -2,7 +2,7 @@
 
 A command travels as ``wire.CommandRequest`` (``type`` and ``args``); the controller
 validates ``args`` with these models before it stores and sends one, the agent again before
-it runs one (``agent.handlers``; ``replay`` checks its two seqs by hand, against the same
+it runs one (``agent.uplink.handlers``; ``replay`` checks its two seqs by hand, against the same
 ``MAX_REPLAY_SPAN``), so both sides hold one definition. Pure, no I/O.
 """
 

@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.bus.counter_state import CounterStore
+from agent.bus.poller import DevicePoller
+from agent.bus.ports import PortOwner
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import PortConfig
-from agent.counter_state import CounterStore
-from agent.poller import DevicePoller
-from agent.ports import PortOwner
 from drivers.base import DeviceConfig, Measurement
 from drivers.registry import parse_device_config
 from edgewatch.waiting import wait_until

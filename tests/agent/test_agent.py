@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from agent.agent import Agent
-from agent.buffer import Buffer
+from agent.buffer.store import Buffer
 from agent.config import AgentConfig, parse_config
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until

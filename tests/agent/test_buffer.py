@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.buffer import SEQ_BLOCK, Buffer, seq_runs
+from agent.buffer.store import SEQ_BLOCK, Buffer, seq_runs
 from drivers.base import Measurement
 from wire import Quality
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from agent.derived import INCREMENT_SUFFIX
-from agent.poller import DeviceState
+from agent.bus.derived import INCREMENT_SUFFIX
+from agent.bus.poller import DeviceState
 from firmware_sim import Faults
 from tests.agent.bus_rig import Rig, bus_rig, gauge, rain, simulated
 from wire import Quality

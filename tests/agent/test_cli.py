@@ -97,14 +97,14 @@ def test_an_unwritable_data_dir_exits_1_with_the_reason(
 
 # What only another subcommand needs: `run` must never import these (issue 4's RSS budget).
 NOT_FOR_RUN = {
-    "agent.doctor",
-    "agent.doctor_net",
-    "agent.doctor_serial",
-    "agent.status",
-    "agent.status_watch",
-    "agent.install",
-    "agent.probe",
-    "agent.probe_cli",
+    "agent.ops.doctor",
+    "agent.ops.doctor_net",
+    "agent.ops.doctor_serial",
+    "agent.ops.status",
+    "agent.ops.status_watch",
+    "agent.ops.install",
+    "agent.ops.probe",
+    "agent.ops.probe_cli",
 }
 
 
@@ -125,7 +125,12 @@ def test_the_run_parser_imports_no_other_subcommand_and_not_the_agent() -> None:
 def test_the_full_parser_imports_every_subcommand() -> None:
     loaded = modules_after("from agent.cli import build_parser; build_parser()")
 
-    assert {"agent.doctor", "agent.status", "agent.install", "agent.probe_cli"} <= loaded
+    assert {
+        "agent.ops.doctor",
+        "agent.ops.status",
+        "agent.ops.install",
+        "agent.ops.probe_cli",
+    } <= loaded
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.counter_state import MemoryCounterStore, SqliteCounterStore
-from agent.derived import Deriver
+from agent.bus.counter_state import MemoryCounterStore, SqliteCounterStore
+from agent.bus.derived import Deriver
 from drivers.base import Measurement
 from drivers.counters import CounterValue
 from wire import Quality

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.checks import CheckName, CheckResult, Outcome
 from agent.cli import main
 from agent.config import PortConfig, parse_config
-from agent.doctor import run_checks
-from agent.doctor_serial import check_port, stable_names
+from agent.ops.checks import CheckName, CheckResult, Outcome
+from agent.ops.doctor import run_checks
+from agent.ops.doctor_serial import check_port, stable_names
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.holders import holders_of
+from agent.ops.holders import holders_of
 
 
 def test_a_real_process_holding_the_file_is_found(tmp_path: Path) -> None:

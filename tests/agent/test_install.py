@@ -11,7 +11,7 @@ import pytest
 
 from agent.cli import main
 from agent.config import load_config
-from agent.install import UNIT_NAME, RecordingSystem, install, uninstall
+from agent.ops.install import UNIT_NAME, RecordingSystem, install, uninstall
 
 EXECUTABLE = "/opt/edgewatch/bin/edgewatch"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerts import AlertQueue
-from agent.buffer import Buffer, Lane
-from agent.eviction import ACKED_EVICTED, BUFFER_FULL, MAX_AGE, enforce_limits
+from agent.buffer.alerts import AlertQueue
+from agent.buffer.eviction import ACKED_EVICTED, BUFFER_FULL, MAX_AGE, enforce_limits
+from agent.buffer.store import Buffer, Lane
 from drivers.base import Measurement
 
 

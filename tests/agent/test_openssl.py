@@ -1,4 +1,4 @@
-"""agent.openssl: an agent without TLS never loads OpenSSL; one with TLS does.
+"""agent.uplink.openssl: an agent without TLS never loads OpenSSL; one with TLS does.
 
 What blocks imports runs in a fresh interpreter (``python -c``): pytest's own process has
 hashlib and ssl imported already, where the module must change nothing.
@@ -16,9 +16,9 @@ from typing import Any
 
 import paho.mqtt.client as paho_client
 
-from agent.buffer_view import BUFFER_FILE
+from agent.buffer.view import BUFFER_FILE
 from agent.config import parse_config
-from agent.openssl import leave_out_ssl, use_builtin_hashes
+from agent.uplink.openssl import leave_out_ssl, use_builtin_hashes
 from bench.fill import fill_buffer
 from edgewatch.broker import Mosquitto
 from firmware_sim.bus import SimulatedBus
@@ -66,7 +66,7 @@ def test_hashlib_uses_its_built_in_hashes_and_the_config_hash_is_the_same(
     with_openssl = parse_config(CONFIG).config_hash
 
     result = run_python(
-        "from agent.openssl import use_builtin_hashes\n"
+        "from agent.uplink.openssl import use_builtin_hashes\n"
         "blocked = use_builtin_hashes()\n"
         "import hashlib, hmac\n"
         "from agent.config import parse_config\n"
@@ -90,9 +90,9 @@ def test_hashlib_uses_its_built_in_hashes_and_the_config_hash_is_the_same(
 
 def test_hashlib_keeps_openssl_where_a_built_in_hash_module_is_missing(tmp_path: Path) -> None:
     result = run_python(
-        "import agent.openssl\n"
-        "agent.openssl.BUILTIN_HASH_MODULES = ('_sha256', '_no_such_hash_module')\n"
-        "blocked = agent.openssl.use_builtin_hashes()\n"
+        "import agent.uplink.openssl\n"
+        "agent.uplink.openssl.BUILTIN_HASH_MODULES = ('_sha256', '_no_such_hash_module')\n"
+        "blocked = agent.uplink.openssl.use_builtin_hashes()\n"
         "import hashlib\n"
         "result = {'blocked': blocked, 'sha256': hashlib.sha256(b'abc').hexdigest()[:8]}\n",
         tmp_path,
@@ -104,7 +104,7 @@ def test_hashlib_keeps_openssl_where_a_built_in_hash_module_is_missing(tmp_path:
 def leave_out_ssl_code(mqtt_lines: str) -> str:
     config = CONFIG + mqtt_lines
     return (
-        "from agent.openssl import leave_out_ssl, use_builtin_hashes\n"
+        "from agent.uplink.openssl import leave_out_ssl, use_builtin_hashes\n"
         "use_builtin_hashes()\n"
         "from agent.config import parse_config\n"
         "from pathlib import Path\n"
@@ -124,7 +124,7 @@ def test_without_tls_ssl_is_left_out_and_paho_gets_its_two_exceptions(tmp_path: 
     assert result["left_out"]
     assert not result["ssl"]
     assert result["mapped"] == {"libcrypto": False, "libssl": False}
-    assert result["paho_ssl"] == "<class 'agent.openssl.PlainSocketSsl'>"
+    assert result["paho_ssl"] == "<class 'agent.uplink.openssl.PlainSocketSsl'>"
 
 
 def test_with_tls_ssl_loads(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_an_agent_without_tls_drains_its_buffer_and_polls_without_openssl_loaded
 
     with agent_process(config_path) as process:
         # With many QoS 1 messages in flight, paho's reads and writes on the plain socket
-        # run into BlockingIOError, where paho names ssl's exceptions (agent.openssl): the
+        # run into BlockingIOError, where paho names ssl's exceptions (agent.uplink.openssl): the
         # whole backlog acked means paho's network thread lived through them.
         recorder.wait_for(
             lambda: set(range(1, BACKLOG + 1)) <= set(seqs_seen(recorder)),

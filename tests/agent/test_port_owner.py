@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from agent.backoff import DEVICE_BACKOFF_MAX_S, backoff_s, device_retry_s
+from agent.bus.backoff import DEVICE_BACKOFF_MAX_S, backoff_s, device_retry_s
+from agent.bus.poller import DevicePoller, DeviceState
+from agent.bus.ports import PortOwner, PortUnavailableError
 from agent.clock import SYSTEM_CLOCK
 from agent.config import PortConfig
-from agent.poller import DevicePoller, DeviceState
-from agent.ports import PortOwner, PortUnavailableError
 from drivers.base import DriverError, ErrorKind, Measurement
 from drivers.registry import parse_device_config
 from firmware_sim import Faults

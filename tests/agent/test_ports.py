@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import pytest
 import serial
 
+from agent.bus.poller import DEVICE_METRIC, DeviceState
+from agent.bus.ports import PortOwner
 from agent.clock import SYSTEM_CLOCK
 from agent.config import PortConfig
-from agent.poller import DEVICE_METRIC, DeviceState
-from agent.ports import PortOwner
 from drivers.base import DeviceConfig, Driver, DriverError, ErrorKind, LineOptions, Measurement
 from drivers.registry import parse_device_config
 from edgewatch.waiting import wait_until

@@ -10,7 +10,7 @@ import pytest
 
 from agent.cli import main
 from agent.config import parse_config
-from agent.probe import ProbeResult, Progress, config_snippet, parse_slaves, probe
+from agent.ops.probe import ProbeResult, Progress, config_snippet, parse_slaves, probe
 from firmware_sim import ModelContext, SimulatedBus, SimulatedDevice
 from firmware_sim.models import MODELS
 

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from agent import replay_progress
 from agent.agent import Agent
-from agent.buffer import Buffer
-from agent.buffer_view import BUFFER_FILE, read_buffer
+from agent.buffer.store import Buffer
+from agent.buffer.view import BUFFER_FILE, read_buffer
 from agent.cli import main
 from agent.config import parse_config
-from agent.replay_progress import ReplayProgress
+from agent.ops.status_watch import DrainSample, describe
 from agent.status_file import read_status
-from agent.status_watch import DrainSample, describe
+from agent.uplink import replay_progress
+from agent.uplink.replay_progress import ReplayProgress
 from drivers.base import Measurement
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
@@ -132,7 +132,7 @@ def test_replay_progress_is_logged_and_kept_in_status_json(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(replay_progress, "LOG_EVERY_S", 0.5)
-    caplog.set_level(logging.INFO, logger="agent.replay_progress")
+    caplog.set_level(logging.INFO, logger="agent.uplink.replay_progress")
     data_dir = tmp_path / "data"
     config = parse_config(
         agent_toml(data_dir, mosquitto, port_url=gauge_bus.port_path, buffer=SLOW_BACKLOG)

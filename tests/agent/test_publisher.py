@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from agent.alerts import AlertQueue
-from agent.buffer import Buffer
+from agent.buffer.alerts import AlertQueue
+from agent.buffer.store import Buffer
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import BufferConfig
-from agent.publisher import Publisher
+from agent.uplink.publisher import Publisher
 from drivers.base import Measurement
 from wire import ReadingBatch, TopicKind, encode, topic_for
 

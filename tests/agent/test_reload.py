@@ -11,7 +11,7 @@ import pytest
 
 from agent.agent import Agent
 from agent.config import parse_config
-from agent.reconfigure import controller_hash
+from agent.uplink.reconfigure import controller_hash
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus

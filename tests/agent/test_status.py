@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent.cli import main
-from agent.progress import StatusLine
+from agent.ops.progress import StatusLine
 from agent.status_file import read_status
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until

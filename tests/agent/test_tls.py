@@ -68,7 +68,7 @@ def test_the_agent_connects_over_tls_with_a_client_certificate(
 def test_an_agent_process_with_tls_loads_openssl_and_publishes(
     tmp_path: Path, pki: Path, tls_broker: tuple[Mosquitto, int]
 ) -> None:
-    # agent.openssl leaves OpenSSL out only without TLS.
+    # agent.uplink.openssl leaves OpenSSL out only without TLS.
     broker, tls_port = tls_broker
     keys = client_certificate_keys(pki)
     config_path = tmp_path / "agent.toml"

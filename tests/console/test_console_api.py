@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 
 from controller.access import Principal, Role
+from controller.api.stream_tickets import StreamTickets
 from controller.service import Controller
-from controller.stream_tickets import StreamTickets
 from edgewatch.broker import Mosquitto
 from tests.console.support import STREET_A, secured_controller
 from tests.controller.support import api

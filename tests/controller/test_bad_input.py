@@ -13,12 +13,12 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from controller.config import MqttConfig
-from controller.fleet import Fleet
-from controller.health import HealthTracker
-from controller.ingest import MqttIngest, Rejections
-from controller.routing import Router
+from controller.fleet.health import HealthTracker
+from controller.fleet.ingest import MqttIngest, Rejections
+from controller.fleet.messages import Fleet
+from controller.forwarding.routing import Router
 from controller.service import Controller
-from controller.store import Store
+from controller.store.sqlite import Store
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from tests.controller.support import config_for

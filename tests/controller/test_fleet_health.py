@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 import wire
-from controller.queries import GatewayOut
+from controller.fleet.queries import GatewayOut
 from controller.service import Controller
 from edgewatch.waiting import wait_until
 from tests.controller.support import Publisher, batch, birth, get_json, health, now_ms, offline

@@ -12,7 +12,7 @@ import pytest
 
 import wire
 from controller.config import CenterConfig, Tier
-from controller.routing import Router, place_contains
+from controller.forwarding.routing import Router, place_contains
 from controller.service import Controller
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.center import ReferenceCenter

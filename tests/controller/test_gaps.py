@@ -14,9 +14,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
 from controller.config import GapsConfig
-from controller.gaps import GapDetector, seq_runs
+from controller.fleet.gaps import GapDetector, seq_runs
 from controller.service import Controller
-from controller.store import Store
+from controller.store.sqlite import Store
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from tests.controller.support import FakeClock, Publisher, api, batch, config_for, get_json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import wire
-from controller.health import GatewayHealthState, HealthTracker, StatusVerdict
+from controller.fleet.health import GatewayHealthState, HealthTracker, StatusVerdict
 from tests.controller.support import FakeClock, birth, health, offline
 
 ONLINE, OFFLINE = GatewayHealthState.ONLINE, GatewayHealthState.OFFLINE

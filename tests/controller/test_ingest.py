@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 import wire
-from controller import queries
+from controller.fleet import queries
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until

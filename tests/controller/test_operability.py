@@ -61,12 +61,12 @@ def test_rate_over_a_window() -> None:
 
 def test_json_log_lines() -> None:
     record = logging.LogRecord(
-        "controller.fleet", logging.INFO, "f", 1, "gateway %s: %s", ("gw-a", "x"), None
+        "controller.fleet.messages", logging.INFO, "f", 1, "gateway %s: %s", ("gw-a", "x"), None
     )
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "gateway gw-a: x"
     assert entry["level"] == "INFO"
-    assert entry["logger"] == "controller.fleet"
+    assert entry["logger"] == "controller.fleet.messages"
     root = logging.getLogger()
     saved = list(root.handlers), root.level
     try:

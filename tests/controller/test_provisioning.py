@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
 from controller.config import BrokerConfig, MqttConfig
-from controller.provisioning import Provisioner, acl_text, mosquitto_hash
+from controller.fleet.provisioning import Provisioner, acl_text, mosquitto_hash
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 import wire
-from controller import risk_points
+from controller.risk import points as risk_points
 from controller.service import Controller
-from controller.store import Store
+from controller.store.sqlite import Store
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from tests.controller.support import Publisher, api, config_for, get_json, now_ms

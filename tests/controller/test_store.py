@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from controller.schema import migrations
-from controller.store import IncomingReadings, Lane, Store, StoreError
+from controller.store.sqlite import IncomingReadings, Lane, Store, StoreError
+from controller.store.sqlite_schema import migrations
 from tests.controller.support import batch
 from wire.rows import reading_to_row
 

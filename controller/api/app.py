@@ -1,0 +1,99 @@
+"""The fleet API (FastAPI): one router per resource under ``/api/v1``; OpenAPI at ``/docs``.
+
+Every endpoint under ``/api/v1`` needs ``Authorization: Bearer <token>`` (``[api] auth =
+"tokens"``) unless the controller runs in demo mode. Tokens carry a role (viewer, operator,
+admin) and a place: a scoped token sees only gateways, risk points and alerts at or below its
+place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` need no token.
+
+| endpoint | what |
+| --- | --- |
+| ``GET/POST /api/v1/gateways``, ``GET/PATCH /api/v1/gateways/{id}`` | registry, filters, pages |
+| ``GET /api/v1/gateways/{id}/history`` | every health transition with time and reason |
+| ``POST/DELETE /api/v1/gateways/{id}/credentials`` | issue (once) / revoke broker access |
+| ``POST/GET /api/v1/gateways/{id}/commands[/{cid}]`` | commands and their lifecycle |
+| ``GET/PUT /api/v1/gateways/{id}/config``, ``.../versions``, ``.../push`` | config |
+| ``GET/POST /api/v1/devices``, ``GET/PATCH /api/v1/devices/{id}[/history, /readings]`` | devices |
+| ``GET/POST /api/v1/places``, ``GET/POST/PATCH /api/v1/risk-points`` | registry |
+| ``GET /api/v1/risk-map[?place=P]`` | colour per risk point, counts per place |
+| ``GET /api/v1/alerts[?place=&colour=&state=&open=]``, ``GET /api/v1/alerts/{id}`` | alerts |
+| ``POST /api/v1/alerts/{id}/transitions`` | one step along the alert chain (operator) |
+| ``GET /api/v1/risk-rules?gateway=ID`` | ``wire.risk.RuleSet``: the rules an agent evaluates |
+| ``GET /api/v1/audit`` | who did what, when, with what outcome |
+| ``GET /api/v1/centers``, ``GET /api/v1/summary`` | forwarding per center and lane, an overview |
+| ``GET /api/v1/whoami`` | the calling token's name, role and place |
+| ``POST /api/v1/alerts/stream-ticket`` | a single-use ticket for the alert stream |
+| ``GET /api/v1/alerts/stream`` | alerts as server-sent events (Bearer or ``?ticket=``) |
+| ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` | probes and Prometheus |
+| ``GET /console/`` | the web console (static files; ``/`` redirects there) |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from controller.api.console import console, mount_console, stream_tickets
+from controller.api.deps import ApiBackend
+from controller.api.fleet import devices, gateways
+from controller.api.gaps import gaps
+from controller.api.ops import audit, commands
+from controller.api.registry import registry
+from controller.api.risk import alerts, risk, risk_rules
+from controller.api.risk_points import points
+from controller.api.stream import alert_stream
+from controller.api.system import centers, probes, summary
+
+API_PREFIX = "/api/v1"
+
+__all__ = ["API_PREFIX", "ApiBackend", "create_app"]
+
+
+_TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """422 details that name the field: ``loc``, ``field`` (dotted) and a message that starts
+    with it. The offending input is not echoed back (it may be large or hostile)."""
+    out: list[dict[str, Any]] = []
+    for error in errors:
+        loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
+        if error.get("type") in _TAG_ERRORS:
+            loc.append(str(error.get("ctx", {}).get("discriminator", "type")).strip("'"))
+        # Tagged unions add the tag as a level ("body.set-interval.args"): keep it, it helps.
+        field = ".".join(str(p) for p in loc) or "request"
+        out.append(
+            {
+                "loc": loc,
+                "field": field,
+                "type": str(error.get("type", "")),
+                "msg": f"{field}: {error.get('msg', 'invalid')}",
+            }
+        )
+    return out
+
+
+async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(status_code=422, content={"detail": validation_errors(exc.errors())})
+
+
+def create_app(backend: ApiBackend) -> FastAPI:
+    app = FastAPI(
+        title="edgewatch controller",
+        summary="Fleet registry, health, commands, config, risk and alerts, and forwarding to"
+        " the tier centers.",
+        version="0.3.0",
+    )
+    app.state.backend = backend
+    app.add_exception_handler(RequestValidationError, _on_invalid)
+    # The console's /alerts/stream and /alerts/stream-ticket before /alerts/{alert_id}.
+    routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
+    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(probes, prefix=API_PREFIX)
+    app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look
+    mount_console(app)  # the web console at /console/
+    return app
