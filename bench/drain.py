@@ -89,9 +89,9 @@ def start_controller(procs: ProcessGroup, work: Path, broker: Mosquitto) -> str:
     config = work / "controller.toml"
     config.write_text(controller_toml(broker.port, http_port, work / "controller.db"))
     child = procs.start_cli("controller", "controller", "run", "--config", str(config))
-    api = f"http://127.0.0.1:{http_port}/api/v1"
-    wait_for_child(child, "controller", lambda: http_ok(f"{api}/healthz"), 30)
-    return api
+    root = f"http://127.0.0.1:{http_port}"
+    wait_for_child(child, "controller", lambda: http_ok(f"{root}/healthz"), 30)
+    return f"{root}/api/v1"
 
 
 def drain(work: Path, readings: int) -> float:
