@@ -35,7 +35,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from controller.config import CenterConfig, ForwardingConfig
 from controller.forwarding.lanes import PRIORITY_LANE, READINGS_LANE, Lane
 from controller.store.sqlite import Store, StoreError, wall_ms
-from wire.webhook import SIGNATURE_HEADER, sign
+from wire.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,8 @@ class LaneWorker:
         return True
 
     def _post(self, client: httpx.Client, body: bytes, batch_id: str) -> None:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": batch_id}
+        # The key is the body's batch_id, which the signature covers (wire.webhook.dedup_key).
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: batch_id}
         if self.center.secret is not None:  # signed afresh on every attempt
             headers[SIGNATURE_HEADER] = sign(self.center.secret, body, int(time.time()))
         try:
