@@ -23,6 +23,7 @@ from controller.fleet.provisioning import (
     acl_text,
     mosquitto_hash,
     password_users,
+    write_atomically,
 )
 from controller.service import Controller, StartupRefusedError
 from controller.store.sqlite import Store
@@ -218,6 +219,19 @@ def test_a_sync_that_would_write_a_user_twice_fails_and_the_controller_will_not_
         Controller(config).start()
 
 
+def overlap_recording_reload(folder: Path, broker: Mosquitto) -> list[str]:
+    """A reload command that notes when it runs while another reload still runs, then
+    SIGHUPs the broker. It lingers a little, as ``systemctl reload`` does, so that syncs
+    which are not one at a time do overlap."""
+    script = (
+        'mkdir "$1/reloading" 2>/dev/null || echo overlap >> "$1/overlaps"\n'
+        "sleep 0.05\n"
+        'rmdir "$1/reloading" 2>/dev/null\n'
+        'kill -HUP "$2"\n'
+    )
+    return ["sh", "-c", script, "reload", str(folder), str(broker.pid)]
+
+
 def test_concurrent_credential_requests_leave_whole_private_files(
     tmp_path: Path, secured_broker: tuple[Mosquitto, BrokerConfig, MqttConfig]
 ) -> None:
@@ -225,6 +239,11 @@ def test_concurrent_credential_requests_leave_whole_private_files(
     concurrent API threads, and made 0640 only after the text was in them."""
     broker, broker_config, mqtt_config = secured_broker
     folder = broker_config.password_file.parent  # type: ignore[union-attr]
+    reloads = tmp_path / "reloads"
+    reloads.mkdir()
+    broker_config = broker_config.model_copy(
+        update={"reload_command": overlap_recording_reload(reloads, broker)}
+    )
     config = secured_config(tmp_path, broker, broker_config, mqtt_config)
     gateways = [f"gw-{n}" for n in range(12)]
     readable: set[str] = set()
@@ -258,6 +277,7 @@ def test_concurrent_credential_requests_leave_whole_private_files(
             done.set()
             watcher.join()
         assert {g: code for g, (code, _) in answers.items()} == dict.fromkeys(gateways, 201)
+        assert not (reloads / "overlaps").exists(), "two syncs ran at once"
         assert sorted(users_in(broker_config.password_file)) == sorted([CONTROLLER_USER, *gateways])
         acl = broker_config.acl_file.read_text()  # type: ignore[union-attr]
         assert all(acl.count(f"user {g}\n") == 1 for g in gateways)
@@ -272,3 +292,38 @@ def test_concurrent_credential_requests_leave_whole_private_files(
             login.disconnect()
             login.loop_stop()
         assert len(get_json(client, "/api/v1/gateways")) == len(gateways)
+
+
+def test_files_written_at_once_from_many_threads_are_whole_and_never_readable_by_others(
+    tmp_path: Path,
+) -> None:
+    """Each write is a private temp file of its own, renamed over the target: the file is
+    always one writer's whole text, and no moment shows a file others may read, whatever
+    the umask (0 here: what a careless service manager might set)."""
+    target = tmp_path / "broker" / "passwd"
+    texts = [f"{n:02d}:" + "x" * 300_000 + "\n" for n in range(16)]
+    readable: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(target.parent):
+                    with contextlib.suppress(FileNotFoundError):
+                        if entry.stat().st_mode & 0o007:
+                            readable.add(entry.name)
+
+    old_umask = os.umask(0)
+    watcher = threading.Thread(target=watch, name="mode-watcher")
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(max_workers=len(texts)) as pool:
+            list(pool.map(lambda text: write_atomically(target, text), texts))
+    finally:
+        os.umask(old_umask)
+        done.set()
+        watcher.join()
+    assert target.read_text() in texts
+    assert readable == set()
+    assert os.listdir(target.parent) == ["passwd"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
