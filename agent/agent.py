@@ -20,7 +20,6 @@ closes.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import itertools
 import logging
 import sqlite3
@@ -58,15 +57,9 @@ from agent.uplink.session import MqttSession
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
 from wire.risk import ColourChange, RuleSet
+from wire.version import package_version
 
 log = logging.getLogger(__name__)
-
-
-def agent_version() -> str:
-    try:
-        return importlib.metadata.version("edgewatch")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 class Agent:
@@ -96,7 +89,7 @@ class Agent:
         config, self.config_version = startup_config(config, base_dir=config_dir)
         self.config = config
         self._clock = clock
-        self.version = self._version = agent_version()
+        self.version = self._version = package_version()
         self.overrides = Overrides(config.gateway.data_dir)
         self.maintenance = Maintenance(config.gateway.data_dir)
         self.buffer = Buffer(
