@@ -35,7 +35,6 @@ from agent.buffer.intake import Intake
 from agent.buffer.store import Buffer
 from agent.bus.counter_state import SqliteCounterStore
 from agent.bus.ports import PortOwner
-from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import AgentConfig, ConfigError
 from agent.edge_rules import EdgeRules
 from agent.local_state import Maintenance, Overrides
@@ -56,6 +55,7 @@ from agent.uplink.reconfigure import (
 from agent.uplink.session import MqttSession
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
+from wire.clock import SYSTEM_CLOCK, Clock
 from wire.risk import ColourChange, RuleSet
 from wire.version import package_version
 

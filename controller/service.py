@@ -22,7 +22,7 @@ from controller.api.app import create_app
 from controller.config import AuthMode, ControllerConfig
 from controller.fleet.commands import Commands
 from controller.fleet.gaps import GapDetector
-from controller.fleet.health import Clock, DegradationLimits, HealthTracker, SystemClock
+from controller.fleet.health import DegradationLimits, HealthTracker
 from controller.fleet.ingest import IngestRole, MqttIngest, Rejections
 from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
@@ -32,6 +32,7 @@ from controller.metrics import Metrics
 from controller.risk.alerts import AlertEngine
 from controller.risk.edge_rules import RulesPusher
 from controller.store.sqlite import Store
+from wire.clock import SYSTEM_CLOCK, Clock
 
 # Secrets nobody may run a production controller with.
 DEFAULT_SECRETS = frozenset(
@@ -141,7 +142,7 @@ class Controller:
 
     def __init__(self, config: ControllerConfig, *, clock: Clock | None = None) -> None:
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.store = Store(config.storage.path)
         health = config.health
         self.tracker = HealthTracker(

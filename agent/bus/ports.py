@@ -30,10 +30,10 @@ import serial
 
 from agent.bus.counter_state import CounterStore, MemoryCounterStore
 from agent.bus.poller import INTERNAL_ERROR, DevicePoller, Sink
-from agent.clock import Clock
 from agent.config import PortConfig
 from drivers.base import DeviceConfig, Driver, ErrorKind, LineOptions
 from drivers.registry import create_driver
+from wire.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,9 @@ from sqlite_utils import Database
 
 import wire
 from controller.access import AuditEntry, Principal, record_audit
-from controller.fleet.health import Clock, HealthTracker
+from controller.fleet.health import HealthTracker
 from controller.store.sqlite import Store
+from wire.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from sqlite_utils import Database
 
 import wire
 from controller.config import GapsConfig
-from controller.fleet.health import Clock
 from controller.store.sqlite import Store
+from wire.clock import Clock
 
 log = logging.getLogger(__name__)
 

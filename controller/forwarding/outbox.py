@@ -34,7 +34,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from controller.config import CenterConfig, ForwardingConfig
 from controller.forwarding.lanes import PRIORITY_LANE, READINGS_LANE, Lane
-from controller.store.sqlite import Store, StoreError, wall_ms
+from controller.store.sqlite import Store, StoreError
+from wire.clock import wall_ms
 from wire.webhook import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
