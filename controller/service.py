@@ -33,6 +33,7 @@ from controller.risk.alerts import AlertEngine
 from controller.risk.edge_rules import RulesPusher
 from controller.store.sqlite import Store
 from wire.clock import SYSTEM_CLOCK, Clock
+from wire.supervision import FailureLog, run_once
 
 # Secrets nobody may run a production controller with.
 DEFAULT_SECRETS = frozenset(
@@ -296,16 +297,16 @@ class Controller:
 
     def _tick(self) -> None:
         interval_s = self.config.health.check_interval_s
+        alert_failures = FailureLog(log, "alert tick")
+        health_failures = FailureLog(log, "health check")
+
+        def alert_tick() -> None:
+            self.alerts.tick()
+            self.edge_rules.tick()
+
         while not self._ticker_stop.wait(interval_s):
             self.health_ticks += 1
-            try:  # hold times and escalation deadlines run even while MQTT is away
-                self.alerts.tick()
-                self.edge_rules.tick()
-            except Exception:
-                log.exception("alert tick failed; continuing")
-            if not self.ingest.subscribed:
-                continue
-            try:
-                self.fleet.check_health()
-            except Exception:
-                log.exception("health check failed; continuing")
+            # Hold times and escalation deadlines run even while MQTT is away.
+            run_once(alert_tick, alert_failures)
+            if self.ingest.subscribed:
+                run_once(self.fleet.check_health, health_failures)
