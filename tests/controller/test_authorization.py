@@ -21,23 +21,20 @@ from controller.cli import main as cli
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from tests.controller.support import Publisher, api, as_, config_for, get_json, make_token, now_ms
+from tests.controller.support import (
+    Publisher,
+    api,
+    as_,
+    config_for,
+    get_json,
+    make_token,
+    now_ms,
+    river,
+)
 
 STREET_A = "cq/yuzhong/jiefangbei"
 STREET_B = "cq/yuzhong/chaotianmen"
 PROBES = {"/healthz", "/readyz", "/metrics"}
-
-
-def river(gateway: str, place: str) -> dict[str, Any]:
-    return {
-        "id": f"river-{gateway}",
-        "name": f"River by {gateway}",
-        "category": "water_level",
-        "place": place,
-        "metrics": [
-            {"device": f"{gateway}.gauge-1", "metric": "level_cm", "thresholds": {"red": 400}}
-        ],
-    }
 
 
 def new_token(db: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
