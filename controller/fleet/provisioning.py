@@ -10,11 +10,12 @@ renamed over the old one, and the folder fsynced: a crash leaves the old file or
 one, never a torn or world-readable one.
 
 Users of the broker that are not gateways of this controller are its own MQTT user and any
-user already in the password file whom the store does not know (another controller
-replica, a bridge, a monitoring login added by hand): their password lines and ACL blocks
-are kept as they are, and no gateway may take their names, since the password file would
-then hold the name twice and the gateway's line could shadow theirs (the controller's ACL
-is ``readwrite #``). A sync that would write a user twice fails, naming the user.
+user already in the password file (or with a block in the ACL file: a certificate login)
+whom the store does not know: another controller replica, a bridge, a monitoring login
+added by hand. Their password lines and ACL blocks are kept as they are, and no gateway
+may take their names, since the files would then hold the name twice and the gateway would
+share the other's login or rules (the controller's ACL is ``readwrite #``). A sync that
+would write a user twice fails, naming the user.
 
 Passwords are hashed in mosquitto's own format (``$7$``: PBKDF2-SHA512, 101 iterations,
 12-byte salt; what ``mosquitto_passwd`` writes). The ACL lets a gateway publish only under
@@ -178,8 +179,10 @@ class Provisioner:
         return others
 
     def _file_users(self) -> list[str]:
-        path = self.broker.password_file
-        return [] if path is None else password_users(_read(path))
+        """The users of the password file, and those of the ACL file's blocks."""
+        password_file, acl_file = self.broker.password_file, self.broker.acl_file
+        users = [] if password_file is None else password_users(_read(password_file))
+        return users + ([] if acl_file is None else list(acl_blocks(_read(acl_file))))
 
     def check_gateway_id(self, conn: sqlite3.Connection, gateway: str) -> None:
         """Raise UserTakenError if ``gateway`` is a broker user that is not that gateway."""
@@ -189,7 +192,8 @@ class Provisioner:
             whose = (
                 "this controller's own MQTT user (mqtt.username)"
                 if gateway == self.mqtt.username
-                else f"a user of the broker's password file ({self.broker.password_file})"
+                else "a user of the broker's password or ACL file"
+                f" ({self.broker.password_file}, {self.broker.acl_file})"
             )
             raise UserTakenError(
                 f"gateway id {gateway!r} is {whose}: a gateway may not share a broker login;"
@@ -255,7 +259,6 @@ class Provisioner:
                 f"{password_file}: user {repeated[0]!r} would appear twice (a gateway named"
                 " like another broker user): not written; revoke that gateway's credentials"
             )
-        kept_users = password_users("\n".join(kept_lines))
         try:
             write_atomically(password_file, "\n".join(lines) + "\n")
             write_atomically(
@@ -263,7 +266,7 @@ class Provisioner:
                 acl_text(
                     self.mqtt.username,
                     [g for g, _ in credentials],
-                    [kept_blocks[u] for u in kept_users if u in kept_blocks],
+                    kept_blocks.values(),
                 ),
             )
         except OSError as exc:
@@ -273,13 +276,15 @@ class Provisioner:
     def _kept(
         self, password_file: Path, acl_file: Path, ours: set[str]
     ) -> tuple[list[str], dict[str, str]]:
-        """The password lines and ACL blocks of users that are not ours, from the old files."""
+        """The password lines and ACL blocks of users that are not ours, from the old files
+        (a user may have a block without a password line: it logs in with a certificate)."""
         lines = [
             line
             for line in _read(password_file).splitlines()
             if ":" in line and line.split(":", 1)[0] not in ours
         ]
-        return lines, acl_blocks(_read(acl_file))
+        blocks = {u: b for u, b in acl_blocks(_read(acl_file)).items() if u not in ours}
+        return lines, blocks
 
     def reload(self) -> None:
         if self.broker.reload_command:

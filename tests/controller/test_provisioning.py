@@ -133,6 +133,7 @@ def test_provisioned_gateway_publishes_only_as_itself_and_revocation_cuts_it_off
 
 
 BRIDGE_USER, BRIDGE_PASSWORD = "city-bridge", "the-bridge-own-password-7"
+CERT_USER = "monitor"  # logs in with a client certificate: an ACL block, no password line
 
 
 def secured_config(
@@ -170,6 +171,8 @@ def test_a_gateway_named_like_a_broker_user_is_refused_and_other_users_are_kept(
     user; the password file then held that user twice (its ACL: readwrite #)."""
     broker, broker_config, mqtt_config = secured_broker
     add_user_by_hand(broker_config, BRIDGE_USER, BRIDGE_PASSWORD)
+    with broker_config.acl_file.open("a") as acl:  # type: ignore[union-attr]
+        acl.write(f"\nuser {CERT_USER}\ntopic read {wire.PREFIX}/+/health\n")  # a certificate login
     config = secured_config(tmp_path, broker, broker_config, mqtt_config)
     with Controller(config) as controller, api(controller.api_url) as client:
         wait_until(lambda: controller.mqtt_connected, timeout_s=5, message="controller connected")
@@ -177,10 +180,11 @@ def test_a_gateway_named_like_a_broker_user_is_refused_and_other_users_are_kept(
         own = client.post("/api/v1/gateways", json={"id": CONTROLLER_USER, "place": place})
         assert own.status_code == 409
         assert "this controller's own MQTT user (mqtt.username)" in own.json()["detail"]
-        bridge = client.post("/api/v1/gateways", json={"id": BRIDGE_USER, "place": place})
-        assert bridge.status_code == 409
-        assert "a user of the broker's password file" in bridge.json()["detail"]
-        for refused in (CONTROLLER_USER, BRIDGE_USER):  # not registered either
+        for other in (BRIDGE_USER, CERT_USER):
+            taken = client.post("/api/v1/gateways", json={"id": other, "place": place})
+            assert taken.status_code == 409
+            assert "a user of the broker's password or ACL file" in taken.json()["detail"]
+        for refused in (CONTROLLER_USER, BRIDGE_USER, CERT_USER):  # not registered either
             assert client.get(f"/api/v1/gateways/{refused}").status_code == 404
         assert (
             client.post("/api/v1/gateways", json={"id": "gw-a", "place": place}).status_code == 201
@@ -190,6 +194,7 @@ def test_a_gateway_named_like_a_broker_user_is_refused_and_other_users_are_kept(
         assert users_in(broker_config.password_file) == [CONTROLLER_USER, "gw-a", BRIDGE_USER]
         acl = broker_config.acl_file.read_text()  # type: ignore[union-attr]
         assert f"user {BRIDGE_USER}\ntopic read {wire.PREFIX}/+/status" in acl
+        assert f"user {CERT_USER}\ntopic read {wire.PREFIX}/+/health" in acl
         bridge_client = connect(broker, BRIDGE_USER, BRIDGE_PASSWORD)
         assert connected(bridge_client)
         bridge_client.disconnect()
