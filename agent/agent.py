@@ -35,6 +35,7 @@ from agent.buffer.alerts import AlertQueue
 from agent.buffer.intake import Intake
 from agent.buffer.store import Buffer
 from agent.bus.counter_state import SqliteCounterStore
+from agent.bus.outlook import BusOutlook
 from agent.bus.ports import PortOwner
 from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import AgentConfig, ConfigError
@@ -117,6 +118,9 @@ class Agent:
             on_command=self._on_command,
             on_connection_closed=self._on_connection_closed,
         )
+        # When the port owners expect their next readings: the live lane holds a batch
+        # only while one is due before its deadline.
+        self.outlook = BusOutlook()
         self.publisher = Publisher(
             buffer=self.buffer,
             alerts=self.alerts,
@@ -125,6 +129,7 @@ class Agent:
             clock=clock,
             batch_max_readings=batch_max_readings,
             housekeeping=self._retry_intake,
+            outlook=self.outlook,
         )
         self.intake = Intake(
             self.buffer,
@@ -327,6 +332,7 @@ class Agent:
                 self._store_reading,
                 self._clock,
                 counters=self.counters,
+                outlook=self.outlook,
             )
             for port in config.ports
         ]
