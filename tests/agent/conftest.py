@@ -35,7 +35,7 @@ REPO = Path(__file__).parents[2]
 
 @dataclass
 class HeldClock:
-    """An ``agent.clock.Clock`` that moves only when a test says: a schedule or a live
+    """A ``wire.clock.Clock`` that moves only when a test says: a schedule or a live
     batch's deadline never runs out by itself. Its wall clock moves with the monotonic one,
     from ``wall_base_ms`` (by default the real time the clock was made)."""
 

@@ -14,12 +14,12 @@ import pytest
 from agent.buffer.alerts import AlertQueue
 from agent.buffer.store import Buffer
 from agent.bus.outlook import BusOutlook
-from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import BufferConfig
 from agent.uplink.publisher import Publisher
 from drivers.base import Measurement
 from tests.agent.conftest import HeldClock
 from wire import ReadingBatch, TopicKind, encode, topic_for
+from wire.clock import SYSTEM_CLOCK, Clock
 
 NOW_MS = SYSTEM_CLOCK.wall_ms()  # recent: within [buffer] max_age_s
 
