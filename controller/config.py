@@ -98,17 +98,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic import model_validator as _model_validator
 from pydantic_core import ErrorDetails
 
 import wire
+from controller.config_types import PLACE_PATTERN as PLACE_PATTERN  # noqa: PLC0414 (re-exported)
+from controller.config_types import Place
+from controller.config_types import Section as _Section
+from controller.notify.config import NotifyConfig
 from wire.risk import Category, Colour, Measure, MetricRule, RiskPointRules, Thresholds
 from wire.risk_presets import PresetError, build_rule
 
-# A place is a slash path city/district/street[/grid] of lower-case labels.
-PLACE_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*){0,3}$"
-Place = Annotated[str, Field(pattern=PLACE_PATTERN, max_length=255)]
 CenterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -121,10 +122,6 @@ class Tier(StrEnum):
     CITY = "city"
     DISTRICT = "district"
     STREET = "street"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -369,6 +366,7 @@ class ControllerConfig(_Section):
     centers: list[CenterConfig] = []
     risk_points: list[RiskPointConfig] = []
     alert_routing: AlertRoutingConfig = AlertRoutingConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @_model_validator(mode="after")
     def _unique_names(self) -> ControllerConfig:
@@ -405,7 +403,7 @@ def _message(error: ErrorDetails) -> str:
         choices = [c.strip(" '") for c in re.split(r",| or ", expected) if c.strip(" '")]
         return f"must be one of {', '.join(choices)}"
     if kind == "string_pattern_mismatch" and error["loc"][-1:] == ("place",):
-        return "must be a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 4 levels)"
+        return "must be a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 5 levels)"
     if kind == "missing":
         return "is required"
     text = error["msg"].removeprefix("Value error, ")

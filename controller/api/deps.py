@@ -30,6 +30,7 @@ from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
 from controller.forwarding.outbox import Outboxes
 from controller.metrics import Metrics
+from controller.notify.service import Notify
 from controller.risk.alerts import AlertEngine
 from controller.store.sqlite import Store
 from wire.clock import Clock
@@ -70,6 +71,9 @@ class ApiBackend(Protocol):
 
     @property
     def alerts(self) -> AlertEngine: ...
+
+    @property
+    def notify(self) -> Notify: ...
 
     @property
     def mqtt_connected(self) -> bool: ...
