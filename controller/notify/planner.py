@@ -55,17 +55,17 @@ class Told:
         return any(self.layers.values())
 
     def note(self) -> str:
-        parts = []
+        parts, nobody = [], []
         for layer, people in self.layers.items():
             if not people:
-                parts.append(f"{layer.value}: nobody on duty")
+                nobody.append(layer.value)
                 continue
             names = ", ".join(p.person.name for p in people[:MAX_NAMES_IN_TRAIL])
             more = len(people) - MAX_NAMES_IN_TRAIL
             places = ", ".join(sorted({p.place for p in people}))
-            parts.append(
-                f"{layer.value} {places}: {names}" + (f" and {more} more" if more > 0 else "")
-            )
+            parts.append(f"{layer.value} {places}: {names}" + (f" and {more} more" if more > 0 else ""))
+        if nobody:
+            parts.append(f"nobody on duty at {', '.join(nobody)}")
         return "; ".join(parts)
 
 
@@ -171,16 +171,15 @@ class DutyNotifier:
         step = f"raised:{colour.value}"
         added = self._tell(conn, alert["id"], step, told, now_ms + int(after_s * 1000), now_ms,
                            escalation=False)  # fmt: skip
-        higher = top is not LAYER_ORDER[-1]
         previous = notify_store.episode(conn, alert["id"])
         if previous is not None and Layer(previous["top_layer"]).rank > top.rank:
             top = Layer(previous["top_layer"])
-        deadline = now_ms + int(after_s * 1000) if higher else None
+        # Past the deadline the next layer is told, or the trail says nobody is left.
+        deadline = now_ms + int(after_s * 1000)
         notify_store.open_episode(conn, alert["id"], top.value, after_s, deadline)
         if added or not told.anyone:
-            verb = "told" if told.anyone else "nobody on duty to tell"
             notify_store.append_trail(
-                conn, alert["id"], "duty_told", now_ms, SYSTEM, f"{verb}: {told.note()}"
+                conn, alert["id"], "duty_told", now_ms, SYSTEM, f"told {told.note()}"
             )
 
     def after_commit(self) -> None:
@@ -250,11 +249,10 @@ class DutyNotifier:
                 action = "duty_escalated"
             else:
                 skipped = f" ({told.note()})" if told.layers else ""
-                note = f"not acknowledged after {waited_s:.0f} s; nobody higher to tell{skipped}"
+                note = f"not acknowledged after {waited_s:.0f} s: nobody higher to tell{skipped}"
                 action = "duty_escalation_ended"
-            higher = told.anyone and top is not LAYER_ORDER[-1]
             notify_store.open_episode(
-                conn, alert_id, top.value, after_s, deadline_ms if higher else None
+                conn, alert_id, top.value, after_s, deadline_ms if told.anyone else None
             )
             notify_store.append_trail(conn, alert_id, action, now_ms, SYSTEM, note)
 
