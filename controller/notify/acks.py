@@ -168,6 +168,8 @@ class AckFlow:
                            lines=("Open the link from the message again.",))  # fmt: skip
         if not row["alert_open"] or row["last_action"] == "handling":
             return self._page(link, row, done=None)
+        if seen != row["link_uses"]:  # shown before a use that happened since: sent again
+            return self.refuse(LinkProblem.REPLAYED)
         by = f"{row['person_name']} ({row['layer']} {row['place']})"
         note = "by acknowledgement link"
         alert_id, recipient_id = row["alert_id"], row["id"]

@@ -63,7 +63,9 @@ class Told:
             names = ", ".join(p.person.name for p in people[:MAX_NAMES_IN_TRAIL])
             more = len(people) - MAX_NAMES_IN_TRAIL
             places = ", ".join(sorted({p.place for p in people}))
-            parts.append(f"{layer.value} {places}: {names}" + (f" and {more} more" if more > 0 else ""))
+            parts.append(
+                f"{layer.value} {places}: {names}" + (f" and {more} more" if more > 0 else "")
+            )
         if nobody:
             parts.append(f"nobody on duty at {', '.join(nobody)}")
         return "; ".join(parts)

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.config import AuthMode, ControllerConfig
+from controller.metrics import Family
 from controller.notify.acks import AckFlow, Transition
 from controller.notify.channels import Message, Sender
 from controller.notify.delivery import Delivery
-from controller.notify.links import LinkSigner
+from controller.notify.links import LinkProblem, LinkSigner
 from controller.notify.messages import render
 from controller.notify.planner import DutyNotifier
 from controller.refusals import StartupRefusedError
@@ -95,3 +96,29 @@ class Notify(Lifecycle):
 
     def tick(self) -> None:
         self.planner.tick()
+
+    def metric_families(self) -> list[Family]:
+        """Notifications by outcome, channels failing now, acknowledgement links used and
+        refused by reason."""
+        outcomes = Family(
+            "edgewatch_notifications_total",
+            "counter",
+            "Duty notifications since start, by outcome.",
+        )
+        for outcome in ("sent", "failed_attempts", "given_up", "cancelled"):
+            outcomes.add(self.delivery.counts[outcome], outcome=outcome)
+        failing = Family("edgewatch_notify_channel_failing", "gauge", "1 while a channel fails.")
+        for channel in self.config.channels:
+            state = self.delivery.channels.get(channel.name)
+            failing.add(1 if state is not None and state.failures else 0, channel=channel.name)
+        refused = Family(
+            "edgewatch_ack_links_refused_total", "counter", "Acknowledgement links refused."
+        )
+        for problem in LinkProblem:
+            refused.add(self.acks.refused[problem.value], reason=problem.value)
+        acted = Family(
+            "edgewatch_ack_links_used_total", "counter", "Alert steps taken through a link."
+        )
+        for action in ("acknowledge", "ack_handling", "handling"):
+            acted.add(self.acks.acted[action], action=action)
+        return [outcomes, failing, refused, acted]

@@ -109,7 +109,9 @@ class SmtpReceiver:
         text = part.get_content() if part is not None else ""
         with self._lock:
             self.mails.append(
-                Mail(str(envelope.mail_from), list(envelope.rcpt_tos), str(message["subject"]), text)
+                Mail(
+                    str(envelope.mail_from), list(envelope.rcpt_tos), str(message["subject"]), text
+                )
             )
         return "250 OK"
 
