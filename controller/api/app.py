@@ -25,6 +25,7 @@ place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` ne
 | ``GET /api/v1/alerts/stream`` | alerts as server-sent events (Bearer or ``?ticket=``) |
 | ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` | probes and Prometheus |
 | ``GET /console/`` | the web console (static files; ``/`` redirects there) |
+| ``GET /docs`` | Swagger UI over ``/openapi.json``, its files served from the package |
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from fastapi.responses import JSONResponse
 
 from controller.api.console import console, mount_console, stream_tickets
 from controller.api.deps import ApiBackend
+from controller.api.docs import mount_docs
 from controller.api.fleet import devices, gateways
 from controller.api.gaps import gaps
 from controller.api.ops import audit, commands
@@ -86,6 +88,8 @@ def create_app(backend: ApiBackend) -> FastAPI:
         summary="Fleet registry, health, commands, config, risk and alerts, and forwarding to"
         " the tier centers.",
         version="0.3.0",
+        docs_url=None,  # mount_docs serves /docs from the package (no CDN)
+        redoc_url=None,
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
@@ -96,4 +100,5 @@ def create_app(backend: ApiBackend) -> FastAPI:
     app.include_router(probes, prefix=API_PREFIX)
     app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look
     mount_console(app)  # the web console at /console/
+    mount_docs(app)  # Swagger UI at /docs, its assets vendored
     return app
