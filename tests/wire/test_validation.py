@@ -39,7 +39,7 @@ def test_a_typo_is_one_error_with_its_fix_not_also_a_missing_key() -> None:
 
 
 def test_list_items_are_named_and_the_rest_is_counted() -> None:
-    raw = {"host": "h", "ports": [{"name": "bus1", "parity": "X", "baud": 1}]}
+    raw: dict[str, object] = {"host": "h", "ports": [{"name": "bus1", "parity": "X", "baud": 1}]}
     assert explain(refused(raw), "x.toml", Doc, raw) == (
         "x.toml: ports[0] ('bus1').baud: unknown key (allowed keys: name, parity)"
         " (and 1 more error)"
