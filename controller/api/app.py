@@ -51,6 +51,7 @@ from controller.api.stream import alert_stream
 from controller.api.system import centers, probes, summary
 from controller.config import PATTERN_NAMES
 from wire.validation import describe, ordered
+from wire.version import package_version
 
 API_PREFIX = "/api/v1"
 
@@ -107,12 +108,16 @@ async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": details})
 
 
+# The API is versioned with the package: one version string (wire.version).
+API_VERSION = package_version()
+
+
 def create_app(backend: ApiBackend) -> FastAPI:
     app = FastAPI(
         title="edgewatch controller",
         summary="Fleet registry, health, commands, config, risk and alerts, and forwarding to"
         " the tier centers.",
-        version="0.3.0",
+        version=API_VERSION,
         docs_url=None,  # mount_docs serves /docs from the package (no CDN)
         redoc_url=None,
     )
