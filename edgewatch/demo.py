@@ -26,7 +26,7 @@ from typing import Any
 
 from edgewatch.broker import BrokerError, Mosquitto, demo_broker
 from edgewatch.processes import ProcessGroup
-from edgewatch.system import CENTERS, GATEWAYS, LocalSystem, StartupError
+from edgewatch.system import CENTERS, GATEWAYS, PLACE_NAMES, LocalSystem, StartupError
 
 STATUS_EVERY_S = 5.0
 
@@ -181,6 +181,7 @@ def run_system(
     for spec, port in system.centers.items():
         print(f"[demo] {spec.tier} center {spec.name}: http://127.0.0.1:{port}/received")
     system.start_controller(extra_config=DEMO_RISK_POINTS)
+    system.name_places(PLACE_NAMES)
     print(f"[demo] controller API: {system.api} (OpenAPI: {system.base_url}/docs)")
     print(f"[demo] web console: {system.base_url}/console/ (demo mode: no login)")
     for gateway_id, place in GATEWAYS.items():
