@@ -81,13 +81,17 @@ def check_port(port: PortConfig, *, by_id: Path = BY_ID) -> Iterator[CheckResult
         return
     if not Path(port.url).exists():
         present = present_ports(by_id=by_id)
-        listed = ", ".join(present) if present else "none: no USB serial adapter is plugged in"
-        yield failed(
-            CheckName.PORT_EXISTS,
-            f"{port.url} does not exist",
-            f"plug in the adapter (see `dmesg | tail`), or set ports.url to one present: {listed}",
-            subject,
-        )
+        if present:
+            fix = (
+                "plug in the adapter (see `dmesg | tail`), or set ports.url to one present: "
+                + ", ".join(present)
+            )
+        else:
+            fix = (
+                "no USB serial adapter is plugged in: plug one in and check `dmesg | tail` "
+                "shows it, then set ports.url to its /dev/serial/by-id/ name"
+            )
+        yield failed(CheckName.PORT_EXISTS, f"{port.url} does not exist", fix, subject)
         return
     yield passed(CheckName.PORT_EXISTS, f"{port.url} exists", subject)
     yield _check_name(port, subject, by_id)

@@ -78,6 +78,11 @@ def test_silent_slave_times_out_quickly(serial_port: serial.Serial) -> None:
     assert caught.value.kind is ErrorKind.TIMEOUT
     assert "slave 9" in str(caught.value)
     assert serial_port.timeout == 0.5  # the device's timeout applied to its read only
+    # What a technician checks first, with the port's settings in the words of the config.
+    assert (
+        f"(no answer: does the device use {serial_port.baudrate} baud, parity"
+        f" {serial_port.parity}, {serial_port.stopbits} stop bits? is slave 9 its address?"
+    ) in str(caught.value)
 
 
 def test_corrupt_crc(gauge_bus: SimulatedBus, serial_port: serial.Serial) -> None:
