@@ -113,8 +113,10 @@ def _check_name(port: PortConfig, subject: str, by_id: Path) -> CheckResult:
 
 def _check_free_and_access(port: PortConfig, subject: str) -> Iterator[CheckResult]:
     holders = holders_of(port.url)
-    others = [h for h in holders.found if not h.is_edgewatch_agent]
-    agents = [h for h in holders.found if h.is_edgewatch_agent]
+    # The pty's master side is the line's far end (the simulator), not a second master.
+    far_ends = [h for h in holders.found if h.is_pty_master]
+    agents = [h for h in holders.found if h.is_edgewatch_agent and not h.is_pty_master]
+    others = [h for h in holders.found if h not in far_ends and h not in agents]
     if others:
         yield failed(
             CheckName.PORT_FREE,
@@ -158,6 +160,12 @@ def _check_free_and_access(port: PortConfig, subject: str) -> Iterator[CheckResu
     if agents:
         yield passed(
             CheckName.PORT_FREE, f"in use by the edgewatch agent (pid {agents[0].pid})", subject
+        )
+    elif far_ends:
+        yield passed(
+            CheckName.PORT_FREE,
+            f"a pseudo-terminal: its other end is {far_ends[0].describe()}, the simulated line",
+            subject,
         )
     elif holders.unseen and os.geteuid() != 0:
         yield passed(
