@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from agent.buffer.alerts import AlertQueue
@@ -56,6 +55,7 @@ from agent.uplink.session import MqttSession
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
 from wire.clock import SYSTEM_CLOCK, Clock
+from wire.lifecycle import Lifecycle
 from wire.risk import ColourChange, RuleSet
 from wire.supervision import Backoff, FailureLog, supervise
 from wire.version import package_version
@@ -63,7 +63,7 @@ from wire.version import package_version
 log = logging.getLogger(__name__)
 
 
-class Agent:
+class Agent(Lifecycle):
     """One gateway's agent, built from a validated config; start with ``with Agent(cfg):``.
 
     ``on_restart`` is called (on the commands thread; it must not block) when a ``restart``
@@ -186,18 +186,6 @@ class Agent:
             owner.stop()
         self.counters.close()
         self.buffer.close()
-
-    def __enter__(self) -> Agent:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- readings in ----------------------------------------------------------------------
 
