@@ -92,7 +92,6 @@ health_summary_interval_s = 60
 from __future__ import annotations
 
 import ipaddress
-import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -100,11 +99,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic import model_validator as _model_validator
-from pydantic_core import ErrorDetails
 
 import wire
 from wire.risk import Category, Colour, Measure, MetricRule, RiskPointRules, Thresholds
 from wire.risk_presets import PresetError, build_rule
+from wire.validation import problems
 
 # A place is a slash path city/district/street[/grid] of lower-case labels.
 PLACE_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*){0,3}$"
@@ -389,36 +388,15 @@ class ControllerConfig(_Section):
         return {g.id: g.place for g in self.gateways}
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "config"
+# What a person calls the values a pattern accepts, for errors.
+PATTERN_NAMES = {
+    PLACE_PATTERN: "a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 4 levels)",
+}
 
 
-def _message(error: ErrorDetails) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key (remove it or check its spelling)"
-    if kind == "enum":
-        expected = str(error.get("ctx", {}).get("expected", ""))
-        choices = [c.strip(" '") for c in re.split(r",| or ", expected) if c.strip(" '")]
-        return f"must be one of {', '.join(choices)}"
-    if kind == "string_pattern_mismatch" and error["loc"][-1:] == ("place",):
-        return "must be a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 4 levels)"
-    if kind == "missing":
-        return "is required"
-    text = error["msg"].removeprefix("Value error, ")
-    return text[:1].lower() + text[1:]
-
-
-def format_errors(exc: ValidationError) -> list[str]:
-    lines: list[str] = []
-    for error in exc.errors():
-        message = _message(error)
-        # Model-level checks already put the key in front of their message.
-        lines.append(message if not error["loc"] else f"{_where(error['loc'])}: {message}")
-    return lines
+def format_errors(exc: ValidationError, data: Any = None) -> list[str]:
+    """One line per error, as agent.toml's: ``mqtt.hots: unknown key (did you mean 'host'?)``."""
+    return problems(exc, ControllerConfig, data, patterns=PATTERN_NAMES)
 
 
 def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> ControllerConfig:
@@ -426,7 +404,7 @@ def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Contr
     try:
         config = ControllerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(format_errors(exc))) from None
+        raise ConfigError("\n".join(format_errors(exc, data))) from None
     if base_dir is not None:
         config = _resolve_paths(config, base_dir)
     return config
