@@ -45,6 +45,7 @@ from agent.buffer.schema import MIGRATIONS
 from agent.sqlite_schema import migrate
 from drivers.base import Measurement
 from wire import Reading
+from wire.clock import wall_ms
 from wire.rows import ReadingRow, row_to_reading
 
 __all__ = ["SEQ_BLOCK", "Buffer", "BufferStats", "Lane", "ReadingRow", "chunks", "seq_runs"]
@@ -55,10 +56,6 @@ DEFAULT_LIVE_WINDOW_S = 10.0
 # so a small cache costs it nothing, and a gateway's RAM is tight (issue 4: <= 40 MB RSS).
 PAGE_CACHE_KIB = 512
 _COLUMNS = "seq, ts_ms, device, metric, value, unit, quality"
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Lane(StrEnum):
@@ -89,7 +86,7 @@ class Buffer:
         self,
         path: Path,
         *,
-        now_ms: Callable[[], int] = wall_clock_ms,
+        now_ms: Callable[[], int] = wall_ms,
         monotonic_s: Callable[[], float] = time.monotonic,
         live_window_s: float = DEFAULT_LIVE_WINDOW_S,
         boot_id: int | None = None,
