@@ -15,6 +15,8 @@ place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` ne
 | ``GET/POST /api/v1/devices``, ``GET/PATCH /api/v1/devices/{id}[/history, /readings]`` | devices |
 | ``GET/POST /api/v1/places``, ``GET/POST/PATCH /api/v1/risk-points`` | registry |
 | ``GET /api/v1/risk-map[?place=P]`` | colour per risk point, counts per place |
+| ``GET /api/v1/map/config``, ``/map/features``, ``GET/POST /api/v1/map/boundaries`` | the map |
+| ``POST /api/v1/risk-points/import`` | risk points in bulk from CSV or GeoJSON (operator) |
 | ``GET /api/v1/alerts[?place=&colour=&state=&open=]``, ``GET /api/v1/alerts/{id}`` | alerts |
 | ``POST /api/v1/alerts/{id}/transitions`` | one step along the alert chain (operator) |
 | ``GET /api/v1/risk-rules?gateway=ID`` | ``wire.risk.RuleSet``: the rules an agent evaluates |
@@ -39,6 +41,7 @@ from controller.api.console import console, mount_console, stream_tickets
 from controller.api.deps import ApiBackend
 from controller.api.fleet import devices, gateways
 from controller.api.gaps import gaps
+from controller.api.map import maps
 from controller.api.ops import audit, commands
 from controller.api.registry import registry
 from controller.api.risk import alerts, risk, risk_rules
@@ -96,7 +99,7 @@ def create_app(backend: ApiBackend) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_invalid)
     # The console's /alerts/stream and /alerts/stream-ticket before /alerts/{alert_id}.
     routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
-    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
+    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts, maps):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(probes, prefix=API_PREFIX)
     app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look

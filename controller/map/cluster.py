@@ -131,7 +131,7 @@ class MapPoint:
     """A thing with a place on the map: a risk point (rank: its colour) or a gateway."""
 
     id: str
-    lon: float  # WGS84
+    lon: float  # WGS84; NaN: not on the map (it still counts for its place)
     lat: float
     rank: int  # 0 (best) .. RANKS-1 (worst): what a cluster shows the worst of
     place: str
@@ -221,6 +221,17 @@ class PointIndex:
     def get(self, point_id: str) -> MapPoint | None:
         return self._points.get(point_id)
 
+    def counts_by_place(self) -> dict[str, tuple[int, ...]]:
+        """Every place with points, and how many of them have each rank (placed or not)."""
+        arrays = self._current()
+        if not arrays.ids:
+            return {}
+        flat = np.bincount(
+            arrays.place.astype(np.int64) * self.ranks + arrays.rank,
+            minlength=len(arrays.places) * self.ranks,
+        ).reshape(len(arrays.places), self.ranks)
+        return {place: tuple(row) for place, row in zip(arrays.places, flat.tolist(), strict=True)}
+
     def _checked(self, point: MapPoint) -> MapPoint:
         if not 0 <= point.rank < self.ranks:
             raise ValueError(f"{point.id}: rank {point.rank} is outside 0..{self.ranks - 1}")
@@ -237,8 +248,10 @@ class PointIndex:
     def _build(points: Sequence[MapPoint]) -> _Arrays:
         lon = np.array([p.lon for p in points], np.float64)
         lat = np.array([p.lat for p in points], np.float64)
-        x, y = _mercator_arrays(lon, lat)
-        codes = morton(x, y)
+        with np.errstate(invalid="ignore"):
+            x, y = _mercator_arrays(lon, lat)
+        placed = np.isfinite(x) & np.isfinite(y)
+        codes = morton(np.where(placed, x, 1.0), np.where(placed, y, 1.0))  # unplaced: last
         order = np.argsort(codes, kind="stable")
         places = sorted({p.place for p in points})
         place_number = {place: i for i, place in enumerate(places)}
@@ -274,6 +287,7 @@ class PointIndex:
         arrays = self._current()
         x0, y0 = mercator(viewport.west, viewport.north)
         x1, y1 = mercator(viewport.east, viewport.south)
+        # NaN (a point not on the map) compares false: never inside.
         inside = (arrays.x >= x0) & (arrays.x <= x1) & (arrays.y >= y0) & (arrays.y <= y1)
         if sees is not None:
             inside &= self._scope_mask(arrays, sees, scope_key)[arrays.place]

@@ -168,3 +168,17 @@ def test_a_viewport_out_of_bounds_is_refused_naming_the_field(
 def test_a_rank_outside_the_index_is_refused() -> None:
     with pytest.raises(ValueError, match=r"rank 7 is outside 0\.\.4"):
         PointIndex(5).replace_all([MapPoint("x", 106.0, 29.0, 7, "cq")])
+
+
+def test_a_point_without_coordinates_is_never_drawn_but_counts_for_its_place() -> None:
+    nan = float("nan")
+    index = index_of(
+        [
+            MapPoint("placed", 106.5, 29.5, GREEN, "cq/a/s1"),
+            MapPoint("unplaced", nan, nan, RED, "cq/a/s1"),
+            MapPoint("other", 106.6, 29.6, 2, "cq/a/s2"),
+        ]
+    )
+    features = index.query(Viewport(-180, -85, 180, 85, 0))
+    assert sum(f.count for f in features) == 2
+    assert index.counts_by_place() == {"cq/a/s1": (1, 0, 0, 0, 1), "cq/a/s2": (0, 0, 1, 0, 0)}

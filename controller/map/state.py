@@ -1,0 +1,241 @@
+"""The map as the controller holds it: risk points and gateways in memory, and outlines.
+
+``MapState.load()`` reads every risk point (placed or not: an unplaced one still colours its
+place), the gateways with coordinates, and the stored outlines. From then on:
+
+- a risk point's colour follows the risk engine (``AlertEngine.on_colours``, after the
+  change committed), in place, so the next viewport query and the next boundary colours
+  show it;
+- an import or a registry write calls ``reload_points()``;
+- gateways are re-read when a query finds them older than ``GATEWAY_REFRESH_S`` (their
+  state lives in the fleet's health machine; a read of their few rows is cheap).
+
+Everything here is in WGS84; ``features()`` and ``boundary_collection()`` shift the answer
+to the datum the map's tiles are drawn in (``controller.map.datum``), and take the box in it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from controller.config import ControllerConfig
+from controller.map.boundaries import Boundary, display_band, simplified_geometry
+from controller.map.cluster import Feature, MapPoint, PointIndex, Viewport
+from controller.map.datum import Datum, from_wgs84, to_wgs84
+from controller.store import map as map_store
+from controller.store.sqlite import Store
+from wire.risk import COLOURS_ASCENDING, Colour
+
+GATEWAY_STATES = ("online", "degraded", "offline")  # ascending: a cluster shows the worst
+GATEWAY_RANK = {"online": 0, "degraded": 1, "unknown": 1, "offline": 2}
+GATEWAY_REFRESH_S = 2.0
+
+
+def _colour_rank(value: str) -> int:
+    try:
+        return Colour(value).rank
+    except ValueError:
+        return Colour.GREEN.rank
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Features of one layer in the asked datum."""
+
+    features: list[Feature]
+    lon: list[float]
+    lat: list[float]
+
+
+class MapState:
+    def __init__(self, config: ControllerConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.risk = PointIndex(len(COLOURS_ASCENDING))
+        self.gateways = PointIndex(len(GATEWAY_STATES))
+        self._gateways_read_at = -math.inf
+        self._gateways_lock = threading.Lock()
+        self._boundaries: dict[str, Boundary] = {}
+        self._geometry: dict[tuple[int, Datum], dict[str, dict[str, Any] | None]] = {}
+        self._geometry_lock = threading.Lock()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        locations = self.config.gateway_locations()
+        if locations:
+            self.store.call(lambda db: map_store.set_gateway_locations(db, locations))
+        self.reload_points()
+        self.reload_boundaries()
+
+    def reload_points(self) -> None:
+        rows = self.store.read(map_store.risk_point_locations)
+        nan = math.nan
+        self.risk.replace_all(
+            MapPoint(
+                r.id,
+                r.lon if r.lon is not None else nan,
+                r.lat if r.lat is not None else nan,
+                _colour_rank(r.state),
+                r.place or "",
+            )
+            for r in rows
+        )
+
+    def reload_boundaries(self) -> None:
+        stored = self.store.read(map_store.boundaries)
+        loaded = {}
+        for b in stored:
+            coordinates: list[list[list[list[float]]]] = b.geometry["coordinates"]  # type: ignore[assignment]
+            polygons = [[np.asarray(ring, dtype=np.float64) for ring in p] for p in coordinates]
+            loaded[b.place] = Boundary(place=b.place, name=b.name, polygons=polygons)
+        with self._geometry_lock:
+            self._boundaries = loaded
+            self._geometry = {}
+
+    def on_colours(self, colours: dict[str, Colour]) -> None:
+        """The risk engine's committed colour changes."""
+        for point, colour in colours.items():
+            self.risk.set_rank(point, colour.rank)
+
+    def _fresh_gateways(self) -> PointIndex:
+        with self._gateways_lock:
+            now = time.monotonic()
+            if now - self._gateways_read_at >= GATEWAY_REFRESH_S:
+                rows = self.store.read(map_store.gateway_locations)
+                self.gateways.replace_all(
+                    MapPoint(r.id, r.lon or 0.0, r.lat or 0.0, GATEWAY_RANK.get(r.state, 1),
+                             r.place or "")
+                    for r in rows
+                )  # fmt: skip
+                self._gateways_read_at = now
+        return self.gateways
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def features(
+        self,
+        layer: str,
+        viewport: Viewport,
+        *,
+        datum: Datum,
+        sees: Callable[[str | None], bool],
+        scope: str | None,
+    ) -> Located:
+        """The layer's features in a box given in ``datum``, positions in ``datum``."""
+        index = self.risk if layer == "risk" else self._fresh_gateways()
+        west, south = to_wgs84(datum, viewport.west, viewport.south)
+        east, north = to_wgs84(datum, viewport.east, viewport.north)
+        box = Viewport(
+            max(-180.0, west), max(-90.0, south), min(180.0, east), min(90.0, north),
+            viewport.zoom,
+        )  # fmt: skip
+        found = index.query(
+            box,
+            sees=None if scope is None else sees,
+            scope_key=scope or "",
+        )
+        if not found:
+            return Located([], [], [])
+        lon, lat = from_wgs84(
+            datum, np.array([f.lon for f in found]), np.array([f.lat for f in found])
+        )
+        return Located(found, lon.tolist(), lat.tolist())
+
+    def boundary_collection(
+        self, zoom: int, *, datum: Datum, sees: Callable[[str | None], bool]
+    ) -> dict[str, Any]:
+        """The outlines a token sees, simplified for ``zoom``, each with its colour counts."""
+        band = display_band(zoom)
+        geometries = self._geometries(band, datum)
+        counts = self._counts_within(list(geometries))
+        features: list[dict[str, Any]] = []
+        for place, geometry in geometries.items():
+            if geometry is None or not sees(place):
+                continue
+            by_colour = counts.get(place, (0,) * len(COLOURS_ASCENDING))
+            worst = max((c for c, n in zip(COLOURS_ASCENDING, by_colour, strict=True) if n),
+                        key=lambda c: c.rank, default=Colour.GREEN)  # fmt: skip
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {
+                        "place": place,
+                        "name": self._boundaries[place].name,
+                        "level": place.count("/"),
+                        "colour": worst.value,
+                        "points": sum(by_colour),
+                        "counts": {
+                            c.value: n
+                            for c, n in zip(COLOURS_ASCENDING, by_colour, strict=True)
+                            if n
+                        },
+                    },
+                    "geometry": geometry,
+                }
+            )
+        features.sort(key=lambda f: (place_depth(f), str(f["properties"]["place"])))
+        return {"type": "FeatureCollection", "features": features}
+
+    def boundary_extent(self, sees: Callable[[str | None], bool]) -> tuple[float, ...] | None:
+        """West, south, east, north (WGS84) of the outlines a token sees."""
+        boxes = [b.bbox for place, b in self._boundaries.items() if sees(place)]
+        if not boxes:
+            return None
+        return (
+            min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes),
+        )  # fmt: skip
+
+    def _geometries(self, band: int, datum: Datum) -> dict[str, dict[str, Any] | None]:
+        with self._geometry_lock:
+            cached = self._geometry.get((band, datum))
+            if cached is not None:
+                return cached
+            boundaries = dict(self._boundaries)
+        built = {
+            place: _shifted(simplified_geometry(b, band), datum) for place, b in boundaries.items()
+        }
+        with self._geometry_lock:
+            if self._boundaries.keys() == boundaries.keys():
+                self._geometry[(band, datum)] = built
+        return built
+
+    def _counts_within(self, places: Sequence[str]) -> dict[str, tuple[int, ...]]:
+        """Colour counts of the risk points at or below each of ``places``."""
+        wanted = set(places)
+        totals: dict[str, list[int]] = {}
+        for leaf, counts in self.risk.counts_by_place().items():
+            parts = leaf.split("/")
+            for depth in range(1, len(parts) + 1):
+                prefix = "/".join(parts[:depth])
+                if prefix in wanted:
+                    into = totals.setdefault(prefix, [0] * len(counts))
+                    for i, n in enumerate(counts):
+                        into[i] += n
+        return {place: tuple(n) for place, n in totals.items()}
+
+
+def place_depth(feature: dict[str, Any]) -> int:
+    return int(feature["properties"]["level"])
+
+
+def _shifted(geometry: dict[str, Any] | None, datum: Datum) -> dict[str, Any] | None:
+    if geometry is None or datum is Datum.WGS84:
+        return geometry
+    polygons = []
+    for polygon in geometry["coordinates"]:
+        rings = []
+        for ring in polygon:
+            array = np.asarray(ring)
+            lon, lat = from_wgs84(datum, array[:, 0], array[:, 1])
+            rings.append(np.round(np.column_stack([lon, lat]), 5).tolist())
+        polygons.append(rings)
+    return {"type": "MultiPolygon", "coordinates": polygons}
