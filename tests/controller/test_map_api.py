@@ -12,6 +12,7 @@ import pytest
 
 import wire
 from controller.api import map as map_api
+from controller.cli import main as controller_cli
 from controller.map.datum import wgs84_to_gcj02
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
@@ -229,3 +230,27 @@ def test_the_map_config_says_offline_and_where_the_outlines_are(running: Control
     assert 110 < east < 111
     assert 31.5 < north < 32.5
     assert json.dumps(config["colours"]) == '["green", "blue", "yellow", "orange", "red"]'
+
+
+def test_the_command_line_imports_points_and_outlines_and_names_bad_rows(
+    running: Controller, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "points.csv"
+    good.write_bytes(points_csv(STREET_POINTS[:3]))
+    assert controller_cli(["import-points", str(good), "--url", running.api_url]) == 0
+    assert json.loads(capsys.readouterr().out) == {"created": 3, "updated": 0}
+    outlines = tmp_path / "districts.geojson"
+    outlines.write_bytes(district_boundaries_bytes())
+    argv = ["import-boundaries", str(outlines), "--datum", "gcj02", "--url", running.api_url]
+    assert controller_cli(argv) == 0
+    assert json.loads(capsys.readouterr().out) == {"created": 38, "updated": 0}
+
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(points_csv([("fine", JFB, 106.5, 29.5), ("broken", "CQ", 106.5, 29.5)]))
+    assert controller_cli(["import-points", str(bad), "--url", running.api_url]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"edgewatch controller: {bad}: nothing imported (1 problems): row 3 (broken): place"
+        " must be a path like 'cq/yuzhong/jiefangbei', not 'CQ'"
+    ]
+    assert api(running.api_url).get("/api/v1/risk-points/fine").status_code == 404
