@@ -142,3 +142,12 @@ def import_points(db: Database, points: Sequence[ImportedPoint], now_ms: int) ->
             for p in points
         ],
     )  # fmt: skip
+
+
+def set_colours(db: Database, colours: dict[str, str], now_ms: int) -> None:
+    """Fixtures only (the demo's and bench.map's synthetic points, which no rule judges):
+    write colours directly. The risk engine owns the colour of every judged point."""
+    db.conn.executemany(
+        "UPDATE risk_points SET colour = ?, colour_since_ms = ? WHERE id = ?",
+        [(colour, now_ms, pid) for pid, colour in colours.items()],
+    )
