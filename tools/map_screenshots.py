@@ -47,7 +47,8 @@ def open_view(page: Page, base_url: str, view: View) -> float:
     page.goto("about:blank")
     started = time.perf_counter()
     page.goto(f"{base_url}/console/{view.hash()}")
-    page.locator(f'#map[data-state="ready"][data-zoom="{view.zoom}"]').wait_for()
+    zoom = f'[data-zoom="{view.zoom}"]' if view.zoom is not None else ""
+    page.locator(f'#map[data-state="ready"]{zoom}').wait_for()
     page.locator("#map path.outline").first.wait_for(state="attached")
     return time.perf_counter() - started
 

@@ -143,13 +143,26 @@ def map_features(  # noqa: PLR0917 (FastAPI query parameters)
 
 
 @maps.get("/boundaries")
-def map_boundaries(
-    backend: BackendDep, principal: Viewer, zoom: ZoomQuery, datum: DatumQuery = Datum.WGS84
+def map_boundaries(  # noqa: PLR0917 (FastAPI query parameters)
+    backend: BackendDep,
+    principal: Viewer,
+    zoom: ZoomQuery,
+    datum: DatumQuery = Datum.WGS84,
+    bbox: Annotated[
+        str | None, Query(max_length=200, description="only the outlines crossing this box")
+    ] = None,
+    geometry: Annotated[bool, Query(description="false: only places and colours")] = True,
 ) -> dict[str, object]:
     """A GeoJSON FeatureCollection: each outline the token sees, simplified for ``zoom``,
     with ``place``, ``name``, ``level``, ``colour`` (its worst point's) and ``counts``."""
+    within = None
+    if bbox is not None:
+        try:
+            within = Viewport.parse(bbox, zoom)
+        except ViewportError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
     collection: dict[str, object] = backend.map.boundary_collection(
-        zoom, datum=datum, sees=principal.sees
+        zoom, datum=datum, sees=principal.sees, within=within, geometry=geometry
     )
     return collection
 

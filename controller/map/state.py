@@ -26,7 +26,12 @@ from typing import Any
 import numpy as np
 
 from controller.config import ControllerConfig
-from controller.map.boundaries import Boundary, display_band, simplified_geometry
+from controller.map.boundaries import (
+    DISPLAY_ZOOMS,
+    Boundary,
+    display_band,
+    simplified_geometry,
+)
 from controller.map.cluster import Feature, MapPoint, PointIndex, Viewport
 from controller.map.datum import Datum, from_wgs84, to_wgs84
 from controller.store import map as map_store
@@ -36,6 +41,7 @@ from wire.risk import COLOURS_ASCENDING, Colour
 GATEWAY_STATES = ("online", "degraded", "offline")  # ascending: a cluster shows the worst
 GATEWAY_RANK = {"online": 0, "degraded": 1, "unknown": 1, "offline": 2}
 GATEWAY_REFRESH_S = 2.0
+WARM_UP_TO = 10  # outline bands simplified at start
 
 
 def _colour_rank(value: str) -> int:
@@ -74,6 +80,13 @@ class MapState:
             self.store.call(lambda db: map_store.set_gateway_locations(db, locations))
         self.reload_points()
         self.reload_boundaries()
+        # The city's and districts' outlines are simplified ahead, off the start's path, so
+        # the first map opened does not wait for them (~0.5 s for Chongqing's districts).
+        threading.Thread(target=self._warm, name="map-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        for band in (band for band in DISPLAY_ZOOMS if band <= WARM_UP_TO):
+            self._geometries(band, self.config.map.tile_datum)
 
     def reload_points(self) -> None:
         rows = self.store.read(map_store.risk_point_locations)
@@ -150,15 +163,24 @@ class MapState:
         return Located(found, lon.tolist(), lat.tolist())
 
     def boundary_collection(
-        self, zoom: int, *, datum: Datum, sees: Callable[[str | None], bool]
+        self,
+        zoom: int,
+        *,
+        datum: Datum,
+        sees: Callable[[str | None], bool],
+        within: Viewport | None = None,
+        geometry: bool = True,
     ) -> dict[str, Any]:
-        """The outlines a token sees, simplified for ``zoom``, each with its colour counts."""
+        """The outlines a token sees (those crossing ``within``, a box in ``datum``),
+        simplified for ``zoom``, each with its colour counts; without ``geometry`` only
+        the colours (what a live recolouring needs)."""
         band = display_band(zoom)
         geometries = self._geometries(band, datum)
         counts = self._counts_within(list(geometries))
+        crossing = self._crossing(within, datum)
         features: list[dict[str, Any]] = []
-        for place, geometry in geometries.items():
-            if geometry is None or not sees(place):
+        for place, shape in geometries.items():
+            if shape is None or not sees(place) or (crossing is not None and place not in crossing):
                 continue
             by_colour = counts.get(place, (0,) * len(COLOURS_ASCENDING))
             worst = max((c for c, n in zip(COLOURS_ASCENDING, by_colour, strict=True) if n),
@@ -178,11 +200,26 @@ class MapState:
                             if n
                         },
                     },
-                    "geometry": geometry,
+                    "geometry": shape if geometry else None,
                 }
             )
         features.sort(key=lambda f: (place_depth(f), str(f["properties"]["place"])))
         return {"type": "FeatureCollection", "features": features}
+
+    def _crossing(self, within: Viewport | None, datum: Datum) -> set[str] | None:
+        if within is None:
+            return None
+        west, south = to_wgs84(datum, within.west, within.south)
+        east, north = to_wgs84(datum, within.east, within.north)
+        margin = 0.01  # degrees: the datum shift and the simplification, with room
+        return {
+            place
+            for place, b in self._boundaries.items()
+            if b.bbox[0] <= east + margin
+            and b.bbox[2] >= west - margin
+            and b.bbox[1] <= north + margin
+            and b.bbox[3] >= south - margin
+        }
 
     def boundary_extent(self, sees: Callable[[str | None], bool]) -> tuple[float, ...] | None:
         """West, south, east, north (WGS84) of the outlines a token sees."""
@@ -199,12 +236,12 @@ class MapState:
             cached = self._geometry.get((band, datum))
             if cached is not None:
                 return cached
-            boundaries = dict(self._boundaries)
+            boundaries = self._boundaries
         built = {
             place: _shifted(simplified_geometry(b, band), datum) for place, b in boundaries.items()
         }
         with self._geometry_lock:
-            if self._boundaries.keys() == boundaries.keys():
+            if self._boundaries is boundaries:  # not reloaded meanwhile
                 self._geometry[(band, datum)] = built
         return built
 

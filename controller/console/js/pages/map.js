@@ -32,6 +32,10 @@ function countsLine(counts) {
     .join(" · ");
 }
 
+function outlineTip(p) {
+  return `${p.name}: ${p.points} risk points${p.points ? ` (${countsLine(p.counts)})` : ""}`;
+}
+
 function legend(config) {
   const control = L.control({ position: "bottomleft" });
   control.onAdd = () =>
@@ -62,18 +66,19 @@ export async function render(main, _params, ctx) {
   map.attributionControl.setPrefix(false);
   legend(config).addTo(map);
 
+  const outlineStyle = (feature) => ({
+    color: feature.properties.level >= 2 ? "#444" : "#222",
+    weight: feature.properties.level >= 2 ? 1 : 1.5,
+    fillColor: HEX[feature.properties.colour] || HEX.green,
+    fillOpacity: feature.properties.colour === "green" ? 0.18 : 0.38,
+    className: `outline colour-${feature.properties.colour}`,
+  });
   const outlines = L.geoJSON(null, {
-    style: (feature) => ({
-      color: feature.properties.level >= 2 ? "#444" : "#222",
-      weight: feature.properties.level >= 2 ? 1 : 1.5,
-      fillColor: HEX[feature.properties.colour] || HEX.green,
-      fillOpacity: feature.properties.colour === "green" ? 0.18 : 0.38,
-      className: `outline colour-${feature.properties.colour}`,
-    }),
+    style: outlineStyle,
     onEachFeature: (feature, layer) => {
-      const p = feature.properties;
-      layer.bindTooltip(`${p.name}: ${p.points} risk points${p.points ? ` (${countsLine(p.counts)})` : ""}`, { sticky: true });
-      layer.on("click", () =>
+      layer.bindTooltip(() => outlineTip(layer.feature.properties), { sticky: true });
+      layer.on("click", () => {
+        const p = layer.feature.properties;
         layer
           .bindPopup(
             h(
@@ -85,8 +90,8 @@ export async function render(main, _params, ctx) {
               h("a", { href: `#/risk?place=${p.place}` }, "risk by place"),
             ),
           )
-          .openPopup(),
-      );
+          .openPopup();
+      });
     },
   }).addTo(map);
   const riskLayer = L.layerGroup().addTo(map);
@@ -99,7 +104,6 @@ export async function render(main, _params, ctx) {
   else map.setView([FALLBACK_VIEW.lat, FALLBACK_VIEW.lon], FALLBACK_VIEW.zoom);
 
   let generation = 0;
-  let outlinesZoom = null;
 
   function bbox() {
     const b = map.getBounds().pad(0.05);
@@ -176,22 +180,28 @@ export async function render(main, _params, ctx) {
     return marker;
   }
 
-  // Outlines come again when the zoom changes (another simplification) or colours may have.
-  async function refresh({ recolour = false } = {}) {
+  // A view not drawn yet takes the outlines crossing it (simplified for its zoom); a live
+  // change on a drawn view takes only their colours and restyles the outlines drawn.
+  let view = 0; // bumped by every move
+  let drawnView = -1; // the view whose outlines are drawn
+  async function refresh() {
     const mine = ++generation;
+    const thisView = view;
+    const withGeometry = drawnView !== thisView;
     const zoom = map.getZoom();
     const params = { bbox: bbox(), zoom, datum };
-    const wantOutlines = recolour || outlinesZoom !== zoom;
     const [risk, gateways, shapes] = await Promise.all([
       api("/map/features", { params: { ...params, layer: "risk" } }),
       map.hasLayer(gatewayLayer) ? api("/map/features", { params: { ...params, layer: "gateways" } }) : null,
-      wantOutlines ? api("/map/boundaries", { params: { zoom, datum } }) : null,
+      api("/map/boundaries", { params: { ...params, geometry: withGeometry } }),
     ]);
     if (mine !== generation || !ctx.current()) return;
-    if (shapes) {
+    if (withGeometry) {
       outlines.clearLayers();
       outlines.addData(shapes);
-      outlinesZoom = zoom;
+      drawnView = thisView;
+    } else {
+      restyle(shapes);
     }
     riskLayer.clearLayers();
     for (const f of risk.features) riskMarker(f).addTo(riskLayer);
@@ -208,20 +218,32 @@ export async function render(main, _params, ctx) {
     history.replaceState(null, "", `#/map?lat=${centre.lat.toFixed(5)}&lon=${centre.lng.toFixed(5)}&z=${zoom}`);
   }
 
-  let timer = null;
-  let recolour = false;
-  function soon(options = {}) {
-    recolour ||= Boolean(options.recolour);
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      const again = recolour;
-      recolour = false;
-      refresh({ recolour: again }).catch((error) => replace(status, h("span", { class: "error" }, String(error))));
-    }, REFRESH_DEBOUNCE_MS);
+  function restyle(shapes) {
+    const fresh = new Map(shapes.features.map((f) => [f.properties.place, f.properties]));
+    outlines.eachLayer((layer) => {
+      const properties = fresh.get(layer.feature.properties.place);
+      if (!properties) return;
+      layer.feature.properties = properties;
+      layer.setStyle(outlineStyle(layer.feature));
+      const element = layer.getElement();
+      if (!element) return;
+      for (const name of [...element.classList]) if (name.startsWith("colour-")) element.classList.remove(name);
+      element.classList.add(`colour-${properties.colour}`);
+    });
   }
-  map.on("moveend", () => soon());
-  map.on("overlayadd", () => soon());
-  const onLive = () => soon({ recolour: true });
+
+  let timer = null;
+  function soon() {
+    clearTimeout(timer);
+    timer = setTimeout(() => refresh().catch((error) => replace(status, h("span", { class: "error" }, String(error)))), REFRESH_DEBOUNCE_MS);
+  }
+  const moved = () => {
+    view += 1;
+    soon();
+  };
+  map.on("moveend", moved);
+  map.on("overlayadd", moved);
+  const onLive = () => soon();
   ctx.live?.addEventListener("change", onLive);
   ctx.onCleanup(() => {
     clearTimeout(timer);
