@@ -79,15 +79,21 @@ def _cli(*argv: str) -> str:
     return out.getvalue()
 
 
-def load_city(local: LocalSystem, points: list[SyntheticPoint]) -> None:
-    """Start the controller with the watched point, load outlines and points, colour them."""
-    local.start_controller(MAP_CONFIG)
+def import_outlines(local: LocalSystem) -> None:
+    """Chongqing's district outlines into the running controller, as an operator would."""
     with tempfile.TemporaryDirectory() as tmp:
         outlines = Path(tmp) / "chongqing-districts.geojson"
         outlines.write_bytes(district_boundaries_bytes())
+        _cli("import-boundaries", str(outlines), "--datum", "gcj02", "--url", local.base_url)
+
+
+def load_city(local: LocalSystem, points: list[SyntheticPoint]) -> None:
+    """Start the controller with the watched point, load outlines and points, colour them."""
+    local.start_controller(MAP_CONFIG)
+    import_outlines(local)
+    with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "points.csv"
         csv.write_bytes(points_csv(points))
-        _cli("import-boundaries", str(outlines), "--datum", "gcj02", "--url", local.base_url)
         _cli("import-points", str(csv), "--url", local.base_url)
     assert local.controller is not None
     local.controller.stop()
