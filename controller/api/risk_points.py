@@ -212,7 +212,7 @@ def create_risk_point(body: RiskPointIn, backend: BackendDep, principal: Operato
         body.model_dump(exclude_none=True),
     )
     backend.alerts.refresh()
-    backend.map.reload_points()
+    backend.map.reload_point(body.id)
     return _risk_point(_read_risk_point(backend, body.id))
 
 
@@ -287,7 +287,7 @@ def update_risk_point(
             body.model_dump(exclude_none=True),
         )
         backend.alerts.refresh()
-        backend.map.reload_points()
+        backend.map.reload_point(risk_point_id)
     return _risk_point(_read_risk_point(backend, risk_point_id))
 
 

@@ -89,18 +89,17 @@ class MapState:
             self._geometries(band, self.config.map.tile_datum)
 
     def reload_points(self) -> None:
+        """Every risk point again (after an import)."""
         rows = self.store.read(map_store.risk_point_locations)
-        nan = math.nan
-        self.risk.replace_all(
-            MapPoint(
-                r.id,
-                r.lon if r.lon is not None else nan,
-                r.lat if r.lat is not None else nan,
-                _colour_rank(r.state),
-                r.place or "",
-            )
-            for r in rows
-        )
+        self.risk.replace_all(_risk_point(r) for r in rows)
+
+    def reload_point(self, point_id: str) -> None:
+        """One risk point again (after the registry created or changed it)."""
+        row = self.store.read(lambda conn: map_store.risk_point_location(conn, point_id))
+        if row is None:
+            self.risk.remove(point_id)
+        else:
+            self.risk.upsert(_risk_point(row))
 
     def reload_boundaries(self) -> None:
         stored = self.store.read(map_store.boundaries)
@@ -258,6 +257,16 @@ class MapState:
                     for i, n in enumerate(counts):
                         into[i] += n
         return {place: tuple(n) for place, n in totals.items()}
+
+
+def _risk_point(row: map_store.LocatedRow) -> MapPoint:
+    return MapPoint(
+        row.id,
+        row.lon if row.lon is not None else math.nan,
+        row.lat if row.lat is not None else math.nan,
+        _colour_rank(row.state),
+        row.place or "",
+    )
 
 
 def place_depth(feature: dict[str, Any]) -> int:

@@ -33,6 +33,13 @@ def risk_point_locations(conn: sqlite3.Connection) -> list[LocatedRow]:
     ]
 
 
+def risk_point_location(conn: sqlite3.Connection, point_id: str) -> LocatedRow | None:
+    row = conn.execute(
+        "SELECT id, place, colour, lon, lat FROM risk_points WHERE id = ?", (point_id,)
+    ).fetchone()
+    return LocatedRow(*row) if row is not None else None
+
+
 def gateway_locations(conn: sqlite3.Connection) -> list[LocatedRow]:
     return [
         LocatedRow(*row)

@@ -254,3 +254,20 @@ def test_the_command_line_imports_points_and_outlines_and_names_bad_rows(
         " must be a path like 'cq/yuzhong/jiefangbei', not 'CQ'"
     ]
     assert api(running.api_url).get("/api/v1/risk-points/fine").status_code == 404
+
+
+def test_a_point_registered_or_moved_through_the_api_is_on_the_map_at_once(
+    running: Controller,
+) -> None:
+    client = api(running.api_url)
+    box = {"bbox": "106.570,29.556,106.590,29.572", "zoom": 16}
+    body = {"id": "new-1", "name": "New", "place": f"{JFB}/grid-4", "category": "gas",
+            "lon": 106.58, "lat": 29.565}  # fmt: skip
+    assert client.post("/api/v1/risk-points", json=body).status_code == 201
+    assert "new-1" in {f["id"] for f in features(client, **box)["features"]}
+    moved = client.patch("/api/v1/risk-points/new-1", json={"lon": 108.4, "lat": 30.8})
+    assert (moved.json()["lon"], moved.json()["lat"]) == (108.4, 30.8)
+    assert "new-1" not in {f["id"] for f in features(client, **box)["features"]}
+    half = client.patch("/api/v1/risk-points/new-1", json={"lon": 106.0})
+    assert half.status_code == 422
+    assert "give both lon and lat" in half.text
