@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +31,13 @@ from numpy.typing import NDArray
 
 from controller.config import PLACE_PATTERN
 from controller.map.datum import Datum, to_wgs84
+from controller.map.problems import FileProblemsError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_FEATURES = 20_000
 MAX_VERTICES_PER_PLACE = 500_000
 MAX_VERTICES = 10_000_000
 MAX_NAME_CHARS = 128
-MAX_ERRORS_LISTED = 20
 # Zoom bands the outlines are simplified for: a request at zoom z takes the finest band <= z.
 DISPLAY_ZOOMS = (4, 6, 8, 10, 12, 14)
 # Douglas-Peucker pays where it removes most (the city's and a district's zoom); deeper
@@ -50,15 +49,10 @@ Ring = NDArray[np.float64]  # (n, 2) lon, lat; closed (first == last)
 Polygon = list[Ring]  # exterior, then holes
 
 
-class BoundaryError(ValueError):
+class BoundaryError(FileProblemsError):
     """A boundaries file that cannot be loaded; ``problems`` names each feature at fault."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        shown = self.problems[:MAX_ERRORS_LISTED]
-        more = len(self.problems) - len(shown)
-        text = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
-        super().__init__(f"boundaries not loaded ({len(self.problems)} problems): {text}")
+    outcome = "boundaries not loaded"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,19 +20,19 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from controller.config import PLACE_PATTERN
 from controller.map.datum import Datum, to_wgs84
+from controller.map.problems import FileProblemsError
 from wire.risk import Category
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_ROWS = 500_000
 MAX_DEVICES = 100
-MAX_ERRORS_LISTED = 20
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # as POST /risk-points takes
 DEVICE_PATTERN = re.compile(r"^[a-z0-9-]{1,63}\.[A-Za-z0-9_.:-]{1,64}$")
 _PLACE = re.compile(PLACE_PATTERN)
@@ -45,15 +45,10 @@ class FileFormat(StrEnum):
     GEOJSON = "geojson"
 
 
-class PointsFileError(ValueError):
+class PointsFileError(FileProblemsError):
     """A file that cannot be imported; ``problems`` names every bad row."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        shown = self.problems[:MAX_ERRORS_LISTED]
-        more = len(self.problems) - len(shown)
-        text = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
-        super().__init__(f"nothing imported ({len(self.problems)} problems): {text}")
+    outcome = "nothing imported"
 
 
 @dataclass(frozen=True, slots=True)
