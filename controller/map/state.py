@@ -38,8 +38,9 @@ from controller.store import map as map_store
 from controller.store.sqlite import Store
 from wire.risk import COLOURS_ASCENDING, Colour
 
-GATEWAY_STATES = ("online", "degraded", "offline")  # ascending: a cluster shows the worst
-GATEWAY_RANK = {"online": 0, "degraded": 1, "unknown": 1, "offline": 2}
+# Ascending: a cluster shows the worst. "unknown": configured, never seen.
+GATEWAY_STATES = ("online", "unknown", "degraded", "offline")
+GATEWAY_RANK = {state: rank for rank, state in enumerate(GATEWAY_STATES)}
 GATEWAY_REFRESH_S = 2.0
 WARM_UP_TO = 10  # outline bands simplified at start
 
@@ -123,7 +124,7 @@ class MapState:
             if now - self._gateways_read_at >= GATEWAY_REFRESH_S:
                 rows = self.store.read(map_store.gateway_locations)
                 self.gateways.replace_all(
-                    MapPoint(r.id, r.lon or 0.0, r.lat or 0.0, GATEWAY_RANK.get(r.state, 1),
+                    MapPoint(r.id, r.lon or 0.0, r.lat or 0.0, GATEWAY_RANK.get(r.state, GATEWAY_RANK["unknown"]),
                              r.place or "")
                     for r in rows
                 )  # fmt: skip

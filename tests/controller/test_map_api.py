@@ -18,7 +18,16 @@ from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.chongqing import district_boundaries_bytes
 from edgewatch.waiting import wait_until
-from tests.controller.support import Publisher, api, as_, config_for, make_token, now_ms
+from tests.controller.support import (
+    Publisher,
+    api,
+    as_,
+    birth,
+    config_for,
+    health,
+    make_token,
+    now_ms,
+)
 
 JFB = "cq/yuzhong/jiefangbei"
 CTM = "cq/yuzhong/chaotianmen"
@@ -271,3 +280,29 @@ def test_a_point_registered_or_moved_through_the_api_is_on_the_map_at_once(
     half = client.patch("/api/v1/risk-points/new-1", json={"lon": 106.0})
     assert half.status_code == 422
     assert "give both lon and lat" in half.text
+
+
+def test_configured_gateways_are_on_the_map_with_their_state(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    gateways = [
+        {"id": "gw-a", "place": JFB, "lon": 106.578, "lat": 29.561},
+        {"id": "gw-b", "place": CTM, "lon": 106.586, "lat": 29.566},
+    ]
+    config = config_for(tmp_path, mosquitto, extra={"gateways": gateways})
+    with Controller(config) as running, Publisher(mosquitto) as gateway:
+        wait_until(lambda: running.mqtt_connected, timeout_s=5)
+        gateway.publish("edgewatch/v1/gw-a/status", birth(1), retain=True)
+        gateway.publish("edgewatch/v1/gw-a/health", health(1, 5.0))
+        client = api(running.api_url)
+
+        def states() -> dict[str, str]:
+            found = features(client, layer="gateways", **JFB_BOX)["features"]
+            return {f["id"]: f["level"] for f in found}
+
+        wait_until(lambda: states().get("gw-a") == "online", timeout_s=10, message="gw-a online")
+        assert states()["gw-b"] == "unknown"  # configured, never seen
+        city = features(client, layer="gateways", **CITY_BOX)["features"]
+        assert [(f["count"], f["level"], f["counts"]) for f in city] == [
+            (2, "unknown", {"online": 1, "unknown": 1})
+        ]

@@ -9,7 +9,7 @@ import { api } from "../api.js";
 import { ago, h, replace } from "../dom.js";
 
 const HEX = { red: "#d7191c", orange: "#f07c1b", yellow: "#e8c21a", blue: "#2b83ba", green: "#1a9641" };
-const STATE_HEX = { online: "#1a9641", degraded: "#f07c1b", offline: "#667085" };
+const STATE_HEX = { online: "#1a9641", unknown: "#b0b7c3", degraded: "#f07c1b", offline: "#667085" };
 const REFRESH_DEBOUNCE_MS = 150;
 const FALLBACK_VIEW = { lat: 29.56, lon: 106.55, zoom: 8 };
 
@@ -26,7 +26,7 @@ function viewFrom(query) {
 }
 
 function countsLine(counts) {
-  return ["red", "orange", "yellow", "blue", "green", "offline", "degraded", "online"]
+  return ["red", "orange", "yellow", "blue", "green", "offline", "degraded", "unknown", "online"]
     .filter((c) => counts?.[c])
     .map((c) => `${counts[c]} ${c}`)
     .join(" · ");
