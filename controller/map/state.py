@@ -123,8 +123,9 @@ class MapState:
             now = time.monotonic()
             if now - self._gateways_read_at >= GATEWAY_REFRESH_S:
                 rows = self.store.read(map_store.gateway_locations)
+                unknown = GATEWAY_RANK["unknown"]
                 self.gateways.replace_all(
-                    MapPoint(r.id, r.lon or 0.0, r.lat or 0.0, GATEWAY_RANK.get(r.state, GATEWAY_RANK["unknown"]),
+                    MapPoint(r.id, r.lon or 0.0, r.lat or 0.0, GATEWAY_RANK.get(r.state, unknown),
                              r.place or "")
                     for r in rows
                 )  # fmt: skip
