@@ -10,7 +10,8 @@ import { ago, h, replace } from "../dom.js";
 
 const HEX = { red: "#d7191c", orange: "#f07c1b", yellow: "#e8c21a", blue: "#2b83ba", green: "#1a9641" };
 const STATE_HEX = { online: "#1a9641", unknown: "#b0b7c3", degraded: "#f07c1b", offline: "#667085" };
-const REFRESH_DEBOUNCE_MS = 150;
+const MOVE_DEBOUNCE_MS = 150; // a drag or a zoom ends in a burst of moveend events
+const LIVE_DEBOUNCE_MS = 40; // alert events of one commit come together
 const FALLBACK_VIEW = { lat: 29.56, lon: 106.55, zoom: 8 };
 
 function clusterRadius(count) {
@@ -233,17 +234,17 @@ export async function render(main, _params, ctx) {
   }
 
   let timer = null;
-  function soon() {
+  function soon(delayMs) {
     clearTimeout(timer);
-    timer = setTimeout(() => refresh().catch((error) => replace(status, h("span", { class: "error" }, String(error)))), REFRESH_DEBOUNCE_MS);
+    timer = setTimeout(() => refresh().catch((error) => replace(status, h("span", { class: "error" }, String(error)))), delayMs);
   }
   const moved = () => {
     view += 1;
-    soon();
+    soon(MOVE_DEBOUNCE_MS);
   };
   map.on("moveend", moved);
   map.on("overlayadd", moved);
-  const onLive = () => soon();
+  const onLive = () => soon(LIVE_DEBOUNCE_MS);
   ctx.live?.addEventListener("change", onLive);
   ctx.onCleanup(() => {
     clearTimeout(timer);
