@@ -39,6 +39,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
+from bench.common import percentile
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.center import ReferenceCenter
 from edgewatch.waiting import wait_until
@@ -138,12 +139,6 @@ def replay_backlog(broker: Mosquitto, payloads: list[bytes], done: threading.Eve
     finally:
         gateway.close()
         done.set()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 def measure(
