@@ -238,17 +238,22 @@ Longitude = Annotated[float, Field(ge=-180, le=180)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 
 
-class _Located(_Section):
-    """Where a thing is on the map (WGS84 / CGCS2000 degrees): both or neither."""
+class Located(BaseModel):
+    """Where a thing is on the map (WGS84 / CGCS2000 degrees): both or neither. A part of
+    the config's gateways and risk points, and of the risk-point API's bodies."""
 
     lon: Longitude | None = None
     lat: Latitude | None = None
 
     @_model_validator(mode="after")
-    def _both_or_neither(self) -> _Located:
+    def _both_or_neither(self) -> Located:
         if (self.lon is None) != (self.lat is None):
             raise ValueError("give both lon and lat, or neither")
         return self
+
+
+class _Located(_Section, Located):
+    pass
 
 
 class GatewayConfig(_Located):

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 from sqlite_utils import Database
 from starlette.concurrency import run_in_threadpool
 
@@ -35,7 +35,7 @@ from controller.api.deps import (
     unprocessable,
 )
 from controller.api.map import bounded_body
-from controller.config import Latitude, Longitude, RiskMetricConfig
+from controller.config import Located, RiskMetricConfig
 from controller.fleet import queries
 from controller.map.datum import Datum
 from controller.map.imports import MAX_FILE_BYTES, FileFormat, PointsFileError, parse_points
@@ -52,7 +52,7 @@ MetricSpecs = Annotated[list[RiskMetricConfig], Field(min_length=1, max_length=1
 StaleAfterS = Annotated[float, Field(gt=0, le=86400 * 30)]
 
 
-class RiskPointIn(InputModel):
+class RiskPointIn(InputModel, Located):  # lon, lat: WGS84 / CGCS2000, both or neither
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     name: Label
     place: Place
@@ -61,31 +61,15 @@ class RiskPointIn(InputModel):
     # As in the config's [[risk_points.metrics]]; None: the category's preset on each device.
     metrics: MetricSpecs | None = None
     stale_after_s: StaleAfterS = 300.0
-    lon: Longitude | None = None  # WGS84 / CGCS2000 degrees; both or neither
-    lat: Latitude | None = None
-
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> RiskPointIn:
-        if (self.lon is None) != (self.lat is None):
-            raise ValueError("give both lon and lat, or neither")
-        return self
 
 
-class RiskPointPatch(InputModel):
+class RiskPointPatch(InputModel, Located):
     name: Label | None = None
     place: Place | None = None
     category: Category | None = None
     devices: list[DeviceRef] | None = Field(default=None, max_length=100)
     metrics: MetricSpecs | None = None
     stale_after_s: StaleAfterS | None = None
-    lon: Longitude | None = None  # both together
-    lat: Latitude | None = None
-
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> RiskPointPatch:
-        if (self.lon is None) != (self.lat is None):
-            raise ValueError("give both lon and lat, or neither")
-        return self
 
 
 class RiskPointOut(BaseModel):

@@ -20,7 +20,6 @@ that zoom): the whole city's 38 districts go to the browser in ~40 kB at the cit
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from numpy.typing import NDArray
 
 from controller.config import PLACE_PATTERN
 from controller.map.datum import Datum, to_wgs84
-from controller.map.problems import FileProblemsError
+from controller.map.problems import FileProblemsError, feature_list
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_FEATURES = 20_000
@@ -91,14 +90,8 @@ def parse_boundaries(
     """
     if len(data) > MAX_FILE_BYTES:
         raise BoundaryError([f"the file is {len(data)} bytes; at most {MAX_FILE_BYTES}"])
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise BoundaryError([f"not JSON: {exc}"]) from None
-    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        raise BoundaryError(['not a GeoJSON FeatureCollection ("type": "FeatureCollection")'])
-    features = document.get("features")
-    if not isinstance(features, list) or not features:
+    features = feature_list(data, BoundaryError)
+    if not features:
         raise BoundaryError(["the FeatureCollection has no features"])
     if len(features) > MAX_FEATURES:
         raise BoundaryError([f"{len(features)} features; at most {MAX_FEATURES}"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from typing import Any
 
 from controller.config import PLACE_PATTERN
 from controller.map.datum import Datum, to_wgs84
-from controller.map.problems import FileProblemsError
+from controller.map.problems import FileProblemsError, feature_list
 from wire.risk import Category
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -160,15 +159,7 @@ def _csv_records(data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _geojson_records(data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise PointsFileError([f"not JSON: {exc}"]) from None
-    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        raise PointsFileError(['not a GeoJSON FeatureCollection ("type": "FeatureCollection")'])
-    features = document.get("features")
-    if not isinstance(features, list):
-        raise PointsFileError(["the FeatureCollection has no features list"])
+    features = feature_list(data, PointsFileError)
     for number, feature in enumerate(features, start=1):
         record: dict[str, Any] = {}
         if isinstance(feature, dict) and isinstance(feature.get("properties"), dict):
