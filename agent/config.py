@@ -270,7 +270,13 @@ def _load_rules(risk: RiskConfig, source: str, base_dir: Path | None) -> RiskCon
             f"{source}: risk.rules_file: cannot read {path}: {exc.strerror}"
         ) from None
     except ValidationError as exc:
-        raise ConfigError(f"{source}: risk.rules_file: {path} is not a rule set: {exc}") from None
+        # Never a word of the file (pydantic quotes the input, and its keys name the place):
+        # the error may travel in a command result.
+        first = exc.errors(include_input=False, include_url=False)[0]
+        raise ConfigError(
+            f"{source}: risk.rules_file: {path} is not a rule set ({exc.error_count()}"
+            f" errors; the first: {first['type']})"
+        ) from None
     return RiskConfig(rules_file=path, rules=rules)
 
 

@@ -234,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(controller.wait, 30)
         stack.callback(controller.terminate)
         api = f"http://127.0.0.1:{http_port}/api/v1"
-        wait_until(lambda: _ok(f"{api}/healthz"), timeout_s=30, message="controller API")
+        wait_until(
+            lambda: _ok(f"http://127.0.0.1:{http_port}/healthz"),
+            timeout_s=30,
+            message="controller API",
+        )
         gateway = Gateway(broker, "gw-bench")
         stack.callback(gateway.close)
         wait_s = args.interval_ms / 1000

@@ -115,8 +115,8 @@ def start_controller(procs: ProcessGroup, work: Path, broker: Mosquitto) -> Path
     db = work / "controller.db"
     config.write_text(controller_toml(broker.port, http_port, db))
     child = procs.start_cli("controller", "controller", "run", "--config", str(config))
-    api = f"http://127.0.0.1:{http_port}/api/v1"
-    wait_for_child(child, "controller", lambda: http_ok(f"{api}/healthz"), 30)
+    root = f"http://127.0.0.1:{http_port}"  # probes live at the root, outside /api/v1
+    wait_for_child(child, "controller", lambda: http_ok(f"{root}/healthz"), 30)
     return db
 
 
