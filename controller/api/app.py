@@ -17,6 +17,8 @@ walks every ``/api/v1`` route of the OpenAPI document without a token).
 | ``GET/POST /api/v1/devices``, ``GET/PATCH /api/v1/devices/{id}[/history, /readings]`` | devices |
 | ``GET/POST /api/v1/places``, ``GET/POST/PATCH /api/v1/risk-points`` | registry |
 | ``GET /api/v1/risk-map[?place=P]`` | colour per risk point, counts per place |
+| ``GET /api/v1/map/config``, ``/map/features``, ``GET/POST /api/v1/map/boundaries`` | the map |
+| ``POST /api/v1/risk-points/import`` | risk points in bulk from CSV or GeoJSON (operator) |
 | ``GET /api/v1/alerts[?place=&colour=&state=&open=]``, ``GET /api/v1/alerts/{id}`` | alerts |
 | ``POST /api/v1/alerts/{id}/transitions`` | one step along the alert chain (operator) |
 | ``GET /api/v1/risk-rules?gateway=ID`` | ``wire.risk.RuleSet``: the rules an agent evaluates |
@@ -45,6 +47,7 @@ from controller.api.deps import ApiBackend
 from controller.api.docs import mount_docs
 from controller.api.fleet import devices, gateways
 from controller.api.gaps import gaps
+from controller.api.map import maps
 from controller.api.ops import audit, commands
 from controller.api.registry import registry
 from controller.api.risk import alerts, risk, risk_rules
@@ -127,7 +130,7 @@ def create_app(backend: ApiBackend) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_invalid)
     # The console's /alerts/stream and /alerts/stream-ticket before /alerts/{alert_id}.
     routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
-    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
+    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts, maps):
         app.include_router(router, prefix=API_PREFIX)
     # Probes and Prometheus look at the root; nothing under /api/v1 answers without a token.
     app.include_router(probes)
