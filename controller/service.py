@@ -28,6 +28,7 @@ from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner, ProvisioningError
 from controller.forwarding.outbox import Outboxes
 from controller.forwarding.routing import Router
+from controller.map.state import MapState
 from controller.metrics import Metrics
 from controller.notify.service import Notify
 from controller.refusals import StartupRefusedError, refusal
@@ -161,6 +162,9 @@ class Controller(Lifecycle):
             base_url=lambda: self.api_url,
         )
         self.alerts.step_listener = self.notify.planner
+        # The console's map: risk points' colours follow the engine's committed changes.
+        self.map = MapState(config, self.store)
+        self.alerts.on_colours.append(self.map.on_colours)
         self.fleet = Fleet(
             store=self.store,
             tracker=self.tracker,
@@ -245,6 +249,7 @@ class Controller(Lifecycle):
             self.notify.start()  # rosters before the first alert step
             stack.callback(self.notify.stop)
             self.alerts.load()
+            self.map.load()
             if self.provisioner.enabled:
                 try:
                     self.store.read(self.provisioner.sync)

@@ -29,6 +29,7 @@ from controller.fleet.ingest import Rejections
 from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
 from controller.forwarding.outbox import Outboxes
+from controller.map.state import MapState
 from controller.metrics import Metrics
 from controller.notify.service import Notify
 from controller.risk.alerts import AlertEngine
@@ -74,6 +75,9 @@ class ApiBackend(Protocol):
 
     @property
     def notify(self) -> Notify: ...
+
+    @property
+    def map(self) -> MapState: ...
 
     @property
     def mqtt_connected(self) -> bool: ...

@@ -367,7 +367,27 @@ def _device_health_registers(db: Database) -> None:
     db.execute("ALTER TABLE devices ADD COLUMN health_registers TEXT")
 
 
-@migrations(name="0009_duty_notify")
+@migrations(name="0009_map")
+def _map(db: Database) -> None:
+    """Where risk points and gateways are (WGS84 / CGCS2000 degrees; NULL: not on the map),
+    and the places' outlines for the offline base layer (controller/map/boundaries.py)."""
+    for table in ("risk_points", "gateways"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN lon REAL")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN lat REAL")
+    db.execute(
+        """
+        CREATE TABLE place_boundaries (
+            place TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            geometry TEXT NOT NULL,  -- GeoJSON MultiPolygon, WGS84
+            vertices INTEGER NOT NULL,
+            loaded_ms INTEGER NOT NULL
+        )
+        """
+    )
+
+
+@migrations(name="0010_duty_notify")
 def _duty_notify(db: Database) -> None:
     """Duty rosters per place, the people told of each alert step (their acknowledgement
     links), one durable outbox row per notification, and each alert's escalation to people

@@ -101,7 +101,9 @@ class SmtpReceiver:
         self.port = free_port()
         self._controller = SmtpController(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         content = envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
         message = email.message_from_bytes(raw, policy=email.policy.default)

@@ -9,7 +9,7 @@ import httpx
 
 from controller.notify.links import Link, LinkSigner
 from edgewatch.waiting import wait_until
-from tests.notify.conftest import LINK_SECRET, DutyRig, link_of
+from tests.notify.conftest import DutyRig, link_of
 
 
 def _open(duty: DutyRig, url: str) -> httpx.Response:
@@ -43,7 +43,7 @@ def test_the_link_acknowledges_as_that_person_and_stops_the_escalation(duty: Dut
     assert "Start handling" in done.text
     alert = duty.alert(1)
     assert alert["state"] == "acknowledged"
-    ack = [t for t in alert["trail"] if t["action"] == "acknowledged"][0]
+    ack = next(t for t in alert["trail"] if t["action"] == "acknowledged")
     assert ack["by"] == "Li Wei (grid cq/yuzhong/jiefangbei/grid-1)"
     assert ack["note"] == "by acknowledgement link"
     handling = _press(duty, url, "handling", _seen(done))
