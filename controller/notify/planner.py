@@ -153,8 +153,8 @@ class DutyNotifier:
     def on_step(
         self, conn: sqlite3.Connection, alert: Mapping[str, Any], action: str, category: str
     ) -> None:
-        if action not in ("raised", "colour_raised"):
-            return
+        if action not in ("raised", "colour_raised") or not self._rosters:
+            return  # nothing to do, or no duty rosters anywhere: people are not told
         colour = Colour(alert["colour"])
         if action == "colour_raised" and colour.value != alert["peak_colour"]:
             return  # not a new peak: nobody new to tell
