@@ -169,7 +169,7 @@ def put_roster(
             " change it there",
         )
     backend.notify.planner.refresh()
-    audit_ok(backend, principal, f"roster.{outcome[:-1]}e", f"roster:{place}", place,
+    audit_ok(backend, principal, {"created": "roster.create", "updated": "roster.update"}[outcome], f"roster:{place}", place,
              {"people": len(body.people), "shifts": len(body.shifts),
               "overrides": len(body.overrides)})  # fmt: skip
     return _out(backend, _scoped(backend, principal, place))
