@@ -61,6 +61,10 @@ class JsonReceiver:
             self._server = None
 
     @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 

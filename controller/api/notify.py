@@ -169,9 +169,10 @@ def put_roster(
             " change it there",
         )
     backend.notify.planner.refresh()
-    audit_ok(backend, principal, {"created": "roster.create", "updated": "roster.update"}[outcome], f"roster:{place}", place,
-             {"people": len(body.people), "shifts": len(body.shifts),
-              "overrides": len(body.overrides)})  # fmt: skip
+    action = {"created": "roster.create", "updated": "roster.update"}[outcome]
+    counts = {"people": len(body.people), "shifts": len(body.shifts),
+              "overrides": len(body.overrides)}  # fmt: skip
+    audit_ok(backend, principal, action, f"roster:{place}", place, counts)
     return _out(backend, _scoped(backend, principal, place))
 
 
