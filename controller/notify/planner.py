@@ -12,7 +12,6 @@ memory, replaced whole by ``refresh`` when the config or the API changes one.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -257,7 +256,3 @@ class DutyNotifier:
                 conn, alert_id, top.value, after_s, deadline_ms if told.anyone else None
             )
             notify_store.append_trail(conn, alert_id, action, now_ms, SYSTEM, note)
-
-
-def roster_json(roster: RosterConfig) -> str:
-    return json.dumps(roster.model_dump(mode="json", exclude={"place"}))
