@@ -10,6 +10,9 @@
   whose timestamp is within the replay window; anything else gets 401 and is not recorded.
 - ``GET /received`` returns ``{"name", "tier", "batches", "readings", "alerts", "health",
   "duplicates", "rejected_signatures", "last": [the last 20 readings], "last_alerts": [...]}``.
+- ``GET /received/seqs?gateway=G`` returns ``{"gateway": G, "seqs": [...]}``: the seq of
+  every reading of G recorded, in arrival order, a reading recorded twice appearing twice
+  (how the end-to-end tests see a duplicate delivery).
 
 ``ReferenceCenter`` is the same server as a context manager, for tests (port 0 allowed).
 """
@@ -24,6 +27,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -201,6 +205,11 @@ class ReferenceCenter:
         with self._lock:
             return {(r["gateway"], r["seq"]) for r in self.readings}
 
+    def seqs_of(self, gateway: str) -> list[int]:
+        """The seq of every reading of ``gateway`` recorded, in order, with any repeats."""
+        with self._lock:
+            return [r["seq"] for r in self.readings if r.get("gateway") == gateway]
+
 
 class _Handler(BaseHTTPRequestHandler):
     center: ReferenceCenter
@@ -231,8 +240,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/received":
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/received":
             self._reply(HTTPStatus.OK, self.center.received())
+        elif url.path == "/received/seqs":
+            gateway = urllib.parse.parse_qs(url.query).get("gateway", [""])[0]
+            self._reply(HTTPStatus.OK, {"gateway": gateway, "seqs": self.center.seqs_of(gateway)})
         elif self.path == "/healthz":
             self._reply(HTTPStatus.OK, {"status": "ok"})
         else:

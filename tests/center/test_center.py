@@ -167,3 +167,19 @@ def test_answers_go_out_without_nagle_delay() -> None:
     from edgewatch.center import _Handler  # noqa: PLC0415
 
     assert _Handler.disable_nagle_algorithm is True
+
+
+def test_received_seqs_lists_every_recorded_delivery_of_a_gateway_with_repeats() -> None:
+    """What the end-to-end tests count: a reading that came in two batches shows twice."""
+    with ReferenceCenter("c", "city") as center:
+        post(center, {"readings": [reading(1), reading(2)]}, "b1")
+        post(center, {"readings": [reading(2), reading(3)]}, "b2")
+        post(center, {"readings": [reading(3)]}, "b2")  # a retry under the same key: once
+        post(center, {"readings": [{**reading(9), "gateway": "gw-2"}]}, "b3")
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            url = f"http://127.0.0.1:{center.port}/received/seqs"
+            assert client.get(url, params={"gateway": "gw-1"}).json() == {
+                "gateway": "gw-1",
+                "seqs": [1, 2, 2, 3],
+            }
+            assert client.get(url, params={"gateway": "gw-3"}).json()["seqs"] == []
