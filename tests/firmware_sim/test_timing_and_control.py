@@ -112,13 +112,80 @@ def test_faults_switch_through_the_control_socket(tmp_path: Path) -> None:
         assert status["devices"]["gauge-1"]["stats"]["responses"] == 1
 
 
+def test_set_holds_a_registers_value_until_released(tmp_path: Path) -> None:
+    """What bench.alert_latency steps a gauge over its red line with."""
+    control = tmp_path / "c.sock"
+    with RunningScenario(load_scenario("demo"), control_path=control) as running:
+        (served,) = running.devices
+        with serial.Serial(served.pty, 9600, timeout=2) as port:
+
+            def level() -> int:
+                port.write(modbus.read_request(1, 3, 0, 1))
+                answer = port.read(7)
+                assert len(answer) == 7
+                return int.from_bytes(answer[3:5], "big")
+
+            assert 2000 <= level() <= 3000  # the river's own level, in cm x10
+            answer = send(
+                control, {"cmd": "set", "device": "gauge-1", "registers": {"level": 4321}}
+            )
+            assert answer == {"ok": True, "device": "gauge-1", "held": {"level": 4321}}
+            assert [level(), level()] == [4321, 4321]
+            assert send(control, {"cmd": "status"})["devices"]["gauge-1"]["held"] == {"level": 4321}
+            # A fault still shows over a held value; the value is back when it clears.
+            send(control, {"cmd": "faults", "device": "gauge-1", "faults": {"out_of_range": True}})
+            assert level() == 0xFFFF
+            send(control, {"cmd": "faults", "device": "gauge-1", "faults": {}})
+            assert level() == 4321
+            # The next set replaces the held set whole; {} releases every register.
+            send(control, {"cmd": "set", "device": "gauge-1", "registers": {"status": 7}})
+            port.write(modbus.read_request(1, 3, 0, 2))
+            answer = port.read(9)
+            assert int.from_bytes(answer[5:7], "big") == 7
+            assert 2000 <= int.from_bytes(answer[3:5], "big") <= 3000
+            assert send(control, {"cmd": "set", "device": "gauge-1", "registers": {}})["held"] == {}
+            assert 2000 <= level() <= 3000
+
+
+@pytest.mark.parametrize(
+    ("registers", "error"),
+    [
+        ({"depth": 1}, "water_level has no register 'depth' (known: ['firmware', 'level', "),
+        ({"level": 65536}, "register 'level': 65536 is not a raw value 0-65535"),
+        ({"level": -1}, "is not a raw value"),
+        ({"level": 1.5}, "is not a raw value"),
+        ({"level": True}, "is not a raw value"),
+        ([1], "registers must be an object"),
+    ],
+)
+def test_set_refuses_what_the_device_does_not_have(
+    tmp_path: Path, registers: object, error: str
+) -> None:
+    control = tmp_path / "c.sock"
+    with RunningScenario(load_scenario("demo"), control_path=control):
+        answer = send(control, {"cmd": "set", "device": "gauge-1", "registers": registers})
+        assert answer["ok"] is False
+        assert error in answer["error"]
+        assert send(control, {"cmd": "status"})["devices"]["gauge-1"]["held"] == {}
+
+
+def test_set_refuses_a_serial_line_device(tmp_path: Path) -> None:
+    control = tmp_path / "c.sock"
+    with RunningScenario(load_scenario("rainstorm"), control_path=control):
+        answer = send(control, {"cmd": "set", "device": "gas-1", "registers": {"ppm": 1}})
+        assert answer == {
+            "ok": False,
+            "error": "device 'gas-1' has no registers to set (not Modbus)",
+        }
+
+
 @pytest.mark.parametrize(
     ("request_", "error"),
     [
         ({"cmd": "faults", "device": "nope", "faults": {}}, "unknown device 'nope'"),
         ({"cmd": "faults", "device": "gauge-1", "faults": {"melt": True}}, "unknown faults"),
         ({"cmd": "faults", "device": "gauge-1", "faults": {"late_s": -1}}, "bad value"),
-        ({"cmd": "dance", "device": "gauge-1"}, "unknown cmd 'dance'"),
+        ({"cmd": "dance", "device": "gauge-1"}, "unknown cmd 'dance' (known: faults, reboot, set"),
     ],
 )
 def test_control_errors_are_answers_not_crashes(
