@@ -5,6 +5,12 @@ once and measure how fast the controller shows them offline, and that nobody els
 last line: one JSON object with ``killed``, ``detected``, ``max_detect_s`` and
 ``false_transitions``. ``silent`` (the default) is the hard case: the link goes quiet and the
 broker notices after 1.5 keepalives (keepalive 10 s), then sends the will.
+
+Every gateway must be online before the kill (else the run fails: a gateway that never came
+online cannot show a false transition). False transitions are counted from the kill until
+the heartbeat-miss timeout (``--heartbeat-misses`` x the interval, 30 s) and a check
+interval have passed, or detection ended if later: any survivor whose heartbeat the
+controller lost track of in the kill's aftermath has been declared offline by then.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Any
 from bench.common import machine, query, start_controller, stop
 from edgewatch.broker import Mosquitto
 from firmware_sim.fleet import FleetSim, gateway_ids
+
+CHECK_INTERVAL_S = 1.0  # the controller's [health] check_interval_s (its default)
 
 
 def online_count(db: Path) -> int:
@@ -57,12 +65,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     while time.monotonic() < settle_deadline and online_count(db) < len(ids):
                         beat(time.monotonic() + 1)
                     settled_online = online_count(db)
+                    if settled_online < len(ids):
+                        return {
+                            "error": f"only {settled_online} of {len(ids)} gateways online"
+                            f" after {args.settle_timeout_s:g} s: nothing killed",
+                            "gateways": args.gateways,
+                            "online_before_kill": settled_online,
+                            "machine": machine(),
+                        }
                     beat(time.monotonic() + interval_s)  # one full heartbeat round, settled
                     baseline_id = int(
                         query(db, "SELECT coalesce(max(id), 0) FROM gateway_transitions")[0][0]
                     )
                     victims = set(random.sample(ids, args.kill))
                     kill_ms = time.time_ns() // 1_000_000
+                    killed_at = time.monotonic()
                     for gateway_id in victims:
                         fleet.kill(gateway_id, mode=args.kill_mode)
                     detect: dict[str, float] = {}
@@ -77,7 +94,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ):
                             if gateway in victims:
                                 detect[gateway] = (at_ms - kill_ms) / 1000
-                    beat(time.monotonic() + 2)  # let any stray transition show up
+                    # Watch the whole heartbeat-miss timeout after the kill (and a check).
+                    watch_s = args.heartbeat_misses * interval_s + CHECK_INTERVAL_S + 1
+                    beat(max(killed_at + watch_s, time.monotonic() + 2))
+                    watched_s = time.monotonic() - killed_at
+                    online_after = online_count(db)
                     others = query(
                         db,
                         "SELECT gateway, from_state, to_state, reason FROM gateway_transitions"
@@ -95,6 +116,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "kill_mode": args.kill_mode,
         "connect_s": round(connect_s, 1),
         "online_before_kill": settled_online,
+        "online_after_watch": online_after,
+        "watched_after_kill_s": round(watched_s, 1),
         "killed": len(victims),
         "detected": len(detect),
         "max_detect_s": round(max(detect.values()), 2) if detect else None,
@@ -113,10 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-mode", choices=["silent", "close"], default="silent")
     parser.add_argument("--heartbeat-interval-s", type=float, default=10.0)
     parser.add_argument("--keepalive-s", type=int, default=10)
+    parser.add_argument(
+        "--heartbeat-misses",
+        type=int,
+        default=3,
+        help="the controller's [health] heartbeat_misses (its default): the watch lasts this"
+        " many heartbeat intervals after the kill",
+    )
     parser.add_argument("--settle-timeout-s", type=float, default=60.0)
     parser.add_argument("--detect-timeout-s", type=float, default=40.0)
-    print(json.dumps(run(parser.parse_args(argv))), flush=True)
-    return 0
+    result = run(parser.parse_args(argv))
+    print(json.dumps(result), flush=True)
+    return 1 if "error" in result else 0
 
 
 if __name__ == "__main__":

@@ -261,6 +261,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
             return
         body = self.rfile.read(length)
+        if len(body) < length:  # the sender went away mid-request: nothing to judge or answer
+            self.close_connection = True
+            return
         refused = self.center.check_signature(body, self.headers.get(SIGNATURE_HEADER))
         if refused is not None:
             self._reply(HTTPStatus.UNAUTHORIZED, {"error": refused})

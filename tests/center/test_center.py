@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -183,3 +184,14 @@ def test_received_seqs_lists_every_recorded_delivery_of_a_gateway_with_repeats()
                 "seqs": [1, 2, 2, 3],
             }
             assert client.get(url, params={"gateway": "gw-3"}).json()["seqs"] == []
+
+
+def test_a_request_cut_off_mid_body_is_neither_recorded_nor_a_bad_signature() -> None:
+    """A controller stopped in the middle of a POST is not an attack on the signatures."""
+    with ReferenceCenter("c", "city", secret="s") as center:
+        with socket.create_connection(("127.0.0.1", center.port), timeout=5) as raw:
+            raw.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            raw.shutdown(socket.SHUT_WR)
+            assert raw.recv(100) == b""  # closed without an answer
+        assert received(center)["rejected_signatures"] == 0
+        assert received(center)["batches"] == 0
