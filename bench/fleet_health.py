@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import machine, query, start_controller, stop
+from bench.fleet_sim import FleetSim, gateway_ids
 from edgewatch.broker import Mosquitto
-from firmware_sim.fleet import FleetSim, gateway_ids
 
 CHECK_INTERVAL_S = 1.0  # the controller's [health] check_interval_s (its default)
 
