@@ -50,7 +50,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
-from bench.common import machine, start_controller, stop
+from bench.common import machine, query, start_controller, stop
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.center import ReferenceCenter
 from edgewatch.processes import ProcessGroup
@@ -123,7 +123,7 @@ def backlog_payloads(total: int) -> list[bytes]:
     return payloads
 
 
-def replay_backlog(broker: Mosquitto, payloads: list[bytes], done: threading.Event) -> None:
+def replay_backlog(broker: Mosquitto, payloads: list[bytes]) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-gw-backlog")
     client.max_queued_messages_set(0)
     client.max_inflight_messages_set(100)
@@ -138,7 +138,6 @@ def replay_backlog(broker: Mosquitto, payloads: list[bytes], done: threading.Eve
     finally:
         client.disconnect()
         client.loop_stop()
-        done.set()
 
 
 # -- steps and what the centers received ----------------------------------------------------
@@ -149,17 +148,23 @@ class Step:
     point: str
     device: str
     at_ms: int
-    # Per center: (received_ms, source_ts_ms, source) of the raised alert; and its id.
-    arrivals: dict[str, tuple[int, int, str]] = field(default_factory=dict)
-    alert_id: int | None = None
+    # Per center, the raised alert as it arrived: received_ms (the center's clock) and the
+    # message's source_ts_ms, raised_ms (the controller's) and source.
+    arrivals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def latency_ms(self, centers: list[str]) -> tuple[float, float] | None:
-        """(from the step, from the reading) to the slowest of ``centers``; None if lost."""
+    def latency_ms(self, centers: list[str]) -> dict[str, float] | None:
+        """To the slowest of ``centers``: from the step, from the reading that crossed, and
+        that split at the controller's raising; None if a center never had it."""
         if not all(c in self.arrivals for c in centers):
             return None
-        slowest = max(self.arrivals[c][0] for c in centers)
-        source_ts = self.arrivals[centers[0]][1]
-        return slowest - self.at_ms, slowest - source_ts
+        slowest = max(self.arrivals[c]["received_ms"] for c in centers)
+        alert = self.arrivals[centers[0]]
+        return {
+            "from_step": slowest - self.at_ms,
+            "from_reading": slowest - alert["source_ts_ms"],
+            "reading_to_raised": alert["raised_ms"] - alert["source_ts_ms"],
+            "raised_to_slowest_center": slowest - alert["raised_ms"],
+        }
 
 
 class Bench:
@@ -192,12 +197,7 @@ class Bench:
                 if alert["point"] == step.point and alert["source_ts_ms"] >= (
                     step.at_ms - SOURCE_SLACK_MS
                 ):
-                    step.arrivals[center] = (
-                        alert["received_ms"],
-                        alert["source_ts_ms"],
-                        alert["source"],
-                    )
-                    step.alert_id = alert["alert_id"]
+                    step.arrivals[center] = alert
                     self.claimed[center].add(alert["alert_id"])
                     break
 
@@ -241,11 +241,10 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(steps: list[Step], up: list[str]) -> dict[str, Any]:
     measured = [m for m in (s.latency_ms(up) for s in steps) if m is not None]
-    from_step = [m[0] for m in measured]
-    from_reading = [m[1] for m in measured]
-    sources = [s.arrivals[up[0]][2] for s in steps if up[0] in s.arrivals]
+    sources = [s.arrivals[up[0]]["source"] for s in steps if up[0] in s.arrivals]
 
-    def figures(values: list[float]) -> dict[str, float | None]:
+    def figures(part: str) -> dict[str, float | None]:
+        values = [m[part] for m in measured]
         return {
             "p50_ms": round(statistics.median(values), 1) if values else None,
             "p99_ms": round(percentile(values, 99), 1) if values else None,
@@ -253,8 +252,10 @@ def summary(steps: list[Step], up: list[str]) -> dict[str, Any]:
         }
 
     return {
-        **figures(from_step),
-        "from_reading": figures(from_reading),
+        **figures("from_step"),
+        "from_reading": figures("from_reading"),
+        "reading_to_raised": figures("reading_to_raised"),
+        "raised_to_slowest_center": figures("raised_to_slowest_center"),
         "steps": len(steps),
         "lost": len(steps) - len(measured),
         "raised_at_the_edge": sum(1 for s in sources if s.startswith("edge:")),
@@ -270,8 +271,8 @@ def measure(bench: Bench, args: argparse.Namespace, up: list[str]) -> list[Step]
     return steps
 
 
-def readings_stored(api: str) -> int:
-    return int(get_json(f"{api}/summary", timeout_s=10)["readings_stored"])
+def backlog_stored(db: Path) -> int:
+    return int(query(db, "SELECT count(*) FROM readings WHERE gateway = 'gw-backlog'")[0][0])
 
 
 def rules_in_force(api: str) -> bool:
@@ -299,7 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         centers["district"].start()
         stack.callback(centers["district"].stop)
         urls = {t: c.url for t, c in centers.items()}
-        controller, url, _db = start_controller(
+        controller, url, db = start_controller(
             workdir, broker.port, controller_extra(urls, args.gauges)
         )
         stack.callback(stop, controller)
@@ -318,23 +319,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         quiet = measure(bench, args, everything)
         results["quiet"] = summary(quiet, everything)
 
-        done = threading.Event()
         payloads = backlog_payloads(args.backlog_readings)
-        replay = threading.Thread(target=replay_backlog, args=(broker, payloads, done), daemon=True)
+        replay = threading.Thread(target=replay_backlog, args=(broker, payloads), daemon=True)
         started = time.monotonic()
         replay.start()
-        wait_until(lambda: readings_stored(api) > 0, timeout_s=60, message="backlog ingest")
-        before = readings_stored(api)
+        wait_until(lambda: backlog_stored(db) > 0, timeout_s=60, message="backlog ingest")
+        before = backlog_stored(db)
         backlog = measure(bench, args, everything)
-        during = readings_stored(api) - before
+        measured_s, after = time.monotonic() - started, backlog_stored(db)
         results["backlog"] = {
             **summary(backlog, everything),
             "backlog_readings": args.backlog_readings,
-            "readings_stored_while_measuring": during,
-            "replay_still_running_at_end": not done.is_set(),
+            "backlog_stored_while_measuring": after - before,
+            "measured_from_replay_start_s": round(measured_s, 1),
+            "replay_ingest_still_running_at_end": after < args.backlog_readings,
         }
-        wait_until(done.is_set, timeout_s=600, message="backlog published")
-        results["backlog"]["replay_published_s"] = round(time.monotonic() - started, 1)
+        wait_until(
+            lambda: backlog_stored(db) >= args.backlog_readings,
+            timeout_s=600,
+            interval_s=0.5,
+            message="backlog stored",
+        )
+        results["backlog"]["replay_stored_s"] = round(time.monotonic() - started, 1)
+        replay.join(timeout=60)
 
         centers["district"].stop()
         up = ["street", "city"]
