@@ -4,12 +4,15 @@ the clock runs until the slowest of the three tier centers has the alert.
 ``python -m bench.alert_latency [--alerts 250] [--gauges 10] [--poll-interval-s 0.1]
 [--backlog-readings 1000000] [--timeout-s 30]``
 
-Real parts, each its own process but the centers: a private mosquitto; the controller
-(``edgewatch controller run``); a firmware simulator serving ``--gauges`` water gauges on a
-115200-baud Modbus RTU bus (``edgewatch sim run``); the real agent polling each gauge every
+Real parts, each its own process: a private mosquitto; the controller (``edgewatch
+controller run``); a firmware simulator serving ``--gauges`` water gauges on a 115200-baud
+Modbus RTU bus (``edgewatch sim run``); the real agent polling each gauge every
 ``--poll-interval-s``, with the red line pushed to it by the controller (``set-rules``), so
-the edge rule is evaluated on the agent; three reference centers (street, district, city;
-signatures verified) in this process. One risk point per gauge: red at 300 cm, no hold.
+the edge rule is evaluated on the agent; three reference centers (``edgewatch center run``:
+street, district, city; signatures verified), each stamping the alerts it receives with its
+clock (``GET /received/alerts``): centers of their own, as in the field, so the replay they
+are forwarded does not queue their alerts behind this process's work. One risk point per
+gauge: red at 300 cm, no hold.
 
 An alert is a step: the benchmark holds a gauge's level register at 350 cm through the
 simulator's control socket (``set``), then, once the alert is at the centers, releases it
@@ -52,9 +55,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 import wire
 from bench.common import machine, query, start_controller, stop
 from edgewatch.broker import Mosquitto, free_port
-from edgewatch.center import ReferenceCenter
-from edgewatch.processes import ProcessGroup
-from edgewatch.system import GatewayTiming, LocalSystem, get_json
+from edgewatch.processes import Child, ProcessGroup
+from edgewatch.system import GatewayTiming, LocalSystem, accepts_on, get_json, wait_for_child
 from edgewatch.waiting import wait_until
 from firmware_sim.control import send
 
@@ -167,9 +169,46 @@ class Step:
         }
 
 
+class Center:
+    """A reference center as its own process; what it received, read over HTTP."""
+
+    def __init__(self, procs: ProcessGroup, tier: str) -> None:
+        self.procs = procs
+        self.tier = tier
+        self.port = free_port()
+        self.child: Child | None = None
+        self.alerts: list[dict[str, Any]] = []  # every alert message received, in order
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start (or start again, on the same port, with nothing received yet)."""
+        self.alerts = []
+        self.child = self.procs.start_cli(
+            f"center-{self.tier}", "center", "run", "--name", self.tier, "--tier", self.tier,
+            "--port", str(self.port), "--secret", SECRET,
+        )  # fmt: skip
+        wait_for_child(self.child, f"center {self.tier}", accepts_on(self.port), 20)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+
+    def fetch(self) -> list[dict[str, Any]]:
+        """Every alert message received so far (asks only for the new ones)."""
+        url = f"{self.url}/received/alerts?from={len(self.alerts)}"
+        self.alerts += get_json(url, timeout_s=10)["alerts"]
+        return self.alerts
+
+    def rejected_signatures(self) -> int:
+        return int(get_json(f"{self.url}/received", timeout_s=10)["rejected_signatures"])
+
+
 class Bench:
     def __init__(
-        self, centers: dict[str, ReferenceCenter], control: Path, api: str, timeout_s: float
+        self, centers: dict[str, Center], control: Path, api: str, timeout_s: float
     ) -> None:
         self.centers = centers
         self.control = control
@@ -187,7 +226,7 @@ class Bench:
         """Give each step the first raised alert of its point that came after it."""
         raised = [
             a
-            for a in list(self.centers[center].alerts)
+            for a in self.centers[center].fetch()
             if a["action"] == "raised" and a["alert_id"] not in self.claimed[center]
         ]
         for step in steps:
@@ -208,7 +247,7 @@ class Bench:
                 self.match(steps, center)
             if all(c in s.arrivals for s in steps for c in up) or time.monotonic() > deadline:
                 return
-            time.sleep(0.01)  # polling what the in-process centers recorded
+            time.sleep(0.02)  # polling what the centers recorded
 
     def open_points(self) -> set[str]:
         url = f"{self.api}/alerts?open=true&limit=500"
@@ -291,21 +330,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ew-bench-alerts-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         broker = stack.enter_context(Mosquitto(workdir / "broker"))
-        district_port = free_port()
-        centers = {
-            "street": stack.enter_context(ReferenceCenter("street", "street", secret=SECRET)),
-            "district": ReferenceCenter("district", "district", port=district_port, secret=SECRET),
-            "city": stack.enter_context(ReferenceCenter("city", "city", secret=SECRET)),
-        }
-        centers["district"].start()
-        stack.callback(centers["district"].stop)
-        urls = {t: c.url for t, c in centers.items()}
+        procs = stack.enter_context(ProcessGroup(workdir / "logs"))
+        centers = {tier: Center(procs, tier) for tier in TIERS}
+        for center in centers.values():
+            center.start()
+        urls = {t: f"{c.url}/ingest" for t, c in centers.items()}
         controller, url, db = start_controller(
             workdir, broker.port, controller_extra(urls, args.gauges)
         )
         stack.callback(stop, controller)
         api = f"{url}/api/v1"
-        procs = stack.enter_context(ProcessGroup(workdir / "logs"))
         system = LocalSystem(workdir, broker.port, procs)
         scenario = workdir / "scenario.toml"
         scenario.write_text(scenario_toml(args.gauges))
@@ -347,8 +381,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         up = ["street", "city"]
         down = measure(bench, args, up)
         results["center_down"] = summary(down, up)
-        back = ReferenceCenter("district", "district", port=district_port, secret=SECRET)
-        centers["district"] = stack.enter_context(back)
+        centers["district"].start()
         bench.claimed["district"] = set()
         returned = time.monotonic()
         bench.wait_arrivals(down, ["district"], args.timeout_s)
@@ -357,7 +390,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["center_down"]["district_caught_up_s"] = (
             round(time.monotonic() - returned, 2) if not missed else None
         )
-        results["center_down"]["district_rejected_signatures"] = back.rejected_signatures
+        results["center_down"]["district_rejected_signatures"] = centers[
+            "district"
+        ].rejected_signatures()
 
     lost = sum(results[c]["lost"] for c in ("quiet", "backlog", "center_down"))
     results["quiet_p50_ms"] = results["quiet"]["p50_ms"]

@@ -10,6 +10,8 @@
   whose timestamp is within the replay window; anything else gets 401 and is not recorded.
 - ``GET /received`` returns ``{"name", "tier", "batches", "readings", "alerts", "health",
   "duplicates", "rejected_signatures", "last": [the last 20 readings], "last_alerts": [...]}``.
+- ``GET /received/alerts?from=N`` returns ``{"alerts": [...]}``: every alert message
+  received from the N-th on (0 first), each with the ``received_ms`` it arrived at.
 - ``GET /received/seqs?gateway=G`` returns ``{"gateway": G, "seqs": [...]}``: the seq of
   every reading of G recorded, in arrival order, a reading recorded twice appearing twice
   (how the end-to-end tests see a duplicate delivery).
@@ -205,6 +207,11 @@ class ReferenceCenter:
         with self._lock:
             return {(r["gateway"], r["seq"]) for r in self.readings}
 
+    def alerts_from(self, start: int) -> list[dict[str, Any]]:
+        """Every alert message received from the ``start``-th on, in order."""
+        with self._lock:
+            return self.alerts[max(0, start) :]
+
     def seqs_of(self, gateway: str) -> list[int]:
         """The seq of every reading of ``gateway`` recorded, in order, with any repeats."""
         with self._lock:
@@ -243,6 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/received":
             self._reply(HTTPStatus.OK, self.center.received())
+        elif url.path == "/received/alerts":
+            start = urllib.parse.parse_qs(url.query).get("from", ["0"])[0]
+            alerts = self.center.alerts_from(int(start) if start.isdigit() else 0)
+            self._reply(HTTPStatus.OK, {"alerts": alerts})
         elif url.path == "/received/seqs":
             gateway = urllib.parse.parse_qs(url.query).get("gateway", [""])[0]
             self._reply(HTTPStatus.OK, {"gateway": gateway, "seqs": self.center.seqs_of(gateway)})

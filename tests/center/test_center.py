@@ -195,3 +195,18 @@ def test_a_request_cut_off_mid_body_is_neither_recorded_nor_a_bad_signature() ->
             assert raw.recv(100) == b""  # closed without an answer
         assert received(center)["rejected_signatures"] == 0
         assert received(center)["batches"] == 0
+
+
+def test_received_alerts_lists_every_alert_from_an_index_with_its_arrival_time() -> None:
+    """What bench.alert_latency reads from centers running as their own processes."""
+    with ReferenceCenter("c", "street") as center:
+        for alert_id in (1, 2, 3):
+            alert = {"alert_id": alert_id, "action": "raised", "point": f"p{alert_id}"}
+            post(center, {"kind": "alerts", "alerts": [alert]}, f"a{alert_id}")
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            url = f"http://127.0.0.1:{center.port}/received/alerts"
+            every = client.get(url).json()["alerts"]
+            later = client.get(url, params={"from": 2}).json()["alerts"]
+    assert [a["alert_id"] for a in every] == [1, 2, 3]
+    assert all(isinstance(a["received_ms"], int) for a in every)
+    assert later == every[2:]
