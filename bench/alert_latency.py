@@ -67,8 +67,6 @@ TIERS = {"street": "cq/yuzhong/jiefangbei", "district": "cq/yuzhong", "city": "c
 RED_CM = 300.0
 STEP_RAW = 3500  # the level register, cm x10: 350 cm, past red
 BATCH_READINGS = 500
-# A reading taken as the step lands may carry a source time a hair before it.
-SOURCE_SLACK_MS = 50
 
 
 def now_ms() -> int:
@@ -223,7 +221,9 @@ class Bench:
             raise RuntimeError(f"the simulator refused a set on {device}: {answer}")
 
     def match(self, steps: list[Step], center: str) -> None:
-        """Give each step the first raised alert of its point that came after it."""
+        """Give each step the first raised alert of its point that the controller raised
+        after it (by the controller's ``raised_ms``: the reading's own time is taken as its
+        read starts, which may be before a step that lands during the read)."""
         raised = [
             a
             for a in self.centers[center].fetch()
@@ -233,9 +233,7 @@ class Bench:
             if center in step.arrivals:
                 continue
             for alert in raised:
-                if alert["point"] == step.point and alert["source_ts_ms"] >= (
-                    step.at_ms - SOURCE_SLACK_MS
-                ):
+                if alert["point"] == step.point and alert["raised_ms"] >= step.at_ms:
                     step.arrivals[center] = alert
                     self.claimed[center].add(alert["alert_id"])
                     break
@@ -297,6 +295,11 @@ def summary(steps: list[Step], up: list[str]) -> dict[str, Any]:
         "raised_to_slowest_center": figures("raised_to_slowest_center"),
         "steps": len(steps),
         "lost": len(steps) - len(measured),
+        "lost_examples": [
+            {"point": s.point, "at_ms": s.at_ms, "centers_with_it": sorted(s.arrivals)}
+            for s in steps
+            if s.latency_ms(up) is None
+        ][:5],
         "raised_at_the_edge": sum(1 for s in sources if s.startswith("edge:")),
         "centers": up,
     }
