@@ -52,12 +52,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     # Heartbeats spread evenly over the interval, as a real fleet's would be.
                     due = {g: time.monotonic() + random.uniform(0, interval_s) for g in ids}
 
+                    # How late the simulator sent a heartbeat at worst, since the kill: a
+                    # load generator that falls behind makes false transitions of its own.
+                    late_s = [0.0]
+
                     def beat(until_s: float) -> None:
                         while time.monotonic() < until_s:
                             now = time.monotonic()
                             for gateway_id, due_s in due.items():
                                 if due_s <= now and fleet.gateways[gateway_id].alive:
                                     fleet.heartbeat(gateway_id)
+                                    late_s[0] = max(late_s[0], now - due_s)
                                     due[gateway_id] = due_s + interval_s
                             fleet.pump(0.05)
 
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     victims = set(random.sample(ids, args.kill))
                     kill_ms = time.time_ns() // 1_000_000
                     killed_at = time.monotonic()
+                    late_s[0] = 0.0
                     for gateway_id in victims:
                         fleet.kill(gateway_id, mode=args.kill_mode)
                     detect: dict[str, float] = {}
@@ -101,9 +107,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     online_after = online_count(db)
                     others = query(
                         db,
-                        "SELECT gateway, from_state, to_state, reason FROM gateway_transitions"
-                        " WHERE id > ?",
-                        (baseline_id,),
+                        "SELECT gateway, from_state, to_state, reason,"
+                        " round((at_ms - ?) / 1000.0, 1) FROM gateway_transitions WHERE id > ?",
+                        (kill_ms, baseline_id),
                     )
                     sim_resets = fleet.resets  # live sessions the broker dropped
                 false = [row for row in others if row[0] not in victims]
@@ -124,7 +130,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "mean_detect_s": round(sum(detect.values()) / len(detect), 2) if detect else None,
         "false_transitions": len(false),
         "sim_sessions_lost": sim_resets,
-        "false_examples": [list(row) for row in false[:3]],
+        "sim_heartbeat_late_max_s": round(late_s[0], 2),
+        # (gateway, from, to, reason, seconds after the kill)
+        "false_examples": [list(row) for row in false[:6]],
         "machine": machine(),
     }
 
