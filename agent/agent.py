@@ -27,13 +27,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from agent.buffer.alerts import AlertQueue
 from agent.buffer.intake import Intake
 from agent.buffer.store import Buffer
 from agent.bus.counter_state import SqliteCounterStore
+from agent.bus.outlook import BusOutlook
 from agent.bus.ports import PortOwner
 from agent.config import AgentConfig, ConfigError
 from agent.edge_rules import EdgeRules
@@ -56,6 +56,7 @@ from agent.uplink.session import MqttSession
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
 from wire.clock import SYSTEM_CLOCK, Clock
+from wire.lifecycle import Lifecycle
 from wire.risk import ColourChange, RuleSet
 from wire.supervision import Backoff, FailureLog, supervise
 from wire.version import package_version
@@ -63,7 +64,7 @@ from wire.version import package_version
 log = logging.getLogger(__name__)
 
 
-class Agent:
+class Agent(Lifecycle):
     """One gateway's agent, built from a validated config; start with ``with Agent(cfg):``.
 
     ``on_restart`` is called (on the commands thread; it must not block) when a ``restart``
@@ -111,6 +112,9 @@ class Agent:
             on_command=self._on_command,
             on_connection_closed=self._on_connection_closed,
         )
+        # When the port owners expect their next readings: the live lane holds a batch
+        # only while one is due before its deadline.
+        self.outlook = BusOutlook()
         self.publisher = Publisher(
             buffer=self.buffer,
             alerts=self.alerts,
@@ -119,6 +123,7 @@ class Agent:
             clock=clock,
             batch_max_readings=batch_max_readings,
             housekeeping=self._retry_intake,
+            outlook=self.outlook,
         )
         self.intake = Intake(
             self.buffer,
@@ -186,18 +191,6 @@ class Agent:
             owner.stop()
         self.counters.close()
         self.buffer.close()
-
-    def __enter__(self) -> Agent:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- readings in ----------------------------------------------------------------------
 
@@ -319,6 +312,7 @@ class Agent:
                 self._store_reading,
                 self._clock,
                 counters=self.counters,
+                outlook=self.outlook,
             )
             for port in config.ports
         ]

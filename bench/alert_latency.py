@@ -53,7 +53,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
-from bench.common import machine, query, start_controller, stop
+from bench.common import machine, percentile, query, start_controller, stop
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.processes import Child, ProcessGroup
 from edgewatch.system import GatewayTiming, LocalSystem, accepts_on, get_json, wait_for_child
@@ -269,11 +269,6 @@ class Bench:
             message="the round's alerts resolved (the gauges back to green)",
         )
         return steps
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 def summary(steps: list[Step], up: list[str]) -> dict[str, Any]:

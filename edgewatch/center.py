@@ -4,8 +4,9 @@
 [--secret S]``
 
 - ``POST /ingest`` takes a batch ``{"kind": "readings" | "alerts" | "health", "center",
-  "batch_id", KIND: [...]}``; a batch whose ``Idempotency-Key`` was seen before is
-  acknowledged and not recorded twice.
+  "batch_id", KIND: [...]}``; a batch whose ``batch_id`` was seen before is acknowledged and
+  not recorded twice (``wire.webhook.dedup_key``: the signed ``batch_id``, which an
+  ``Idempotency-Key`` header, if sent, must equal; 400 otherwise).
 - With ``--secret``, every POST must carry a valid ``X-Edgewatch-Signature`` (wire.webhook)
   whose timestamp is within the replay window; anything else gets 401 and is not recorded.
 - ``GET /received`` returns ``{"name", "tier", "batches", "readings", "alerts", "health",
@@ -33,10 +34,18 @@ import urllib.parse
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
-from wire.webhook import REPLAY_WINDOW_S, SIGNATURE_HEADER, SignatureError, verify
+from wire.lifecycle import Lifecycle
+from wire.webhook import (
+    IDEMPOTENCY_HEADER,
+    REPLAY_WINDOW_S,
+    SIGNATURE_HEADER,
+    SignatureError,
+    dedup_key,
+    verify,
+)
 
 TIERS = ("city", "district", "street")
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -44,7 +53,7 @@ LAST_READINGS = 20
 KINDS = ("readings", "alerts", "health")
 
 
-class ReferenceCenter:
+class ReferenceCenter(Lifecycle):
     """Records the batches POSTed to ``/ingest``; ``with ReferenceCenter(...) as center:``."""
 
     def __init__(
@@ -124,18 +133,6 @@ class ReferenceCenter:
         if thread is not None:
             thread.join(5)
 
-    def __enter__(self) -> ReferenceCenter:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def fail_next_posts(self, count: int) -> None:
         """Answer the next ``count`` POSTs with 503 without recording them (fault injection)."""
         with self._lock:
@@ -161,17 +158,16 @@ class ReferenceCenter:
             return str(exc)
         return None
 
-    def record(self, key: str | None, batch: dict[str, Any]) -> bool:
-        """Record a batch; False if its idempotency key was seen before."""
+    def record(self, key: str, batch: dict[str, Any]) -> bool:
+        """Record a batch; False if its key (``dedup_key``) was seen before."""
         kind = batch.get("kind", "readings")
         items = batch[kind]
         received_ms = time.time_ns() // 1_000_000
         with self._lock:
-            if key is not None:
-                if key in self._keys:
-                    self.duplicates += 1
-                    return False
-                self._keys.add(key)
+            if key in self._keys:
+                self.duplicates += 1
+                return False
+            self._keys.add(key)
             self.batches += 1
             if kind == "readings":
                 self.readings.extend(items)
@@ -284,11 +280,12 @@ class _Handler(BaseHTTPRequestHandler):
             kind = batch.get("kind", "readings") if isinstance(batch, dict) else None
             if kind not in KINDS or not isinstance(batch.get(kind), list):
                 raise ValueError(f"expected an object with a kind of {KINDS} and its list")
+            header = self.headers.get(IDEMPOTENCY_HEADER)
+            key = dedup_key(batch, header)
         except ValueError as exc:
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             return
-        key = self.headers.get("Idempotency-Key")
-        if self.center.take_post(key):
+        if self.center.take_post(header):
             self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "injected failure"})
             return
         new = self.center.record(key, batch)

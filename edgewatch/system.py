@@ -230,7 +230,7 @@ class LocalSystem:
             "controller", "controller", "run", "--config", str(config_path)
         )
         wait_for_child(
-            self.controller, "controller API", lambda: http_ok(f"{self.api}/healthz"), 30
+            self.controller, "controller API", lambda: http_ok(f"{self.base_url}/healthz"), 30
         )
         return self.controller
 

@@ -3,7 +3,9 @@
 Every endpoint under ``/api/v1`` needs ``Authorization: Bearer <token>`` (``[api] auth =
 "tokens"``) unless the controller runs in demo mode. Tokens carry a role (viewer, operator,
 admin) and a place: a scoped token sees only gateways, risk points and alerts at or below its
-place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` need no token.
+place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` are served at
+the root, outside ``/api/v1``, and need no token (``tests/controller/test_authorization.py``
+walks every ``/api/v1`` route of the OpenAPI document without a token).
 
 | endpoint | what |
 | --- | --- |
@@ -70,7 +72,7 @@ def validation_errors(errors: Any) -> list[dict[str, Any]]:
                 "loc": loc,
                 "field": field,
                 "type": str(error.get("type", "")),
-                "msg": f"{field}: {error.get('msg', 'invalid')}",
+                "msg": f"{field}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}",
             }
         )
     return out
@@ -98,7 +100,7 @@ def create_app(backend: ApiBackend) -> FastAPI:
     routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
     for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(probes, prefix=API_PREFIX)
-    app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look
+    # Probes and Prometheus look at the root; nothing under /api/v1 answers without a token.
+    app.include_router(probes)
     mount_console(app)  # the web console at /console/
     return app

@@ -11,6 +11,7 @@ import pytest
 
 from controller import config as config_module
 from controller.config import ConfigError, Tier, load_config, parse_config
+from controller.refusals import refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,13 +39,16 @@ def test_the_documented_example_parses(tmp_path: Path) -> None:
     assert config.gateways[0].place == "cq/yuzhong/jiefangbei"
     assert config.centers[0].tier is Tier.CITY
     assert config.health.heartbeat_misses == 3
+    assert refusal(config, active_tokens=1) is None  # and it would start, outside demo mode
 
 
 def test_the_module_docstring_example_parses() -> None:
     doc = config_module.__doc__ or ""
     example = re.search(r"```toml\n(.*?)```", doc, re.S)
     assert example
-    assert parse_config(tomllib.loads(example.group(1))).forwarding.batch_max_readings == 500
+    config = parse_config(tomllib.loads(example.group(1)))
+    assert config.forwarding.batch_max_readings == 500
+    assert refusal(config, active_tokens=1) is None
 
 
 CENTER = {"name": "c", "tier": "city", "place": "cq", "url": "http://127.0.0.1:9/ingest"}
