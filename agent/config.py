@@ -29,11 +29,11 @@ from pydantic import (
     model_validator,
 )
 
-from agent.config_errors import explain, format_loc, keys_at, suggest, unknown_key
 from drivers.base import DeviceConfig, InterFrameSilence
 from drivers.registry import DRIVERS, parse_device_config
 from wire import ValidGatewayId
 from wire.risk import RuleSet
+from wire.validation import explain, format_loc, keys_at, suggest, unknown_key
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 

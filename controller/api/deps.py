@@ -29,6 +29,7 @@ from controller.fleet.ingest import Rejections
 from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
 from controller.forwarding.outbox import Outboxes
+from controller.map.state import MapState
 from controller.metrics import Metrics
 from controller.risk.alerts import AlertEngine
 from controller.store.sqlite import Store
@@ -70,6 +71,9 @@ class ApiBackend(Protocol):
 
     @property
     def alerts(self) -> AlertEngine: ...
+
+    @property
+    def map(self) -> MapState: ...
 
     @property
     def mqtt_connected(self) -> bool: ...

@@ -45,9 +45,20 @@ from controller.risk.chain import (
 from controller.risk.points import load_judged, load_points, register_config_points
 from controller.store.sqlite import Store
 from wire.clock import Clock
+from wire.readable import measured
 from wire.risk import BlindSpot, Colour, ColourChange, Event, RiskEvaluator, RiskPointRules
 
 log = logging.getLogger(__name__)
+
+
+def _show_cause(conn: sqlite3.Connection, alert_id: int, event: ColourChange) -> None:
+    """The alert shows what made it its current colour (not what opened the episode)."""
+    if event.measure is None:
+        return
+    conn.execute(
+        "UPDATE alerts SET device = ?, metric = ?, value = ? WHERE id = ?",
+        (event.device, event.metric, measured(event.measure), alert_id),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,8 @@ class AlertEngine:
         self._names: dict[str, str] = {}
         self.evaluator = RiskEvaluator([])
         self._notify = notify
+        # Called (writer thread, after commit) with the risk points whose colour changed.
+        self.on_colours: list[Callable[[dict[str, Colour]], None]] = []
         self._lock = threading.Lock()
         self._next_health_ms = 0
         self.edge_alerts_ignored = 0
@@ -195,27 +208,38 @@ class AlertEngine:
     ) -> None:
         now_ms = self.clock.wall_ms()
 
-        def op(db: Database) -> set[str]:
+        def op(db: Database) -> tuple[set[str], dict[str, Colour]]:
             touched: set[str] = set()
+            colours: dict[str, Colour] = {}
             for event in events:
                 if isinstance(event, ColourChange):
-                    touched |= self._on_change(db.conn, _Change(event, source), now_ms)
+                    touched |= self._on_change(db.conn, _Change(event, source), now_ms, colours)
                 else:
                     touched |= self._on_blind_spot(db.conn, event, now_ms)
             if escalate:
                 touched |= self._escalate(db.conn, now_ms)
             if health:
                 touched |= self._health_summary(db.conn, now_ms)
-            return touched
+            return touched, colours
 
         future = self.store.submit(op, urgent=True)
         future.add_done_callback(self._committed)
 
-    def _committed(self, future: Future[set[str]]) -> None:
-        if future.exception() is None:
-            self._notify(future.result())
+    def _committed(self, future: Future[tuple[set[str], dict[str, Colour]]]) -> None:
+        if future.exception() is not None:
+            return
+        touched, colours = future.result()
+        self._notify(touched)
+        if colours:
+            for listener in self.on_colours:
+                try:
+                    listener(colours)
+                except Exception:
+                    log.exception("colour listener %r failed", listener)
 
-    def _on_change(self, conn: sqlite3.Connection, change: _Change, now_ms: int) -> set[str]:
+    def _on_change(
+        self, conn: sqlite3.Connection, change: _Change, now_ms: int, colours: dict[str, Colour]
+    ) -> set[str]:
         event, edge = change.event, change.source != "controller"
         point = self.points.get(event.point)
         if point is None:  # its rules went away meanwhile
@@ -234,6 +258,7 @@ class AlertEngine:
                 "UPDATE risk_points SET colour = ?, colour_since_ms = ? WHERE id = ?",
                 (event.after.value, event.at_ms, point.id),
             )
+            colours[point.id] = event.after
         cause = f"{event.device}/{event.metric}"
         if event.measure is not None:
             cause += f" = {event.measure:g}"
@@ -265,11 +290,13 @@ class AlertEngine:
                 (event.after.value, event.after.value, json.dumps(tiers), now_ms, deadline,
                  deadline, alert_id),
             )  # fmt: skip
+            _show_cause(conn, alert_id, event)
             return self._record(conn, alert_id, Step("colour_raised", now_ms, by, cause))
         conn.execute(
             "UPDATE alerts SET colour = ?, updated_ms = ? WHERE id = ?",
             (event.after.value, now_ms, alert_id),
         )
+        _show_cause(conn, alert_id, event)
         action = "colour_raised" if event.rising else "colour_lowered"
         return self._record(conn, alert_id, Step(action, now_ms, by, cause))
 
@@ -325,7 +352,7 @@ class AlertEngine:
                 kind.value,
                 event.device,
                 event.metric,
-                event.measure,
+                None if event.measure is None else measured(event.measure),
                 point.place,
                 colour.value,
                 colour.value,

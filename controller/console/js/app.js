@@ -7,6 +7,7 @@ import { LiveAlerts } from "./live.js";
 import * as alerts from "./pages/alerts.js";
 import * as device from "./pages/device.js";
 import * as gateway from "./pages/gateway.js";
+import * as map from "./pages/map.js";
 import * as overview from "./pages/overview.js";
 import * as risk from "./pages/risk.js";
 
@@ -14,6 +15,7 @@ const ROUTES = [
   [/^\/?$/, overview, "overview"],
   [/^\/gateway\/([^/]+)$/, gateway, "overview"],
   [/^\/device\/([^/]+)$/, device, "overview"],
+  [/^\/map$/, map, "map"],
   [/^\/risk$/, risk, "risk"],
   [/^\/alerts$/, alerts, "alerts"],
 ];
@@ -29,6 +31,7 @@ function showLogin(message = "") {
   state.live?.stop();
   state.live = null;
   state.me = null;
+  $("live").hidden = true; // no stream before anyone logged in
   $("nav").hidden = true;
   $("logout").hidden = true;
   $("who").textContent = "";
@@ -60,6 +63,7 @@ async function identify() {
     $("live").className = `live live-${event.detail}`;
     $("live").textContent = `● ${event.detail}`;
     $("live").title = `live alert stream: ${event.detail}`;
+    $("live").hidden = false;
   });
   state.live.addEventListener("change", () => {
     const count = state.live.openCount();
