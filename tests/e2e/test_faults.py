@@ -44,11 +44,10 @@ FRESH = ControllerCounters()  # a controller started on an empty store
 @pytest.fixture
 def gateway_places() -> dict[str, str]:
     """The loaded gateways' places: one seen by all three centers, one by the city and the
-    district, one unplaced (the city only)."""
+    district; gw-load-3 and gw-small unplaced (the city only)."""
     return {
         "gw-load-1": "cq/yuzhong/jiefangbei/grid-7",
         "gw-load-2": "cq/yuzhong/daping",
-        "gw-small": "cq/yuzhong/jiefangbei/grid-8",
     }
 
 
