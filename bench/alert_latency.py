@@ -1,37 +1,51 @@
-"""Second-level push: from a red reading's source timestamp to each tier center having it.
+"""Second-level push, measured from the edge: a gauge's value steps over its red line, and
+the clock runs until the slowest of the three tier centers has the alert.
 
-``python -m bench.alert_latency [--alerts N] [--backlog-readings N] [--max-seconds S]``
+``python -m bench.alert_latency [--alerts 250] [--gauges 10] [--poll-interval-s 0.1]
+[--backlog-readings 1000000] [--timeout-s 30]``
 
-A real mosquitto, the controller as its own process (``edgewatch controller run``), and
-three reference centers (street, district, city; signatures verified) in this process,
-which also plays the gateways: it publishes, as a gateway's agent would, one live reading
-past a red threshold per risk point (each one a new alert episode) and times its arrival at
-every center. Three conditions, each over ``--alerts`` alerts:
+Real parts, each its own process: a private mosquitto; the controller (``edgewatch
+controller run``); a firmware simulator serving ``--gauges`` water gauges on a 115200-baud
+Modbus RTU bus (``edgewatch sim run``); the real agent polling each gauge every
+``--poll-interval-s``, with the red line pushed to it by the controller (``set-rules``), so
+the edge rule is evaluated on the agent; three reference centers (``edgewatch center run``:
+street, district, city; signatures verified), each stamping the alerts it receives with its
+clock (``GET /received/alerts``): centers of their own, as in the field, so the replay they
+are forwarded does not queue their alerts behind this process's work. One risk point per
+gauge: red at 300 cm, no hold.
 
-- quiet;
-- backlog: another gateway replays ``--backlog-readings`` buffered readings on the backlog
-  lane meanwhile (all forwarded to the same three centers);
-- center down: the district center is stopped; the street and city are measured, then the
-  district comes back and must receive every alert it missed.
+An alert is a step: the benchmark holds a gauge's level register at 350 cm through the
+simulator's control socket (``set``), then, once the alert is at the centers, releases it
+(the river's own ~250 cm: green; the controller resolves the episode) before the gauge
+steps again. Steps go in rounds, one per gauge, ``--step-interval-ms`` apart. Latency of
+a step: from the moment of the step to the slowest center's receipt of the raised alert
+(``*_ms``, the headline: what a user sees, the agent's polling included), and from the
+source timestamp of the reading that crossed (``from_reading``: the software alone). A
+step whose alert does not reach every center that is up within ``--timeout-s`` counts in
+``alerts_lost``, a failure, never a dropped sample.
 
-The last line printed is one JSON object with the figures and the machine.
+Three conditions, ``--alerts`` steps each:
+- quiet: the agent's own readings only;
+- backlog: meanwhile another gateway replays ``--backlog-readings`` buffered readings on
+  the backlog lane as fast as the broker takes them (paho; forwarded to the same centers);
+- center down: the district center is stopped; street and city are measured, then the
+  district comes back and must receive every alert it missed (else ``alerts_lost``).
+
+The last line printed is one JSON object: ``quiet_p50_ms``, ``quiet_p99_ms``,
+``backlog_p99_ms``, ``center_down_p99_ms``, ``alerts_lost``, the details and the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +53,19 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
-from bench.common import percentile
+from bench.common import machine, percentile, query, start_controller, stop
 from edgewatch.broker import Mosquitto, free_port
-from edgewatch.center import ReferenceCenter
+from edgewatch.processes import Child, ProcessGroup
+from edgewatch.system import GatewayTiming, LocalSystem, accepts_on, get_json, wait_for_child
 from edgewatch.waiting import wait_until
+from firmware_sim.control import send
 
 SECRET = "bench-secret-shared-with-the-centers"
+GATEWAY = "gw-bench"
 PLACE = "cq/yuzhong/jiefangbei/grid-1"
 TIERS = {"street": "cq/yuzhong/jiefangbei", "district": "cq/yuzhong", "city": "cq"}
+RED_CM = 300.0
+STEP_RAW = 3500  # the level register, cm x10: 350 cm, past red
 BATCH_READINGS = 500
 
 
@@ -54,16 +73,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def controller_toml(
-    mqtt_port: int, http_port: int, db: Path, urls: dict[str, str], points: int
-) -> str:
+def controller_extra(urls: dict[str, str], gauges: int) -> str:
     lines = [
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n',
-        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n',
-        f'[storage]\npath = "{db}"\n',
-        '[api]\nauth = "demo"\n',  # no tokens: loopback only, as the demo
         "[forwarding]\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.5\n",
-        f'[[gateways]]\nid = "gw-bench"\nplace = "{PLACE}"\n',
+        f'[[gateways]]\nid = "{GATEWAY}"\nplace = "{PLACE}"\n',
         f'[[gateways]]\nid = "gw-backlog"\nplace = "{PLACE}"\n',
     ]
     for tier, place in TIERS.items():
@@ -71,45 +84,27 @@ def controller_toml(
             f'[[centers]]\nname = "{tier}"\ntier = "{tier}"\nplace = "{place}"\n'
             f'url = "{urls[tier]}"\nsecret = "{SECRET}"\n'
         )
-    for i in range(points):
+    for i in range(1, gauges + 1):
         lines.append(
             f'[[risk_points]]\nid = "p{i}"\ncategory = "water_level"\nplace = "{PLACE}"\n'
-            f'stale_after_s = 86400\n[[risk_points.metrics]]\ndevice = "gw-bench.gauge-{i}"\n'
-            'metric = "level_cm"\npreset = "water_level"\nwarning_level = 80.0\n'
-            "guarantee_level = 100.0\n"
+            f'[[risk_points.metrics]]\ndevice = "{GATEWAY}.gauge-{i}"\nmetric = "level_cm"\n'
+            f"thresholds = {{red = {RED_CM}}}\nhold_s = 0\n"
         )
     return "\n".join(lines)
 
 
-class Gateway:
-    """A paho client publishing on a gateway's topics, QoS 1."""
+def scenario_toml(gauges: int) -> str:
+    text = 'name = "alert-latency"\n\n[[buses]]\nname = "bus1"\nprotocol = "modbus_rtu"\n'
+    text += "baud = 115200\n"
+    for slave in range(1, gauges + 1):
+        text += (
+            f'\n[[buses.devices]]\nname = "gauge-{slave}"\nmodel = "water_level"\n'
+            f"slave = {slave}\nseed = {slave}\n"
+        )
+    return text
 
-    def __init__(self, broker: Mosquitto, gateway_id: str) -> None:
-        self.gateway_id = gateway_id
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{gateway_id}")
-        self.client.max_queued_messages_set(0)
-        self.client.max_inflight_messages_set(100)
-        self.client.connect(broker.host, broker.port, keepalive=30)
-        self.client.loop_start()
-        wait_until(self.client.is_connected, timeout_s=5, message=f"{gateway_id} connected")
-        self.seq = 0
 
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def red_reading(self, device: str) -> int:
-        """One live reading past red; returns its source timestamp."""
-        self.seq += 1
-        ts_ms = now_ms()
-        batch = wire.ReadingBatch(
-            session=1,
-            readings=[wire.Reading(seq=self.seq, ts_ms=ts_ms, device=device, metric="level_cm",
-                                   value=150.0, unit="cm")],
-        )  # fmt: skip
-        topic = wire.topic_for(self.gateway_id, wire.TopicKind.READINGS)
-        self.client.publish(topic, wire.encode(batch), qos=1)
-        return ts_ms
+# -- the backlog replay (another gateway, as fast as the broker takes it) ------------------
 
 
 def backlog_payloads(total: int) -> list[bytes]:
@@ -118,188 +113,309 @@ def backlog_payloads(total: int) -> list[bytes]:
     base_ts = now_ms() - 86_400_000
     payloads = []
     for start in range(1, total + 1, BATCH_READINGS):
-        stop = min(start + BATCH_READINGS, total + 1)
+        stop_at = min(start + BATCH_READINGS, total + 1)
         readings = ",".join(
             f'{{"seq":{s},"ts_ms":{base_ts + s},"device":"logger-{s % 50}",'
             f'"metric":"level_cm","value":{50 + s % 7},"unit":"cm","quality":"good"}}'
-            for s in range(start, stop)
+            for s in range(start, stop_at)
         )
         payloads.append(f'{{"v":1,"session":1,"readings":[{readings}]}}'.encode())
     return payloads
 
 
-def replay_backlog(broker: Mosquitto, payloads: list[bytes], done: threading.Event) -> None:
-    """Publish the batches on gw-backlog's backlog lane as fast as the broker takes them."""
-    gateway = Gateway(broker, "gw-backlog")
+def replay_backlog(broker: Mosquitto, payloads: list[bytes]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-gw-backlog")
+    client.max_queued_messages_set(0)
+    client.max_inflight_messages_set(100)
+    client.connect(broker.host, broker.port, keepalive=30)
+    client.loop_start()
     topic = wire.topic_for("gw-backlog", wire.TopicKind.BACKLOG)
     try:
-        infos = [gateway.client.publish(topic, payload, qos=1) for payload in payloads]
+        wait_until(client.is_connected, timeout_s=5, message="gw-backlog connected")
+        infos = [client.publish(topic, payload, qos=1) for payload in payloads]
         for info in infos:
             info.wait_for_publish(timeout=600)
     finally:
-        gateway.close()
-        done.set()
+        client.disconnect()
+        client.loop_stop()
 
 
-def measure(
-    gateway: Gateway,
-    centers: dict[str, ReferenceCenter],
-    points: range,
-    *,
-    interval_s: float,
-    timeout_s: float,
-) -> dict[str, list[float]]:
-    """Publish one red reading per point; latency per center in ms (source ts -> received)."""
-    sent: dict[str, int] = {}
-    for i in points:
-        sent[f"p{i}"] = gateway.red_reading(f"gauge-{i}")
-        time.sleep(interval_s)  # pacing the publisher, not waiting for a result
+# -- steps and what the centers received ----------------------------------------------------
 
-    def arrived(center: ReferenceCenter) -> dict[str, int]:
+
+@dataclass
+class Step:
+    point: str
+    device: str
+    at_ms: int
+    # Per center, the raised alert as it arrived: received_ms (the center's clock) and the
+    # message's source_ts_ms, raised_ms (the controller's) and source.
+    arrivals: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def latency_ms(self, centers: list[str]) -> dict[str, float] | None:
+        """To the slowest of ``centers``: from the step, from the reading that crossed, and
+        that split at the controller's raising; None if a center never had it."""
+        if not all(c in self.arrivals for c in centers):
+            return None
+        slowest = max(self.arrivals[c]["received_ms"] for c in centers)
+        alert = self.arrivals[centers[0]]
         return {
-            a["point"]: a["received_ms"]
-            for a in list(center.alerts)
-            if a["action"] == "raised" and a["point"] in sent
+            "from_step": slowest - self.at_ms,
+            "from_reading": slowest - alert["source_ts_ms"],
+            "reading_to_raised": alert["raised_ms"] - alert["source_ts_ms"],
+            "raised_to_slowest_center": slowest - alert["raised_ms"],
         }
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(len(arrived(c)) == len(sent) for c in centers.values()):
-            break
-        time.sleep(0.05)
+
+class Center:
+    """A reference center as its own process; what it received, read over HTTP."""
+
+    def __init__(self, procs: ProcessGroup, tier: str) -> None:
+        self.procs = procs
+        self.tier = tier
+        self.port = free_port()
+        self.child: Child | None = None
+        self.alerts: list[dict[str, Any]] = []  # every alert message received, in order
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start (or start again, on the same port, with nothing received yet)."""
+        self.alerts = []
+        self.child = self.procs.start_cli(
+            f"center-{self.tier}", "center", "run", "--name", self.tier, "--tier", self.tier,
+            "--port", str(self.port), "--secret", SECRET,
+        )  # fmt: skip
+        wait_for_child(self.child, f"center {self.tier}", accepts_on(self.port), 20)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+
+    def fetch(self) -> list[dict[str, Any]]:
+        """Every alert message received so far (asks only for the new ones)."""
+        url = f"{self.url}/received/alerts?from={len(self.alerts)}"
+        self.alerts += get_json(url, timeout_s=10)["alerts"]
+        return self.alerts
+
+    def rejected_signatures(self) -> int:
+        return int(get_json(f"{self.url}/received", timeout_s=10)["rejected_signatures"])
+
+
+class Bench:
+    def __init__(
+        self, centers: dict[str, Center], control: Path, api: str, timeout_s: float
+    ) -> None:
+        self.centers = centers
+        self.control = control
+        self.api = api
+        self.timeout_s = timeout_s
+        self.claimed: dict[str, set[int]] = {name: set() for name in centers}
+
+    def set_level(self, device: str, raw: int | None) -> None:
+        registers = {} if raw is None else {"level": raw}
+        answer = send(self.control, {"cmd": "set", "device": device, "registers": registers})
+        if not answer.get("ok"):
+            raise RuntimeError(f"the simulator refused a set on {device}: {answer}")
+
+    def match(self, steps: list[Step], center: str) -> None:
+        """Give each step the first raised alert of its point that the controller raised
+        after it (by the controller's ``raised_ms``: the reading's own time is taken as its
+        read starts, which may be before a step that lands during the read)."""
+        raised = [
+            a
+            for a in self.centers[center].fetch()
+            if a["action"] == "raised" and a["alert_id"] not in self.claimed[center]
+        ]
+        for step in steps:
+            if center in step.arrivals:
+                continue
+            for alert in raised:
+                if alert["point"] == step.point and alert["raised_ms"] >= step.at_ms:
+                    step.arrivals[center] = alert
+                    self.claimed[center].add(alert["alert_id"])
+                    break
+
+    def wait_arrivals(self, steps: list[Step], up: list[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for center in up:
+                self.match(steps, center)
+            if all(c in s.arrivals for s in steps for c in up) or time.monotonic() > deadline:
+                return
+            time.sleep(0.02)  # polling what the centers recorded
+
+    def open_points(self) -> set[str]:
+        url = f"{self.api}/alerts?open=true&limit=500"
+        return {a["point"] for a in get_json(url, timeout_s=10)}
+
+    def round(self, gauges: int, interval_s: float, up: list[str]) -> list[Step]:
+        """Step every gauge up, wait for the alerts, release them, wait for resolution."""
+        steps = []
+        for i in range(1, gauges + 1):
+            step = Step(point=f"p{i}", device=f"gauge-{i}", at_ms=now_ms())
+            self.set_level(step.device, STEP_RAW)
+            steps.append(step)
+            time.sleep(interval_s)  # pacing the steps, not waiting for a result
+        self.wait_arrivals(steps, up, self.timeout_s)
+        for step in steps:
+            self.set_level(step.device, None)
+        points = {s.point for s in steps}
+        wait_until(
+            lambda: not (self.open_points() & points),
+            timeout_s=self.timeout_s,
+            message="the round's alerts resolved (the gauges back to green)",
+        )
+        return steps
+
+
+def summary(steps: list[Step], up: list[str]) -> dict[str, Any]:
+    measured = [m for m in (s.latency_ms(up) for s in steps) if m is not None]
+    sources = [s.arrivals[up[0]]["source"] for s in steps if up[0] in s.arrivals]
+
+    def figures(part: str) -> dict[str, float | None]:
+        values = [m[part] for m in measured]
+        return {
+            "p50_ms": round(statistics.median(values), 1) if values else None,
+            "p99_ms": round(percentile(values, 99), 1) if values else None,
+            "max_ms": round(max(values), 1) if values else None,
+        }
+
     return {
-        tier: [received - sent[point] for point, received in arrived(center).items()]
-        for tier, center in centers.items()
+        **figures("from_step"),
+        "from_reading": figures("from_reading"),
+        "reading_to_raised": figures("reading_to_raised"),
+        "raised_to_slowest_center": figures("raised_to_slowest_center"),
+        "steps": len(steps),
+        "lost": len(steps) - len(measured),
+        "lost_examples": [
+            {"point": s.point, "at_ms": s.at_ms, "centers_with_it": sorted(s.arrivals)}
+            for s in steps
+            if s.latency_ms(up) is None
+        ][:5],
+        "raised_at_the_edge": sum(1 for s in sources if s.startswith("edge:")),
+        "centers": up,
     }
 
 
-def summary(latencies: dict[str, list[float]]) -> dict[str, Any]:
-    every = [v for values in latencies.values() for v in values]
-    return {
-        "p50_ms": round(statistics.median(every), 1) if every else None,
-        "p99_ms": round(percentile(every, 99), 1) if every else None,
-        "max_ms": round(max(every), 1) if every else None,
-        "received": {tier: len(values) for tier, values in latencies.items()},
+def measure(bench: Bench, args: argparse.Namespace, up: list[str]) -> list[Step]:
+    steps: list[Step] = []
+    while len(steps) < args.alerts:
+        gauges = min(args.gauges, args.alerts - len(steps))
+        steps += bench.round(gauges, args.step_interval_ms / 1000, up)
+    return steps
+
+
+def backlog_stored(db: Path) -> int:
+    return int(query(db, "SELECT count(*) FROM readings WHERE gateway = 'gw-backlog'")[0][0])
+
+
+def rules_in_force(api: str) -> bool:
+    commands = get_json(f"{api}/gateways/{GATEWAY}/commands", timeout_s=10)
+    return any(c["type"] == "set-rules" and c["state"] == "succeeded" for c in commands)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "alerts_per_condition": args.alerts,
+        "gauges": args.gauges,
+        "poll_interval_s": args.poll_interval_s,
+        "step_interval_ms": args.step_interval_ms,
     }
-
-
-def machine() -> dict[str, Any]:
-    mosquitto = subprocess.run(
-        ["mosquitto", "-h"], capture_output=True, text=True, check=False
-    ).stdout.splitlines()
-    return {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "mosquitto": mosquitto[0] if mosquitto else "?",
-    }
-
-
-def readings_stored(api: str) -> int:
-    with urllib.request.urlopen(f"{api}/summary", timeout=5) as response:
-        return int(json.load(response)["readings_stored"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.alert_latency")
-    parser.add_argument("--alerts", type=int, default=250, help="alerts per condition (>= 200)")
-    parser.add_argument("--backlog-readings", type=int, default=1_000_000)
-    parser.add_argument("--interval-ms", type=float, default=20.0, help="between alert readings")
-    parser.add_argument("--timeout-s", type=float, default=30.0, help="per condition")
-    args = parser.parse_args(argv)
-    n = args.alerts
-    results: dict[str, Any] = {"n_alerts_per_condition": n, "machine": machine()}
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="edgewatch-bench-") as tmp, ExitStack() as stack:
+    everything = list(TIERS)
+    with tempfile.TemporaryDirectory(prefix="ew-bench-alerts-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         broker = stack.enter_context(Mosquitto(workdir / "broker"))
-        district_port = free_port()
-        centers = {
-            "street": stack.enter_context(ReferenceCenter("street", "street", secret=SECRET)),
-            "district": ReferenceCenter("district", "district", port=district_port, secret=SECRET),
-            "city": stack.enter_context(ReferenceCenter("city", "city", secret=SECRET)),
-        }
-        centers["district"].start()
-        urls = {t: c.url for t, c in centers.items()}
-        http_port = free_port()
-        config = workdir / "controller.toml"
-        config.write_text(controller_toml(broker.port, http_port, workdir / "c.db", urls, 3 * n))
-        log_file = stack.enter_context((workdir / "controller.log").open("wb"))
-        controller = subprocess.Popen(
-            [sys.executable, "-m", "controller.cli", "run", "--config", str(config),
-             "--log-level", "WARNING"],
-            stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        stack.callback(controller.wait, 30)
-        stack.callback(controller.terminate)
-        api = f"http://127.0.0.1:{http_port}/api/v1"
-        wait_until(
-            lambda: _ok(f"http://127.0.0.1:{http_port}/healthz"),
-            timeout_s=30,
-            message="controller API",
+        procs = stack.enter_context(ProcessGroup(workdir / "logs"))
+        centers = {tier: Center(procs, tier) for tier in TIERS}
+        for center in centers.values():
+            center.start()
+        urls = {t: f"{c.url}/ingest" for t, c in centers.items()}
+        controller, url, db = start_controller(
+            workdir, broker.port, controller_extra(urls, args.gauges)
         )
-        gateway = Gateway(broker, "gw-bench")
-        stack.callback(gateway.close)
-        wait_s = args.interval_ms / 1000
+        stack.callback(stop, controller)
+        api = f"{url}/api/v1"
+        system = LocalSystem(workdir, broker.port, procs)
+        scenario = workdir / "scenario.toml"
+        scenario.write_text(scenario_toml(args.gauges))
+        timing = GatewayTiming(poll_interval_s=args.poll_interval_s, heartbeat_interval_s=2.0)
+        system.start_scenario_gateway(GATEWAY, str(scenario), time_scale=1.0, timing=timing)
+        manifest = json.loads((workdir / f"{GATEWAY}-sim.json").read_text())
+        control = Path(manifest["devices"][0]["control"])
+        wait_until(lambda: rules_in_force(api), timeout_s=60, message="edge rules pushed")
+        bench = Bench(centers, control, api, args.timeout_s)
 
-        quiet = measure(gateway, centers, range(n), interval_s=wait_s, timeout_s=args.timeout_s)
-        results["quiet"] = summary(quiet)
+        quiet = measure(bench, args, everything)
+        results["quiet"] = summary(quiet, everything)
 
-        done = threading.Event()
         payloads = backlog_payloads(args.backlog_readings)
-        replay = threading.Thread(target=replay_backlog, args=(broker, payloads, done), daemon=True)
+        replay = threading.Thread(target=replay_backlog, args=(broker, payloads), daemon=True)
+        started = time.monotonic()
         replay.start()
-        wait_until(lambda: readings_stored(f"{api}") > 0, timeout_s=60, message="backlog ingest")
-        backlog_start = readings_stored(api)
-        backlog = measure(
-            gateway, centers, range(n, 2 * n), interval_s=wait_s, timeout_s=args.timeout_s
-        )
-        backlog_end = readings_stored(api)
+        wait_until(lambda: backlog_stored(db) > 0, timeout_s=60, message="backlog ingest")
+        before = backlog_stored(db)
+        backlog = measure(bench, args, everything)
+        measured_s, after = time.monotonic() - started, backlog_stored(db)
         results["backlog"] = {
-            **summary(backlog),
+            **summary(backlog, everything),
             "backlog_readings": args.backlog_readings,
-            "readings_stored_during_measurement": backlog_end - backlog_start,
-            "replay_still_running_at_end": backlog_end < args.backlog_readings,
+            "backlog_stored_while_measuring": after - before,
+            "measured_from_replay_start_s": round(measured_s, 1),
+            "replay_ingest_still_running_at_end": after < args.backlog_readings,
         }
-        wait_until(done.is_set, timeout_s=600, message="backlog published")
-        wait_until(lambda: readings_stored(api) >= args.backlog_readings, timeout_s=600,
-                   message="backlog stored")  # fmt: skip
-        results["backlog"]["replay_ingest_s"] = round(time.monotonic() - started, 1)
+        wait_until(
+            lambda: backlog_stored(db) >= args.backlog_readings,
+            timeout_s=600,
+            interval_s=0.5,
+            message="backlog stored",
+        )
+        results["backlog"]["replay_stored_s"] = round(time.monotonic() - started, 1)
+        replay.join(timeout=60)
 
         centers["district"].stop()
-        up = {t: c for t, c in centers.items() if t != "district"}
-        down = measure(
-            gateway, up, range(2 * n, 3 * n), interval_s=wait_s, timeout_s=args.timeout_s
+        up = ["street", "city"]
+        down = measure(bench, args, up)
+        results["center_down"] = summary(down, up)
+        centers["district"].start()
+        bench.claimed["district"] = set()
+        returned = time.monotonic()
+        bench.wait_arrivals(down, ["district"], args.timeout_s)
+        missed = [s for s in down if "district" not in s.arrivals]
+        results["center_down"]["district_missed_after_return"] = len(missed)
+        results["center_down"]["district_caught_up_s"] = (
+            round(time.monotonic() - returned, 2) if not missed else None
         )
-        results["center_down"] = summary(down)
-        back = ReferenceCenter("district", "district", port=district_port, secret=SECRET)
-        stack.enter_context(back)
-        missed = {f"p{i}" for i in range(2 * n, 3 * n)}
-        t0 = time.monotonic()
-        wait_until(
-            lambda: missed <= {a["point"] for a in list(back.alerts)},
-            timeout_s=args.timeout_s,
-            message="district catches up",
-        )
-        results["center_down"]["district_caught_up_s"] = round(time.monotonic() - t0, 2)
-        results["center_down"]["district_rejected_signatures"] = back.rejected_signatures
+        results["center_down"]["district_rejected_signatures"] = centers[
+            "district"
+        ].rejected_signatures()
 
+    lost = sum(results[c]["lost"] for c in ("quiet", "backlog", "center_down"))
     results["quiet_p50_ms"] = results["quiet"]["p50_ms"]
     results["quiet_p99_ms"] = results["quiet"]["p99_ms"]
     results["backlog_p99_ms"] = results["backlog"]["p99_ms"]
     results["center_down_p99_ms"] = results["center_down"]["p99_ms"]
+    results["alerts_lost"] = lost + results["center_down"]["district_missed_after_return"]
+    results["machine"] = machine()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.alert_latency")
+    parser.add_argument("--alerts", type=int, default=250, help="steps per condition")
+    parser.add_argument("--gauges", type=int, default=10, help="gauges, one risk point each")
+    parser.add_argument("--poll-interval-s", type=float, default=0.1, help="the agent's polling")
+    parser.add_argument("--step-interval-ms", type=float, default=50.0, help="between steps")
+    parser.add_argument("--backlog-readings", type=int, default=1_000_000)
+    parser.add_argument("--timeout-s", type=float, default=30.0, help="for each round's alerts")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    results = run(args)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(results, separators=(",", ":")), flush=True)
-    return 0
-
-
-def _ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except OSError:
-        return False
+    return 1 if results["alerts_lost"] else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@
   whose timestamp is within the replay window; anything else gets 401 and is not recorded.
 - ``GET /received`` returns ``{"name", "tier", "batches", "readings", "alerts", "health",
   "duplicates", "rejected_signatures", "last": [the last 20 readings], "last_alerts": [...]}``.
+- ``GET /received/alerts?from=N`` returns ``{"alerts": [...]}``: every alert message
+  received from the N-th on (0 first), each with the ``received_ms`` it arrived at.
+- ``GET /received/seqs?gateway=G`` returns ``{"gateway": G, "seqs": [...]}``: the seq of
+  every reading of G recorded, in arrival order, a reading recorded twice appearing twice
+  (how the end-to-end tests see a duplicate delivery).
 
 ``ReferenceCenter`` is the same server as a context manager, for tests (port 0 allowed).
 """
@@ -25,6 +30,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -197,6 +203,16 @@ class ReferenceCenter(Lifecycle):
         with self._lock:
             return {(r["gateway"], r["seq"]) for r in self.readings}
 
+    def alerts_from(self, start: int) -> list[dict[str, Any]]:
+        """Every alert message received from the ``start``-th on, in order."""
+        with self._lock:
+            return self.alerts[max(0, start) :]
+
+    def seqs_of(self, gateway: str) -> list[int]:
+        """The seq of every reading of ``gateway`` recorded, in order, with any repeats."""
+        with self._lock:
+            return [r["seq"] for r in self.readings if r.get("gateway") == gateway]
+
 
 class _Handler(BaseHTTPRequestHandler):
     center: ReferenceCenter
@@ -227,8 +243,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/received":
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/received":
             self._reply(HTTPStatus.OK, self.center.received())
+        elif url.path == "/received/alerts":
+            start = urllib.parse.parse_qs(url.query).get("from", ["0"])[0]
+            alerts = self.center.alerts_from(int(start) if start.isdigit() else 0)
+            self._reply(HTTPStatus.OK, {"alerts": alerts})
+        elif url.path == "/received/seqs":
+            gateway = urllib.parse.parse_qs(url.query).get("gateway", [""])[0]
+            self._reply(HTTPStatus.OK, {"gateway": gateway, "seqs": self.center.seqs_of(gateway)})
         elif self.path == "/healthz":
             self._reply(HTTPStatus.OK, {"status": "ok"})
         else:
@@ -244,6 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
             return
         body = self.rfile.read(length)
+        if len(body) < length:  # the sender went away mid-request: nothing to judge or answer
+            self.close_connection = True
+            return
         refused = self.center.check_signature(body, self.headers.get(SIGNATURE_HEADER))
         if refused is not None:
             self._reply(HTTPStatus.UNAUTHORIZED, {"error": refused})

@@ -73,7 +73,10 @@ def controller_config(
     db: Path,
     centers: dict[CenterSpec, int],
     center_secret: str | None = None,
+    *,
+    gateways: dict[str, str] | None = None,
 ) -> str:
+    """The controller's TOML; ``gateways`` (id -> place) defaults to the demo's two."""
     lines = [
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n',
         f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n',
@@ -81,7 +84,7 @@ def controller_config(
         # One machine, loopback only: no API tokens (production refuses this mode).
         '[api]\nauth = "demo"\n',
     ]
-    for gateway_id, place in GATEWAYS.items():
+    for gateway_id, place in (GATEWAYS if gateways is None else gateways).items():
         lines.append(f'[[gateways]]\nid = "{gateway_id}"\nplace = "{place}"\n')
     for spec, port in centers.items():
         lines.append(
@@ -190,6 +193,9 @@ class LocalSystem:
     http_port: int = 0
     controller: Child | None = None
     center_secret: str | None = None  # webhooks signed, and verified by the centers
+    # The gateways the controller's config places (id -> place), the demo's two by default;
+    # an unplaced gateway's readings go to the city centers only.
+    places: dict[str, str] = field(default_factory=lambda: dict(GATEWAYS))
 
     @property
     def base_url(self) -> str:
@@ -224,6 +230,7 @@ class LocalSystem:
                 self.workdir / "controller.db",
                 self.centers,
                 self.center_secret,
+                gateways=self.places,
             )
             + extra_config
         )

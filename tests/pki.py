@@ -3,17 +3,21 @@ a client certificate, and the mosquitto TLS listener config that uses them."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+from tests import required
+
+# Skips with the install command outside CI, fails under CI (tests/required.py).
+needs_openssl = pytest.mark.usefixtures("openssl_cli")
 
 
 def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+    """Run the openssl CLI (missing: skipped with the install command, failed under CI)."""
+    binary = required.debian_tool("openssl")
+    subprocess.run([binary, *args], cwd=cwd, check=True, capture_output=True)
 
 
 def make_pki(folder: Path) -> None:

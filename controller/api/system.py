@@ -145,7 +145,9 @@ def readyz(backend: BackendDep, response: Response) -> Readyz:
 def _families(backend: ApiBackend) -> list[Family]:
     def query(
         conn: sqlite3.Connection,
-    ) -> tuple[dict[str, int], dict[str, int], int, dict[tuple[str, str], int], dict[str, int]]:
+    ) -> tuple[
+        dict[str, int], dict[str, int], int, int, dict[tuple[str, str], int], dict[str, int]
+    ]:
         devices = {state.value: 0 for state in DeviceHealthState}
         for state, count in conn.execute(
             "SELECT health_state, count(*) FROM devices GROUP BY health_state"
@@ -158,17 +160,23 @@ def _families(backend: ApiBackend) -> list[Family]:
             queries.gateway_state_counts(conn),
             devices,
             queries.readings_stored(conn),
+            queries.counter(conn, "readings_duplicate"),
             commands.outcome_counts(conn),
             open_alerts,
         )
 
-    gateways, devices, stored, outcomes, alerts = backend.store.read(query)
+    gateways, devices, stored, duplicates, outcomes, alerts = backend.store.read(query)
     messages, received = backend.metrics.snapshot()
     rate = backend.metrics.readings_rate_per_s(stored)
     families = [
         Family("edgewatch_readings_stored_total", "counter", "Readings stored (deduplicated).").add(
             stored
         ),
+        Family(
+            "edgewatch_readings_duplicate_total",
+            "counter",
+            "Readings received again after they were stored (redelivered), dropped.",
+        ).add(duplicates),
         Family("edgewatch_readings_received_total", "counter", "Readings received by MQTT.").add(
             received
         ),

@@ -10,8 +10,9 @@ transaction of its own, so an alert never waits behind a readings backlog (at mo
 the one transaction being written).
 
 Readings are keyed (gateway, seq): INSERT OR IGNORE drops a redelivered reading, so a batch
-may arrive any number of times. The same transaction puts the newly stored readings in the
-outbox of every center that receives them, so nothing is stored without being forwarded.
+may arrive any number of times; the counter ``readings_duplicate`` counts what was dropped.
+The same transaction puts the newly stored readings in the outbox of every center that
+receives them, so nothing is stored without being forwarded.
 """
 
 from __future__ import annotations
@@ -350,6 +351,9 @@ def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
     stored = conn.executemany(
         _INSERT_READING, [gateway + row + extra for row in batch.rows]
     ).rowcount
+    duplicates = len(batch.rows) - max(stored, 0)
+    if duplicates > 0:  # redelivered (QoS 1, a replay): dropped here, but counted
+        _count(conn, "readings_duplicate", duplicates)
     if stored <= 0:
         return 0
     for center in batch.centers:
@@ -388,12 +392,16 @@ def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
         ],
     )
     conn.execute("INSERT OR IGNORE INTO gateways (id) VALUES (?)", (batch.gateway,))
-    conn.execute(
-        "INSERT INTO counters (name, value) VALUES ('readings_stored', ?)"
-        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-        (stored,),
-    )
+    _count(conn, "readings_stored", stored)
     return stored
+
+
+def _count(conn: sqlite3.Connection, name: str, amount: int) -> None:
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        (name, amount),
+    )
 
 
 def _safely(callback: Callable[[], object]) -> None:

@@ -155,25 +155,30 @@ class SimulatedBus(PtyServer):
         response = self._handle(addressed, request)
         if response is None:
             return True
-        if self.pace:
-            bits = _ASCII_BITS_PER_CHAR if self.mode == "ascii" else MODBUS_BITS_PER_CHAR
-            gap_chars = 0.0 if self.mode == "ascii" else FRAME_GAP_CHARS
-            send_at = (
-                received_s
-                + transmit_s(request_bytes + gap_chars + len(response), baud, bits)
-                + addressed.quirks.response_time_s
-                + addressed.faults.late_s
-            )
-            if not wait_until_time(send_at, self._wake_r):
-                return False
-        elif addressed.faults.late_s and not wait_until_time(
-            received_s + addressed.faults.late_s, self._wake_r
-        ):
+        delay_s = self.answer_delay_s(addressed, request_bytes, len(response))
+        if delay_s > 0 and not wait_until_time(received_s + delay_s, self._wake_r):
             return False
         self._port.write_all(response)
         self.stats.responses += 1
         addressed.after_answer()
         return True
+
+    def answer_delay_s(
+        self, device: SimulatedDevice, request_bytes: int, response_bytes: int
+    ) -> float:
+        """How long after a request has come in (all at once, as a pty delivers it) the
+        answer is written: when paced, the request, the silence that ends it (RTU) and the
+        answer on the wire at the device's baud, plus its response time; and any late fault.
+        """
+        delay_s = device.faults.late_s
+        if self.pace:
+            ascii_mode = self.mode == "ascii"
+            bits = _ASCII_BITS_PER_CHAR if ascii_mode else MODBUS_BITS_PER_CHAR
+            gap_chars = 0.0 if ascii_mode else FRAME_GAP_CHARS
+            wire_chars = request_bytes + gap_chars + response_bytes
+            delay_s += transmit_s(wire_chars, device.baud or self.baud, bits)
+            delay_s += device.quirks.response_time_s
+        return delay_s
 
     def _handle(self, device: SimulatedDevice, request: Request) -> bytes | None:
         """The device's answer; a bug in a model answers 'device failure', never kills the bus."""

@@ -5,6 +5,7 @@ python -m firmware_sim.cli run [--scenario NAME|FILE] [--manifest PATH] [--secon
                                [--time-scale X]
 python -m firmware_sim.cli fault --control PATH --device NAME [--clear] [--silent] ...
 python -m firmware_sim.cli reboot --control PATH --device NAME
+python -m firmware_sim.cli set --control PATH --device NAME (REGISTER=RAW ... | --release)
 """
 
 from __future__ import annotations
@@ -67,7 +68,34 @@ def _parser() -> argparse.ArgumentParser:
     reboot = commands.add_parser("reboot", help="reboot a running device (counters reset)")
     reboot.add_argument("--control", type=Path, required=True, help="the sim's control socket")
     reboot.add_argument("--device", required=True, help="device name, as in the manifest")
+    hold = commands.add_parser(
+        "set",
+        help="hold a running Modbus device's registers at raw values (replaces what was held)",
+    )
+    hold.add_argument("--control", type=Path, required=True, help="the sim's control socket")
+    hold.add_argument("--device", required=True, help="device name, as in the manifest")
+    hold.add_argument(
+        "values",
+        nargs="*",
+        type=_register_value,
+        metavar="REGISTER=RAW",
+        help="a register's name (as the model's map says) and a raw value 0-65535",
+    )
+    hold.add_argument(
+        "--release", action="store_true", help="release every held register (give no values)"
+    )
     return parser
+
+
+def _register_value(text: str) -> tuple[str, int]:
+    name, sep, raw = text.partition("=")
+    try:
+        value = int(raw, 0)
+    except ValueError:
+        value = -1
+    if not sep or not name or not 0 <= value <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected REGISTER=RAW, RAW 0-65535")
+    return name, value
 
 
 @contextmanager
@@ -156,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         return _send(args.control, request)
     if args.command == "reboot":
         return _send(args.control, {"cmd": "reboot", "device": args.device})
+    if args.command == "set":
+        if bool(args.values) == args.release:
+            print("edgewatch sim set: give REGISTER=RAW values or --release", file=sys.stderr)
+            return 2
+        registers = dict(args.values)
+        return _send(args.control, {"cmd": "set", "device": args.device, "registers": registers})
     return 2  # pragma: no cover - argparse refuses unknown commands first
 
 

@@ -1,4 +1,5 @@
-"""Switch faults in a running simulator from outside its process: a unix socket.
+"""Control a running simulator from outside its process (faults, reboots, held values): a
+unix socket.
 
 ``edgewatch sim run`` listens on a unix socket (``--control PATH``, else a fresh
 ``/tmp/ewsim-*/control.sock``) whose path each manifest entry carries as ``control``.
@@ -7,8 +8,12 @@ The protocol is one JSON object per line, each answered by one JSON line:
 - ``{"cmd": "faults", "device": "gauge-1", "faults": {"silent": true}}``
   -> ``{"ok": true, "device": "gauge-1", "faults": {...every fault...}}``
 - ``{"cmd": "reboot", "device": "rain-1"}`` -> ``{"ok": true, "device": "rain-1"}``
+- ``{"cmd": "set", "device": "gauge-1", "registers": {"level": 3000}}``
+  -> ``{"ok": true, "device": "gauge-1", "held": {"level": 3000}}``: the named registers
+  (Modbus devices; raw values 0-65535) read these values until the next ``set`` replaces
+  them (``{}`` releases them all): how a benchmark steps a reading over a threshold
 - ``{"cmd": "status"}``
-  -> ``{"ok": true, "devices": {"gauge-1": {"faults": {...}, "stats": {...}}}}``
+  -> ``{"ok": true, "devices": {"gauge-1": {"faults": {...}, "stats": {...}, "held": {}}}}``
 - anything wrong -> ``{"ok": false, "error": "..."}``
 
 ``faults`` replaces the device's faults whole (``{}`` clears them); the names are those of
@@ -126,13 +131,25 @@ class ControlServer:
             if command == "reboot":
                 device.reboot()
                 return {"ok": True, "device": name}
-            raise ValueError(f"unknown cmd {command!r} (known: faults, reboot, status)")
+            if command == "set":
+                registers = request.get("registers")
+                if not isinstance(registers, dict):
+                    raise ValueError("registers must be an object of register name -> raw value")
+                hold = getattr(device, "hold", None)
+                if hold is None:
+                    raise ValueError(f"device {name!r} has no registers to set (not Modbus)")
+                hold(registers)
+                return {"ok": True, "device": name, "held": device.held}
+            raise ValueError(f"unknown cmd {command!r} (known: faults, reboot, set, status)")
         except (ValueError, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
 
 
 def _status(device: Any) -> dict[str, Any]:
-    return {"faults": device.faults.as_dict(), "stats": dataclasses.asdict(device.stats)}
+    status = {"faults": device.faults.as_dict(), "stats": dataclasses.asdict(device.stats)}
+    if hasattr(device, "held"):
+        status["held"] = device.held
+    return status
 
 
 def send(path: Path | str, request: Mapping[str, Any], *, timeout_s: float = 5.0) -> Any:

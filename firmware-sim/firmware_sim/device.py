@@ -131,6 +131,8 @@ class SimulatedDevice:
         self._stuck: dict[tuple[bool, int], int] | None = None
         self._counter_base: dict[int, int] = {}
         self._written: dict[int, int] = {}
+        # Registers held at a value from outside (``hold``): (holding table?, address) -> raw.
+        self._held: dict[tuple[bool, int], int] = {}
         self._pending_settings: list[tuple[Setting, int]] = []
         self._lock = threading.Lock()
         self.write_lock = LockState(model.write_lock) if model.write_lock else None
@@ -171,6 +173,40 @@ class SimulatedDevice:
             }
             self._booted_s = self._clock()
             self.stats.reboots += 1
+
+    @property
+    def held(self) -> dict[str, int]:
+        """The registers held at a value by ``hold``, by name."""
+        with self._lock:
+            held = dict(self._held)
+        return {self._spec(holding, address).name: v for (holding, address), v in held.items()}
+
+    def hold(self, values: Mapping[str, int]) -> None:
+        """Hold registers (by name, in either table) at raw values, as if the world measured
+        them, until the next ``hold`` replaces the set (``{}`` releases them all).
+
+        What a benchmark or a test uses to step a reading over a threshold at a moment of its
+        choosing. Faults still apply on top (out of range, stuck); a written register keeps
+        the value written to it.
+        """
+        by_name: dict[str, list[tuple[bool, int]]] = {}
+        for holding, table in ((True, self.model.holding), (False, self.model.input)):
+            for address, spec in table.items():
+                by_name.setdefault(spec.name, []).append((holding, address))
+        held: dict[tuple[bool, int], int] = {}
+        for name, value in values.items():
+            if name not in by_name:
+                raise ValueError(
+                    f"{self.model.model} has no register {name!r} (known: {sorted(by_name)})"
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+                raise ValueError(f"register {name!r}: {value!r} is not a raw value 0-65535")
+            held.update(dict.fromkeys(by_name[name], value))
+        with self._lock:
+            self._held = held
+
+    def _spec(self, holding: bool, address: int) -> RegisterSpec:
+        return (self.model.holding if holding else self.model.input)[address]
 
     def hear_traffic(self) -> None:
         """The bus carried a frame (for anyone): a sleeping device wakes, but misses it."""
@@ -234,6 +270,10 @@ class SimulatedDevice:
     def _live_value(
         self, spec: RegisterSpec, address: int, holding: bool, now: float | None
     ) -> int:
+        with self._lock:
+            held = self._held.get((holding, address))
+        if held is not None:
+            return held
         if now is None:
             now = self._signal_time()
         if spec.stat is not None:

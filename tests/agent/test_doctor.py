@@ -20,6 +20,7 @@ from edgewatch.broker import Mosquitto, free_port
 from edgewatch.processes import ProcessGroup
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
+from tests import required
 from tests.agent.conftest import WAIT_S, agent_process, agent_toml
 
 ROOT = Path(__file__).parents[2]
@@ -183,10 +184,17 @@ def test_an_unreachable_broker_fails_and_skips_tls_and_login(
 
 
 @pytest.fixture
-def password_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+def password_broker(tmp_path: Path, mosquitto_cli: str) -> Iterator[Mosquitto]:
     passwords = tmp_path / "passwd"
     subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(passwords), "gw-test-1", "right-secret"],
+        [
+            required.debian_tool("mosquitto_passwd", "mosquitto"),
+            "-b",
+            "-c",
+            str(passwords),
+            "gw-test-1",
+            "right-secret",
+        ],
         check=True,
         capture_output=True,
     )

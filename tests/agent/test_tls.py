@@ -24,7 +24,7 @@ def pki(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def tls_broker(tmp_path: Path, pki: Path) -> Iterator[tuple[Mosquitto, int]]:
+def tls_broker(tmp_path: Path, pki: Path, mosquitto_cli: str) -> Iterator[tuple[Mosquitto, int]]:
     """A broker with a plain listener (for the test's recorder) and a TLS one that
     requires a client certificate."""
     tls_port = free_port()

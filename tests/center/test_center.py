@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -203,3 +204,45 @@ def test_answers_go_out_without_nagle_delay() -> None:
     from edgewatch.center import _Handler  # noqa: PLC0415
 
     assert _Handler.disable_nagle_algorithm is True
+
+
+def test_received_seqs_lists_every_recorded_delivery_of_a_gateway_with_repeats() -> None:
+    """What the end-to-end tests count: a reading that came in two batches shows twice."""
+    with ReferenceCenter("c", "city") as center:
+        post(center, {"batch_id": "b1", "readings": [reading(1), reading(2)]})
+        post(center, {"batch_id": "b2", "readings": [reading(2), reading(3)]})
+        post(center, {"batch_id": "b2", "readings": [reading(3)]})  # the same batch: once
+        post(center, {"batch_id": "b3", "readings": [{**reading(9), "gateway": "gw-2"}]})
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            url = f"http://127.0.0.1:{center.port}/received/seqs"
+            assert client.get(url, params={"gateway": "gw-1"}).json() == {
+                "gateway": "gw-1",
+                "seqs": [1, 2, 2, 3],
+            }
+            assert client.get(url, params={"gateway": "gw-3"}).json()["seqs"] == []
+
+
+def test_a_request_cut_off_mid_body_is_neither_recorded_nor_a_bad_signature() -> None:
+    """A controller stopped in the middle of a POST is not an attack on the signatures."""
+    with ReferenceCenter("c", "city", secret="s") as center:
+        with socket.create_connection(("127.0.0.1", center.port), timeout=5) as raw:
+            raw.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            raw.shutdown(socket.SHUT_WR)
+            assert raw.recv(100) == b""  # closed without an answer
+        assert received(center)["rejected_signatures"] == 0
+        assert received(center)["batches"] == 0
+
+
+def test_received_alerts_lists_every_alert_from_an_index_with_its_arrival_time() -> None:
+    """What bench.alert_latency reads from centers running as their own processes."""
+    with ReferenceCenter("c", "street") as center:
+        for alert_id in (1, 2, 3):
+            alert = {"alert_id": alert_id, "action": "raised", "point": f"p{alert_id}"}
+            post(center, {"kind": "alerts", "batch_id": f"a{alert_id}", "alerts": [alert]})
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            url = f"http://127.0.0.1:{center.port}/received/alerts"
+            every = client.get(url).json()["alerts"]
+            later = client.get(url, params={"from": 2}).json()["alerts"]
+    assert [a["alert_id"] for a in every] == [1, 2, 3]
+    assert all(isinstance(a["received_ms"], int) for a in every)
+    assert later == every[2:]

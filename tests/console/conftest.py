@@ -6,7 +6,6 @@ developer's machine but FAIL in CI (``CI=true``), where ``.ci/run`` must have in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from tests.console.support import GATEWAYS
 from tests.controller.support import config_for
+from tests.required import unavailable
 from tools.browser import BrowserMissingError, chromium
 
 if TYPE_CHECKING:
@@ -44,9 +44,7 @@ def browser(tmp_path: Path) -> Iterator[BrowserContext]:
         with chromium(tmp_path / "chromium-profile") as context:
             yield context
     except BrowserMissingError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests need chromium in CI: {exc}")
-        pytest.skip(str(exc))
+        unavailable(str(exc))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

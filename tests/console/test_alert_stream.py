@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,10 +93,13 @@ def test_the_stream_sends_only_what_the_token_may_see_and_opens_by_ticket(
 def test_an_open_stream_does_not_hold_up_the_controller_stopping(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
+    """The stream ends itself when the controller stops: its response finishes whole, so
+    the server's graceful shutdown has nothing to wait for. A stream that held it up would
+    be cut off when the shutdown gives up waiting (httpx: the body ended early)."""
     with secured_controller(tmp_path, mosquitto) as secured:
         client = as_(secured.url, secured.tokens["admin"])
         with client, client.stream("GET", "/api/v1/alerts/stream") as response:
-            assert next(events(response))["event"] == "ready"
-            started = time.monotonic()
+            stream = events(response)
+            assert next(stream)["event"] == "ready"
             secured.controller.stop()
-            assert time.monotonic() - started < 3.0
+            assert list(stream) == []  # the end of a whole response, not a cut connection

@@ -56,7 +56,9 @@ def connected(client: mqtt.Client) -> bool:
 
 
 @pytest.fixture
-def secured_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, BrokerConfig, MqttConfig]]:
+def secured_broker(
+    tmp_path: Path, mosquitto_cli: str
+) -> Iterator[tuple[Mosquitto, BrokerConfig, MqttConfig]]:
     files = tmp_path / "broker-files"
     password_file, acl_file = files / "passwd", files / "acl"
     mqtt_config = MqttConfig(username=CONTROLLER_USER, password=CONTROLLER_PASSWORD)

@@ -18,10 +18,11 @@ from edgewatch.waiting import wait_until
 from tests.controller.support import Publisher, api, batch, config_for, get_json, make_token
 from tests.pki import make_pki, needs_openssl, tls_listener
 
-pytestmark = needs_openssl
 
-
-def test_controller_ingests_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
+@needs_openssl
+def test_controller_ingests_over_tls_with_a_client_certificate(
+    tmp_path: Path, mosquitto_cli: str
+) -> None:
     pki = tmp_path / "pki"
     make_pki(pki)
     tls_port = free_port()

@@ -21,10 +21,33 @@ def gauge_bus() -> Iterator[SimulatedBus]:
         yield bus
 
 
+class RecordingSerial(serial.Serial):
+    """A real serial port that notes the timeout of every read and what it returned.
+
+    How long a silent device keeps a driver is the timeouts its reads block for: a test
+    adds them up instead of timing the read, which a loaded machine would stretch.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.reads: list[tuple[float | None, bytes]] = []
+        super().__init__(*args, **kwargs)
+
+    def read(self, size: int = 1) -> bytes:
+        timeout_s = self.timeout
+        data = super().read(size)
+        self.reads.append((timeout_s, bytes(data)))
+        return data
+
+    def waited_s(self) -> float:
+        """The longest a silent line could have held the reads so far: the sum of the
+        timeouts of reads that ended with fewer bytes than asked (or none)."""
+        return sum(t or 0.0 for t, data in self.reads if not data)
+
+
 @pytest.fixture
-def serial_port(gauge_bus: SimulatedBus) -> Iterator[serial.Serial]:
+def serial_port(gauge_bus: SimulatedBus) -> Iterator[RecordingSerial]:
     """The gauge's line, opened as the agent's port owner would."""
-    with serial.Serial(gauge_bus.port_path, 9600, timeout=PORT_TIMEOUT_S) as port:
+    with RecordingSerial(gauge_bus.port_path, 9600, timeout=PORT_TIMEOUT_S) as port:
         yield port
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import serial
 
 from drivers.base import Driver, DriverError, ErrorKind, Measurement
 from drivers.registry import DRIVERS, create_driver, parse_device_config
@@ -26,6 +24,7 @@ from edgewatch.waiting import wait_until
 from firmware_sim import Faults
 from wire import Quality
 
+from .conftest import RecordingSerial
 from .sims import CASES, FAULT_TIMEOUT_S, Case, Served
 
 PORT_TIMEOUT_S = 0.5
@@ -35,7 +34,7 @@ PORT_TIMEOUT_S = 0.5
 class Rig:
     case: Case
     served: Served
-    port: serial.Serial
+    port: RecordingSerial
     driver: Driver
 
     def read_good(self) -> list[Measurement]:
@@ -67,7 +66,7 @@ def open_rig(case: Case) -> Iterator[Rig]:
     with case.serve() as served:
         raw = {"name": "dev-1", "port": "p1", "timeout_s": FAULT_TIMEOUT_S, **case.config}
         config = parse_device_config(raw)
-        with serial.serial_for_url(served.port_path, served.baud, timeout=PORT_TIMEOUT_S) as port:
+        with RecordingSerial(served.port_path, served.baud, timeout=PORT_TIMEOUT_S) as port:
             yield Rig(case, served, port, create_driver(config, port))
 
 
@@ -87,10 +86,14 @@ def test_reads_good_values(rig: Rig) -> None:
 def test_silent_device_times_out_within_its_timeout(rig: Rig) -> None:
     rig.read_good()
     rig.switch(Faults(silent=True))
-    started = time.monotonic()
+    rig.port.reads.clear()
     with pytest.raises(DriverError) as caught:
         rig.driver.read()
-    assert time.monotonic() - started < FAULT_TIMEOUT_S + 0.2
+    # The reads that found the line silent waited, all told, no longer than the device's
+    # timeout (the port's own is PORT_TIMEOUT_S); the port's timeout is back afterwards.
+    assert 0 < rig.port.waited_s() <= FAULT_TIMEOUT_S + 1e-9, rig.port.reads
+    assert all(t is not None and t <= FAULT_TIMEOUT_S for t, _ in rig.port.reads), rig.port.reads
+    assert rig.port.timeout == PORT_TIMEOUT_S
     assert caught.value.kind is ErrorKind.TIMEOUT
     assert "device 'dev-1'" in str(caught.value)
     rig.switch(Faults())

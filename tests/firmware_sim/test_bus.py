@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,7 +111,7 @@ def test_stable_symlink_and_quick_stop(tmp_path: Path) -> None:
         with serial.Serial(str(link), 9600, timeout=1.0) as port:
             port.write(modbus.read_request(1, 3, 1, 1))
             assert port.read(7) == modbus.read_response(1, 3, [0])
-        started_stop = time.monotonic()
-    assert time.monotonic() - started_stop < 1.0
+    # Stopped: its thread ended within the stop's join (2 s), whatever the machine's load.
+    assert [t for t in threading.enumerate() if t.name == "sim-bus-bus1"] == []
     assert not link.exists()
     assert not link.is_symlink()

@@ -94,6 +94,14 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
             assert port.read(7) == modbus.read_response(1, 3, [0x0102])
             assert main(["reboot", *control]) == 0
             assert main(["reboot", "--control", device["control"], "--device", "nope"]) == 1
+            # A value held from outside, as bench.alert_latency does, then released.
+            assert main(["set", *control, "level=4321"]) == 0
+            port.write(modbus.read_request(1, 3, 0, 1))
+            assert port.read(7) == modbus.read_response(1, 3, [4321])
+            assert main(["set", *control, "--release"]) == 0
+            port.write(modbus.read_request(1, 3, 0, 1))
+            assert port.read(7) != modbus.read_response(1, 3, [4321])
+            assert main(["set", *control, "depth=1"]) == 1  # the simulator's refusal
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=5)
     finally:
@@ -123,3 +131,19 @@ def test_rainstorm_with_a_time_scale(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--scenario", "nope", "--seconds", "0"]) == 2
     assert "no scenario 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "values", [[], ["level=1", "--release"], ["level"], ["level=x"], ["level=65536"], ["=1"]]
+)
+def test_set_refuses_arguments_it_cannot_send(
+    values: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["set", "--control", "/nonexistent.sock", "--device", "gauge-1", *values]
+    try:
+        code = main(argv)
+    except SystemExit as exited:  # argparse's own refusals
+        code = int(exited.code or 0)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "REGISTER=RAW" in err
