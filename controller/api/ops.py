@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlite_utils import Database
 
 from controller.access import AuditEntry, Role, record_audit
@@ -32,6 +32,7 @@ from controller.fleet.commands import (
 from controller.fleet.configs import ConfigState, ConfigVersion
 from controller.fleet.queries import Where
 from wire import ReloadConfigArgs
+from wire.commands import AgentConfigDocument
 
 commands = APIRouter(prefix="/gateways/{gateway_id}", tags=["commands", "config"])
 audit = APIRouter(prefix="/audit", tags=["audit"])
@@ -93,14 +94,7 @@ def get_gateway_command(
 
 class ConfigIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    config: dict[str, Any] = Field(description="the agent config as a JSON object")
-
-    @field_validator("config")
-    @classmethod
-    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(configs.canonical(value)) > configs.MAX_CONFIG_BYTES:
-            raise ValueError(f"is larger than {configs.MAX_CONFIG_BYTES} bytes")
-        return value
+    config: AgentConfigDocument = Field(description="the agent config as a JSON object")
 
 
 class ConfigSetOut(BaseModel):
