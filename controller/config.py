@@ -130,6 +130,9 @@ class MqttConfig(_Section):
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # /readyz says not ready while a received message has waited longer than this for its
+    # acknowledgement (the store has stalled); 0: never.
+    unacked_max_age_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
 
     @_model_validator(mode="after")
     def _pairs(self) -> MqttConfig:
@@ -182,6 +185,11 @@ class BrokerConfig(_Section):
 class HttpConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
+    # A request body larger than this is answered 413 before it is read (an agent config,
+    # the largest body the API takes, is at most wire.MAX_CONFIG_BYTES as canonical JSON).
+    max_body_bytes: Annotated[int, Field(ge=wire.MAX_CONFIG_BYTES * 2, le=64 * 1024 * 1024)] = (
+        1024 * 1024
+    )
 
 
 class StorageConfig(_Section):

@@ -26,9 +26,10 @@ from controller.config import PLACE_PATTERN, AuthMode, ControllerConfig
 from controller.fleet import queries
 from controller.fleet.commands import Commands
 from controller.fleet.health import Clock
-from controller.fleet.ingest import Rejections
+from controller.fleet.ingest import Rejections, Unacked
 from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
+from controller.fleet.readiness import Readiness
 from controller.forwarding.outbox import Outboxes
 from controller.metrics import Metrics
 from controller.risk.alerts import AlertEngine
@@ -73,6 +74,11 @@ class ApiBackend(Protocol):
 
     @property
     def mqtt_connected(self) -> bool: ...
+
+    @property
+    def unacked(self) -> Unacked: ...
+
+    def readiness(self) -> Readiness: ...
 
 
 async def _backend(request: Request) -> ApiBackend:

@@ -26,6 +26,7 @@ from sqlite_utils import Database
 import wire
 from controller.access import AuditEntry, Principal, record_audit
 from controller.fleet.health import Clock, HealthTracker
+from controller.fleet.once import LoggedOnce
 from controller.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class Commands:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._unknown_logged: set[str] = set()
+        self._unknown_logged = LoggedOnce()
 
     # -- API side ------------------------------------------------------------------------
 
@@ -238,8 +239,7 @@ class Commands:
                 (result.id, gateway),
             ).fetchone()
             if row is None:
-                if result.id not in self._unknown_logged:
-                    self._unknown_logged.add(result.id)
+                if self._unknown_logged.first((gateway, result.id)):
                     log.warning("gateway %s answered unknown command %s", gateway, result.id)
                 return
             state = CommandState(row[0])

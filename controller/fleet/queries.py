@@ -268,14 +268,19 @@ def gateway_state_counts(conn: sqlite3.Connection, scope: str | None = None) -> 
 def readings_stored(conn: sqlite3.Connection, scope: str | None = None) -> int:
     """Readings stored, of gateways at or below ``scope`` (None: all, from a counter)."""
     if scope is None:
-        row = conn.execute("SELECT value FROM counters WHERE name = 'readings_stored'").fetchone()
-        return int(row["value"]) if row else 0
+        return counter(conn, "readings_stored")
     where, params = subtree_clause("place", scope)
     row = conn.execute(
         f"SELECT count(*) FROM readings WHERE gateway IN (SELECT id FROM gateways WHERE {where})",  # noqa: S608 (a fixed clause)
         params,
     ).fetchone()
     return int(row[0])
+
+
+def counter(conn: sqlite3.Connection, name: str) -> int:
+    """A controller-wide counter of the store (``readings_stored``, ``readings_duplicate``)."""
+    row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _device(row: sqlite3.Row) -> DeviceOut:
