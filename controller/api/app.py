@@ -4,6 +4,7 @@ Every endpoint under ``/api/v1`` needs ``Authorization: Bearer <token>`` (``[api
 "tokens"``) unless the controller runs in demo mode. Tokens carry a role (viewer, operator,
 admin) and a place: a scoped token sees only gateways, risk points and alerts at or below its
 place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` need no token.
+A request body larger than ``[http] max_body_bytes`` is answered 413 before it is read.
 
 | endpoint | what |
 | --- | --- |
@@ -39,6 +40,7 @@ from controller.api.console import console, mount_console, stream_tickets
 from controller.api.deps import ApiBackend
 from controller.api.fleet import devices, gateways
 from controller.api.gaps import gaps
+from controller.api.limits import BodySizeLimit
 from controller.api.ops import audit, commands
 from controller.api.registry import registry
 from controller.api.risk import alerts, risk, risk_rules
@@ -89,6 +91,7 @@ def create_app(backend: ApiBackend) -> FastAPI:
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
+    app.add_middleware(BodySizeLimit, max_bytes=backend.config.http.max_body_bytes)
     # The console's /alerts/stream and /alerts/stream-ticket before /alerts/{alert_id}.
     routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
     for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):

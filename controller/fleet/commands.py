@@ -227,6 +227,11 @@ class Commands:
         self._wake.set()
         return created
 
+    @property
+    def unknown_remembered(self) -> int:
+        """How many answers to unknown commands the logged-once memory holds."""
+        return len(self._unknown_logged)
+
     # -- MQTT side -----------------------------------------------------------------------
 
     def on_result(self, gateway: str, result: wire.CommandResult) -> None:

@@ -110,6 +110,11 @@ class Rejections:
         with self._lock:
             return dict(self._counts)
 
+    @property
+    def remembered(self) -> int:
+        """How many (gateway, reason) pairs the logged-once memory holds."""
+        return len(self._logged)
+
 
 class Unacked:
     """Messages received and not yet acknowledged, oldest first (on either session)."""

@@ -129,6 +129,11 @@ class Fleet:
             self.alerts.on_device_states(gateway, {device: "maintenance" if on else "ok"})
         return known
 
+    @property
+    def stale_remembered(self) -> int:
+        """How many (gateway, session) stale statuses the logged-once memory holds."""
+        return len(self._stale_logged)
+
     # -- the ingest sink ------------------------------------------------------------------
 
     def on_status(self, gateway: str, status: wire.Status) -> None:
