@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -34,7 +33,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from tenacity import Retrying, retry_if_result, wait_exponential_jitter
 
-from agent.buffer.store import Buffer, wall_clock_ms
+from agent.buffer.store import Buffer
 from agent.config import MqttConfig
 from agent.uplink.client import (
     CONNECT_TIMEOUT_S,
@@ -56,11 +55,13 @@ from wire import (
     encode,
     topic_for,
 )
+from wire.clock import wall_ms
+from wire.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
 
-class MqttSession:
+class MqttSession(Lifecycle):
     """A supervised MQTT connection for one gateway; a context manager.
 
     ``on_online`` runs (on paho's thread; keep it short) after each birth is published and
@@ -76,7 +77,7 @@ class MqttSession:
         heartbeat_interval_s: float,
         buffer: Buffer,
         agent_version: str = "",
-        now_ms: Callable[[], int] = wall_clock_ms,
+        now_ms: Callable[[], int] = wall_ms,
         on_online: Callback | None = None,
         on_command: Callable[[CommandRequest], None] | None = None,
         on_connection_closed: Callback | None = None,
@@ -124,18 +125,6 @@ class MqttSession:
         if self._thread is not None:
             self._thread.join(timeout=timeout_s + CONNECT_TIMEOUT_S + 2)
             self._thread = None
-
-    def __enter__(self) -> MqttSession:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def alive(self) -> bool:

@@ -48,9 +48,10 @@ from sqlite_utils import Database
 
 import wire
 from controller.config import GapsConfig
-from controller.fleet.health import Clock
 from controller.fleet.once import LoggedOnce
 from controller.store.sqlite import Store
+from wire.clock import Clock
+from wire.supervision import FailureLog, run_every
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,6 @@ class GapDetector:
         self._asks: OrderedDict[str, _Ask] = OrderedDict()
         self._held_logged = LoggedOnce()
         self._failed_logged = LoggedOnce()
-        self._failing = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -156,17 +156,7 @@ class GapDetector:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(CHECK_EVERY_S):
-            try:
-                self.check()
-            except Exception:
-                if not self._failing:  # once per spell of failures, not four times a second
-                    log.exception("gap check failed; going on (logged again once it works)")
-                self._failing = True
-            else:
-                if self._failing:
-                    log.info("gap check works again")
-                self._failing = False
+        run_every(CHECK_EVERY_S, self.check, failures=FailureLog(log, "gap check"), stop=self._stop)
 
     # -- what ingest tells --------------------------------------------------------------
 

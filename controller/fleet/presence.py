@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
 import wire
+from wire.clock import wall_ms
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ StatusPublisher = Callable[[bytes, int], bool]
 
 
 def status_payload(state: wire.GatewayState) -> bytes:
-    return wire.encode(wire.ControllerStatus(state=state, ts_ms=time.time_ns() // 1_000_000))
+    return wire.encode(wire.ControllerStatus(state=state, ts_ms=wall_ms()))
 
 
 class ControllerPresence:

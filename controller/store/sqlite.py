@@ -28,19 +28,18 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
 import wire
 from controller.store.sqlite_schema import migrations
+from wire.lifecycle import Lifecycle
 from wire.rows import ReadingRow
 
 log = logging.getLogger(__name__)
@@ -53,10 +52,6 @@ MAX_ITEMS_PER_TRANSACTION = 500
 # Also bounds how long an urgent operation waits for the transaction ahead of it.
 MAX_READINGS_PER_TRANSACTION = 2_000
 BUSY_TIMEOUT_S = 10.0
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Lane(StrEnum):
@@ -128,7 +123,7 @@ class StoreError(RuntimeError):
     """The store is not running, or an operation on it failed."""
 
 
-class Store:
+class Store(Lifecycle):
     """SQLite at ``path`` (WAL); ``with Store(path) as store:`` migrates and starts the writer."""
 
     def __init__(self, path: Path, *, queue_max_items: int = 1000) -> None:
@@ -177,18 +172,6 @@ class Store:
             self._generation += 1
         for conn in readers:
             conn.close()
-
-    def __enter__(self) -> Store:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def writer_alive(self) -> bool:
