@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
 from controller.config import GapsConfig
@@ -20,7 +17,15 @@ from controller.service import Controller
 from controller.store.sqlite import Store
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from tests.controller.support import FakeClock, Publisher, api, batch, config_for, get_json
+from tests.controller.support import (
+    CommandListener,
+    FakeClock,
+    Publisher,
+    api,
+    batch,
+    config_for,
+    get_json,
+)
 
 GAPS = GapsConfig(reorder_wait_s=1.0, replay_timeout_s=5.0, max_attempts=2)
 
@@ -146,61 +151,51 @@ def _health_fields() -> dict[str, Any]:
     }
 
 
-class CommandListener:
-    """A paho subscriber to one gateway's commands, as the agent would be."""
-
-    def __init__(self, broker: Mosquitto, gateway: str) -> None:
-        self.requests: list[wire.CommandRequest] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *_: subscribed.set()
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        self.client.subscribe(f"edgewatch/v1/{gateway}/cmd/+", qos=1)
-        subscribed.wait(5)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.requests.append(wire.decode(wire.CommandRequest, bytes(msg.payload)))
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+GapRig = tuple[Controller, Publisher, CommandListener]
 
 
-def test_the_controller_asks_the_gateway_over_mqtt_and_shows_gaps_in_the_api(
-    tmp_path: Path, mosquitto: Mosquitto
-) -> None:
+@pytest.fixture
+def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GapRig]:
+    """A controller that asks for a gap of gw-a 0.2 s after it opens; gw-a's publisher and
+    a listener to its commands."""
     config = config_for(tmp_path, mosquitto, gateways={"gw-a": "cq/yuzhong/jiefangbei"})
     config = config.model_copy(update={"gaps": GapsConfig(reorder_wait_s=0.2)})
-    readings = wire.topic_for("gw-a", wire.TopicKind.READINGS)
     listener = CommandListener(mosquitto, "gw-a")
     try:
         with Controller(config) as controller, Publisher(mosquitto) as publisher:
             wait_until(lambda: controller.mqtt_connected, timeout_s=5)
-            client: httpx.Client
-            with api(controller.api_url) as client:
-                publisher.publish(readings, batch(range(1, 4)))
-                publisher.publish(readings, batch([7, 8]))
-                request = wait_until(lambda: listener.requests, timeout_s=5)[0]
-                assert request.type == "replay"
-                assert request.args == {"from_seq": 4, "to_seq": 6}
-
-                gaps = get_json(client, "/api/v1/gateways/gw-a/gaps")
-                assert [(g["from_seq"], g["to_seq"]) for g in gaps] == [(4, 6)]
-                assert gaps[0]["state"] == "requested"
-
-                backlog = wire.topic_for("gw-a", wire.TopicKind.BACKLOG)
-                publisher.publish(backlog, batch(range(4, 7)))
-                wait_until(
-                    lambda: get_json(client, "/api/v1/gateways/gw-a/gaps")[0]["state"] == "filled",
-                    timeout_s=5,
-                )
-                assert client.get("/api/v1/gateways/gw-nope/gaps").status_code == 404
+            yield controller, publisher, listener
     finally:
         listener.close()
+
+
+def asked_for_4_to_6(publisher: Publisher, listener: CommandListener) -> wire.CommandRequest:
+    readings = wire.topic_for("gw-a", wire.TopicKind.READINGS)
+    publisher.publish(readings, batch(range(1, 4)))
+    publisher.publish(readings, batch([7, 8]))
+    request: wire.CommandRequest = wait_until(lambda: listener.requests, timeout_s=5)[0]
+    return request
+
+
+def test_the_controller_asks_the_gateway_over_mqtt_and_shows_gaps_in_the_api(rig: GapRig) -> None:
+    controller, publisher, listener = rig
+    client: httpx.Client
+    with api(controller.api_url) as client:
+        request = asked_for_4_to_6(publisher, listener)
+        assert request.type == "replay"
+        assert request.args == {"from_seq": 4, "to_seq": 6}
+
+        gaps = get_json(client, "/api/v1/gateways/gw-a/gaps")
+        assert [(g["from_seq"], g["to_seq"]) for g in gaps] == [(4, 6)]
+        assert gaps[0]["state"] == "requested"
+
+        backlog = wire.topic_for("gw-a", wire.TopicKind.BACKLOG)
+        publisher.publish(backlog, batch(range(4, 7)))
+        wait_until(
+            lambda: get_json(client, "/api/v1/gateways/gw-a/gaps")[0]["state"] == "filled",
+            timeout_s=5,
+        )
+        assert client.get("/api/v1/gateways/gw-nope/gaps").status_code == 404
 
 
 # -- the contract's limits, and one bad message ----------------------------------------------
@@ -278,38 +273,28 @@ def test_seqs_the_store_could_not_write_are_asked_for_again(store: Store) -> Non
 
 
 def test_answers_to_its_own_replays_are_recognised_not_logged_as_unknown(
-    tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+    rig: GapRig, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 11: the controller logged 'gateway gw-small answered unknown command replay-...'
     about the replays it had asked for itself."""
     caplog.set_level(logging.INFO, logger="controller.fleet.gaps")
-    config = config_for(tmp_path, mosquitto, gateways={"gw-a": "cq/yuzhong/jiefangbei"})
-    config = config.model_copy(update={"gaps": GapsConfig(reorder_wait_s=0.2)})
-    readings = wire.topic_for("gw-a", wire.TopicKind.READINGS)
-    listener = CommandListener(mosquitto, "gw-a")
-    try:
-        with Controller(config) as controller, Publisher(mosquitto) as agent:
-            wait_until(lambda: controller.mqtt_connected, timeout_s=5)
-            agent.publish(readings, batch(range(1, 4)))
-            agent.publish(readings, batch([7, 8]))
-            request = wait_until(lambda: listener.requests, timeout_s=5)[0]
-            result_topic = wire.topic_for("gw-a", wire.TopicKind.CMD_RESULT, request.id)
-            for outcome in ("accepted", "succeeded"):
-                agent.publish(
-                    result_topic,
-                    wire.CommandResult(
-                        id=request.id, outcome=outcome, detail='{"replayed": 3, "unavailable": 0}'
-                    ),
-                )
-            stranger = wire.topic_for("gw-a", wire.TopicKind.CMD_RESULT, "c-never-sent")
-            agent.publish(stranger, wire.CommandResult(id="c-never-sent", outcome="succeeded"))
-            wait_until(
-                lambda: any("c-never-sent" in r.getMessage() for r in caplog.records),
-                timeout_s=5,
-                message="the unknown command logged",
-            )
-    finally:
-        listener.close()
+    _, agent, listener = rig
+    request = asked_for_4_to_6(agent, listener)
+    result_topic = wire.topic_for("gw-a", wire.TopicKind.CMD_RESULT, request.id)
+    for outcome in ("accepted", "succeeded"):
+        agent.publish(
+            result_topic,
+            wire.CommandResult(
+                id=request.id, outcome=outcome, detail='{"replayed": 3, "unavailable": 0}'
+            ),
+        )
+    stranger = wire.topic_for("gw-a", wire.TopicKind.CMD_RESULT, "c-never-sent")
+    agent.publish(stranger, wire.CommandResult(id="c-never-sent", outcome="succeeded"))
+    wait_until(
+        lambda: any("c-never-sent" in r.getMessage() for r in caplog.records),
+        timeout_s=5,
+        message="the unknown command logged",
+    )
     unknown = [r.getMessage() for r in caplog.records if "unknown command" in r.getMessage()]
     assert unknown == ["gateway gw-a answered unknown command c-never-sent"]
     assert any("replay of seqs 4..6 done" in r.getMessage() for r in caplog.records)

@@ -25,7 +25,15 @@ from controller.fleet.once import DEFAULT_CAPACITY, LoggedOnce, quoted
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from tests.controller.support import Publisher, api, batch, config_for, get_json, health
+from tests.controller.support import (
+    CommandListener,
+    Publisher,
+    api,
+    batch,
+    config_for,
+    get_json,
+    health,
+)
 
 # mosquitto's own default (the test broker's base config says 100).
 INFLIGHT = 20
@@ -152,32 +160,6 @@ def curse(db: Path, device: str) -> None:
             f"CREATE TRIGGER cursed BEFORE INSERT ON readings WHEN NEW.device = '{device}'"
             " BEGIN SELECT RAISE(ABORT, 'cursed device'); END"
         )
-
-
-class CommandListener:
-    """Subscribes to one gateway's commands, as its agent would."""
-
-    def __init__(self, broker: Mosquitto, gateway: str) -> None:
-        self.requests: list[wire.CommandRequest] = []
-        self._publisher = Publisher(broker)
-        self._publisher.client.on_message = lambda _c, _u, m: self.requests.append(
-            wire.decode(wire.CommandRequest, bytes(m.payload))
-        )
-        subscribed = threading.Event()
-        self._publisher.client.on_subscribe = lambda *_: subscribed.set()
-        self._publisher.__enter__()
-        self._publisher.client.subscribe(f"edgewatch/v1/{gateway}/cmd/+", qos=1)
-        assert subscribed.wait(5)
-
-    def replays(self) -> list[tuple[int, int]]:
-        return [
-            (r.args["from_seq"], r.args["to_seq"])
-            for r in list(self.requests)
-            if r.type == "replay"
-        ]
-
-    def close(self) -> None:
-        self._publisher.__exit__(None, None, None)
 
 
 def test_a_batch_the_store_cannot_write_is_acked_counted_and_asked_for_again(
