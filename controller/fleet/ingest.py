@@ -243,9 +243,11 @@ class MqttIngest:
         client.on_subscribe = self._on_subscribe
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
+        # Before the network thread runs: its first SUBACK may make this client publish
+        # the controller's status (presence), from either session's thread.
+        self._client = client
         client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
         client.loop_start()
-        self._client = client
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Say offline (retained), disconnect cleanly and stop the network thread."""

@@ -136,7 +136,7 @@ def test_a_backlog_session_that_is_down_takes_the_controller_offline(
         watcher.close()
 
 
-RESTARTS = 5
+RESTARTS = 8
 
 
 def test_after_each_broker_restart_online_means_every_topic_has_a_subscriber(
@@ -149,9 +149,16 @@ def test_after_each_broker_restart_online_means_every_topic_has_a_subscriber(
     readings = wire.topic_for("gw-a", wire.TopicKind.READINGS)
     backlog = wire.topic_for("gw-a", wire.TopicKind.BACKLOG)
     seq = 0
+
+    def stored() -> int:
+        count: int = controller.store.read(
+            lambda conn: conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+        )
+        return count
+
     try:
         wait_until(lambda: watcher.says() is ONLINE, timeout_s=10, message="online at first")
-        for _ in range(RESTARTS):
+        for restart in range(1, RESTARTS + 1):
             mosquitto.stop()
             with watcher.changed:
                 watcher.states.clear()
@@ -162,16 +169,12 @@ def test_after_each_broker_restart_online_means_every_topic_has_a_subscriber(
             mosquitto.start()  # no persistence: no subscriptions, no retained status
             wait_until(lambda: watcher.says() is ONLINE, timeout_s=20, message="online")
             seq += 10
-            wait_until(lambda: not watcher.holding, timeout_s=5)
-        wait_until(
-            lambda: (
-                controller.store.read(
-                    lambda conn: conn.execute("SELECT count(*) FROM readings").fetchone()[0]
-                )
-                == seq
-            ),
-            timeout_s=15,
-            message=f"all {seq} readings sent right after 'online' stored",
-        )
+            # Stored before the next restart (a broker without persistence that stops
+            # loses what it has not delivered yet, whatever the controller says).
+            wait_until(
+                lambda want=seq: stored() == want,  # type: ignore[misc]
+                timeout_s=10,
+                message=f"after restart {restart}: the readings sent right after 'online' stored",
+            )
     finally:
         watcher.close()
