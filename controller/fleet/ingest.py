@@ -205,6 +205,7 @@ class MqttIngest:
         self.presence = presence or ControllerPresence([self.role.value])
         if self.role is IngestRole.LIVE:
             self.presence.publish_with(self._publish_status)
+        self.presence.resubscribe_with(self.role.value, self._resubscribe)
         self._subscribed = threading.Event()
         self._was_connected = False
         self._client: mqtt.Client | None = None
@@ -287,6 +288,13 @@ class MqttIngest:
         info = client.publish(wire.CONTROLLER_STATUS_TOPIC, payload, qos=qos, retain=True)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
+    def _resubscribe(self) -> None:
+        """Subscribe again on the current connection (another session found the broker had
+        lost its state); the SUBACK makes this session ready again."""
+        client = self._client
+        if client is not None and client.is_connected():
+            client.subscribe([(topic, 1) for topic in self.subscriptions])
+
     # -- paho callbacks (network thread) --------------------------------------------------
 
     def _on_connect(
@@ -301,6 +309,8 @@ class MqttIngest:
             log.warning("MQTT broker %s:%d refused the connection: %s", *self._where(), reason_code)
             return
         # online is said only once every session has its SUBACK (controller.fleet.presence).
+        if not flags.session_present:  # the broker lost its state: every session's too
+            self.presence.forgotten(self.role.value)
         client.subscribe([(topic, 1) for topic in self.subscriptions])
 
     def _on_subscribe(

@@ -14,6 +14,14 @@ before the backlog session had subscribed; the agent sent its backlog at once, t
 acknowledged about 200 readings it had no subscriber for, and the agent, keeping no acked
 rows (``acked_retention_s = 0``), deleted them.
 
+A session that connects and hears from the broker that it kept no session for it
+(CONNACK ``session present`` = 0) learns that the broker lost its state, so every other
+session's subscriptions are gone too, even if that session has not noticed yet (a broker
+host that went down without closing its TCP connections leaves them half-open until
+keepalive says so). ``forgotten`` then marks every session not ready and has the others
+subscribe again: a half-open one never gets its SUBACK, and ``online`` waits for its
+reconnect.
+
 ``online`` is published at QoS 0. paho re-sends a QoS 1 message that was not acknowledged
 when its connection dropped as soon as the next connection is up, before that connection
 has subscribed: a stale ``online`` would open exactly the window this module closes. A QoS 0
@@ -53,6 +61,7 @@ class ControllerPresence:
         if not self._ready:
             raise ValueError("presence needs at least one session")
         self._publish: StatusPublisher | None = None
+        self._resubscribe: dict[str, Callable[[], None]] = {}
         self._lock = threading.Lock()
         # What was published, in order (the last few; tests and debugging read it).
         self.announced: deque[wire.GatewayState] = deque(maxlen=64)
@@ -66,6 +75,28 @@ class ControllerPresence:
     def publish_with(self, publish: StatusPublisher) -> None:
         """The session whose client publishes the status (the one that carries the will)."""
         self._publish = publish
+
+    def resubscribe_with(self, session: str, resubscribe: Callable[[], None]) -> None:
+        """How ``session`` sends its subscriptions again on its current connection."""
+        self._resubscribe[session] = resubscribe
+
+    def forgotten(self, session: str) -> None:
+        """``session`` connected to a broker that kept no session for it: the broker lost
+        every session's subscriptions. All must subscribe (again) before ``online``."""
+        with self._lock:
+            was_online = all(self._ready.values())
+            others = [name for name in self._ready if name != session]
+            for name in self._ready:
+                self._ready[name] = False
+            if was_online:
+                self._say(wire.GatewayState.OFFLINE, qos=1)
+        for name in others:
+            resubscribe = self._resubscribe.get(name)
+            if resubscribe is not None:
+                try:
+                    resubscribe()
+                except (RuntimeError, ValueError, OSError) as exc:  # its reconnect will
+                    log.warning("session %s could not subscribe again: %s", name, exc)
 
     def subscribed(self, session: str) -> None:
         """``session`` has its subscriptions acknowledged (SUBACK) on its current connection."""

@@ -76,6 +76,29 @@ def test_a_lost_publisher_leaves_it_to_its_will_and_says_online_after_its_return
     assert said.sent == [(ONLINE, 0), (ONLINE, 0)]
 
 
+def test_a_broker_that_lost_its_state_makes_every_session_subscribe_again() -> None:
+    """The live session reconnects to a broker that kept no session for it: the backlog
+    session's subscriptions are gone too, though its own connection (half-open: a host that
+    went down without closing it) has not noticed. Nothing is online until it subscribes
+    again."""
+    presence, said = ControllerPresence(["live", "backlog"]), Recorder()
+    presence.publish_with(said)
+    asked: list[str] = []
+    presence.resubscribe_with("backlog", lambda: asked.append("backlog"))
+    presence.resubscribe_with("live", lambda: asked.append("live"))
+    presence.subscribed("live")
+    presence.subscribed("backlog")
+    said.connected = False
+    presence.lost("live")  # the backlog session did not notice anything
+    said.connected = True
+    presence.forgotten("live")  # CONNACK: session present = 0
+    assert asked == ["backlog"]
+    presence.subscribed("live")
+    assert said.sent == [(ONLINE, 0)]  # not again: the backlog session has no SUBACK yet
+    presence.subscribed("backlog")
+    assert said.sent == [(ONLINE, 0), (ONLINE, 0)]
+
+
 class StatusWatcher:
     """A client subscribed to the controller's status across reconnects, as an agent is.
     Like an agent, it sends what it holds the moment it sees ``online``, on the same
