@@ -322,14 +322,17 @@ class GapDetector:
     def _reopen_lost(self) -> None:
         """Gaps for the seqs of batches the store gave up on (this thread: it may wait)."""
         while self._lost:
-            gateway, runs, lost_s = self._lost[0]
+            gateway, runs, lost_s = self._lost.popleft()
             with self._lock:
-                state = self._gateways.get(gateway)
-                if state is None:
-                    state = self._load(gateway, default_high_water=runs[-1][1])
-                for lo, hi in runs:
-                    self._open(gateway, state, lo, hi, lost_s)
-            self._lost.popleft()
+                for done, (lo, hi) in enumerate(runs):
+                    try:
+                        state = self._gateways.get(gateway) or self._load(
+                            gateway, default_high_water=runs[-1][1]
+                        )
+                        self._open(gateway, state, lo, hi, lost_s)
+                    except Exception:  # the store is still away: the rest next round
+                        self._lost.appendleft((gateway, runs[done:], lost_s))
+                        raise
 
     def _load(self, gateway: str, *, default_high_water: int) -> _Gateway:
         def load(conn: Any) -> tuple[int | None, int, list[Any]]:
