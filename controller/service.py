@@ -31,6 +31,7 @@ from controller.fleet.provisioning import Provisioner, ProvisioningError
 from controller.fleet.readiness import Readiness, readiness
 from controller.forwarding.outbox import Outboxes
 from controller.forwarding.routing import Router
+from controller.map.state import MapState
 from controller.metrics import Metrics
 from controller.refusals import StartupRefusedError, refusal
 from controller.risk.alerts import AlertEngine
@@ -154,6 +155,9 @@ class Controller(Lifecycle):
         self.alerts = AlertEngine(
             config=config, store=self.store, clock=self.clock, notify=self.outboxes.notify_priority
         )
+        # The console's map: risk points' colours follow the engine's committed changes.
+        self.map = MapState(config, self.store)
+        self.alerts.on_colours.append(self.map.on_colours)
         self.fleet = Fleet(
             store=self.store,
             tracker=self.tracker,
@@ -259,6 +263,7 @@ class Controller(Lifecycle):
                 raise StartupRefusedError(f"edgewatch controller refuses to start: {problem}")
             self.fleet.load(self.config.gateway_places())
             self.alerts.load()
+            self.map.load()
             if self.provisioner.enabled:
                 try:
                     self.store.read(self.provisioner.sync)

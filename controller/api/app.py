@@ -18,6 +18,8 @@ A request body larger than ``[http] max_body_bytes`` is answered 413 before it i
 | ``GET/POST /api/v1/devices``, ``GET/PATCH /api/v1/devices/{id}[/history, /readings]`` | devices |
 | ``GET/POST /api/v1/places``, ``GET/POST/PATCH /api/v1/risk-points`` | registry |
 | ``GET /api/v1/risk-map[?place=P]`` | colour per risk point, counts per place |
+| ``GET /api/v1/map/config``, ``/map/features``, ``GET/POST /api/v1/map/boundaries`` | the map |
+| ``POST /api/v1/risk-points/import`` | risk points in bulk from CSV or GeoJSON (operator) |
 | ``GET /api/v1/alerts[?place=&colour=&state=&open=]``, ``GET /api/v1/alerts/{id}`` | alerts |
 | ``POST /api/v1/alerts/{id}/transitions`` | one step along the alert chain (operator) |
 | ``GET /api/v1/risk-rules?gateway=ID`` | ``wire.risk.RuleSet``: the rules an agent evaluates |
@@ -39,6 +41,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from controller.api.console import console, mount_console, stream_tickets
@@ -47,13 +50,15 @@ from controller.api.docs import mount_docs
 from controller.api.fleet import devices, gateways
 from controller.api.gaps import gaps
 from controller.api.limits import BodySizeLimit
+from controller.api.map import MAX_BOUNDARY_BYTES, load_boundaries, maps
 from controller.api.ops import audit, commands
 from controller.api.registry import registry
 from controller.api.risk import alerts, risk, risk_rules
-from controller.api.risk_points import points
+from controller.api.risk_points import import_risk_points, points
 from controller.api.stream import alert_stream
 from controller.api.system import centers, probes, summary
 from controller.config import PATTERN_NAMES
+from controller.map.imports import MAX_FILE_BYTES
 from wire.validation import describe, ordered
 from wire.version import package_version
 
@@ -127,13 +132,22 @@ def create_app(backend: ApiBackend) -> FastAPI:
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
-    app.add_middleware(BodySizeLimit, max_bytes=backend.config.http.max_body_bytes)
     # The console's /alerts/stream and /alerts/stream-ticket before /alerts/{alert_id}.
     routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
-    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
+    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts, maps):
         app.include_router(router, prefix=API_PREFIX)
     # Probes and Prometheus look at the root; nothing under /api/v1 answers without a token.
     app.include_router(probes)
     mount_console(app)  # the web console at /console/
     mount_docs(app)  # Swagger UI at /docs, its assets vendored
+    # File uploads (risk points, place outlines) read their bodies in bounded chunks up to
+    # their own, larger limit; every other body is capped at [http] max_body_bytes.
+    uploads = {import_risk_points: MAX_FILE_BYTES, load_boundaries: MAX_BOUNDARY_BYTES}
+    larger = {
+        API_PREFIX + route.path: uploads[route.endpoint]
+        for router in (points, maps)
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.endpoint in uploads
+    }
+    app.add_middleware(BodySizeLimit, max_bytes=backend.config.http.max_body_bytes, larger=larger)
     return app

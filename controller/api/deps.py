@@ -30,6 +30,7 @@ from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
 from controller.fleet.readiness import Readiness
 from controller.forwarding.outbox import Outboxes
+from controller.map.state import MapState
 from controller.metrics import Metrics
 from controller.risk.alerts import AlertEngine
 from controller.store.sqlite import Store
@@ -71,6 +72,9 @@ class ApiBackend(Protocol):
 
     @property
     def alerts(self) -> AlertEngine: ...
+
+    @property
+    def map(self) -> MapState: ...
 
     @property
     def mqtt_connected(self) -> bool: ...

@@ -88,6 +88,8 @@ class AlertEngine:
         self._names: dict[str, str] = {}
         self.evaluator = RiskEvaluator([])
         self._notify = notify
+        # Called (writer thread, after commit) with the risk points whose colour changed.
+        self.on_colours: list[Callable[[dict[str, Colour]], None]] = []
         self._lock = threading.Lock()
         self._next_health_ms = 0
         self.edge_alerts_ignored = 0
@@ -206,27 +208,38 @@ class AlertEngine:
     ) -> None:
         now_ms = self.clock.wall_ms()
 
-        def op(db: Database) -> set[str]:
+        def op(db: Database) -> tuple[set[str], dict[str, Colour]]:
             touched: set[str] = set()
+            colours: dict[str, Colour] = {}
             for event in events:
                 if isinstance(event, ColourChange):
-                    touched |= self._on_change(db.conn, _Change(event, source), now_ms)
+                    touched |= self._on_change(db.conn, _Change(event, source), now_ms, colours)
                 else:
                     touched |= self._on_blind_spot(db.conn, event, now_ms)
             if escalate:
                 touched |= self._escalate(db.conn, now_ms)
             if health:
                 touched |= self._health_summary(db.conn, now_ms)
-            return touched
+            return touched, colours
 
         future = self.store.submit(op, urgent=True)
         future.add_done_callback(self._committed)
 
-    def _committed(self, future: Future[set[str]]) -> None:
-        if future.exception() is None:
-            self._notify(future.result())
+    def _committed(self, future: Future[tuple[set[str], dict[str, Colour]]]) -> None:
+        if future.exception() is not None:
+            return
+        touched, colours = future.result()
+        self._notify(touched)
+        if colours:
+            for listener in self.on_colours:
+                try:
+                    listener(colours)
+                except Exception:
+                    log.exception("colour listener %r failed", listener)
 
-    def _on_change(self, conn: sqlite3.Connection, change: _Change, now_ms: int) -> set[str]:
+    def _on_change(
+        self, conn: sqlite3.Connection, change: _Change, now_ms: int, colours: dict[str, Colour]
+    ) -> set[str]:
         event, edge = change.event, change.source != "controller"
         point = self.points.get(event.point)
         if point is None:  # its rules went away meanwhile
@@ -245,6 +258,7 @@ class AlertEngine:
                 "UPDATE risk_points SET colour = ?, colour_since_ms = ? WHERE id = ?",
                 (event.after.value, event.at_ms, point.id),
             )
+            colours[point.id] = event.after
         cause = f"{event.device}/{event.metric}"
         if event.measure is not None:
             cause += f" = {event.measure:g}"

@@ -365,3 +365,23 @@ def _device_health_registers(db: Database) -> None:
     heartbeat, as a JSON object, kept with the device instead of parsed out of the
     gateway's whole heartbeat on every device query."""
     db.execute("ALTER TABLE devices ADD COLUMN health_registers TEXT")
+
+
+@migrations(name="0009_map")
+def _map(db: Database) -> None:
+    """Where risk points and gateways are (WGS84 / CGCS2000 degrees; NULL: not on the map),
+    and the places' outlines for the offline base layer (controller/map/boundaries.py)."""
+    for table in ("risk_points", "gateways"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN lon REAL")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN lat REAL")
+    db.execute(
+        """
+        CREATE TABLE place_boundaries (
+            place TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            geometry TEXT NOT NULL,  -- GeoJSON MultiPolygon, WGS84
+            vertices INTEGER NOT NULL,
+            loaded_ms INTEGER NOT NULL
+        )
+        """
+    )

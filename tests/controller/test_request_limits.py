@@ -68,6 +68,18 @@ def test_a_chunked_body_over_the_limit_is_cut_off_with_413(
     assert client.get("/readyz").status_code == 200  # and the API goes on
 
 
+def test_a_file_upload_has_its_own_larger_limit(
+    controller: Controller, client: httpx.Client
+) -> None:
+    """Risk-point imports and place outlines are files: they read their bodies in bounded
+    chunks up to their own limit (64 MiB), so the general cap does not cut them off."""
+    limit = controller.config.http.max_body_bytes
+    garbage = b"not,a,risk,point,file\n" * (limit // 20)
+    assert len(garbage) > limit
+    response = client.post("/api/v1/risk-points/import", params={"format": "csv"}, content=garbage)
+    assert response.status_code == 422, response.text  # read and refused for what it says
+
+
 def test_a_body_within_the_limit_is_served(client: httpx.Client) -> None:
     response = client.put("/api/v1/gateways/gw-a/config", json={"config": config_of(1000)})
     assert response.status_code == 200, response.text
