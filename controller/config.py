@@ -161,6 +161,9 @@ class MqttConfig(_Section):
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # /readyz says not ready while a received message has waited longer than this for its
+    # acknowledgement (the store has stalled); 0: never.
+    unacked_max_age_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
     # Outside demo mode a broker off loopback must be reached over TLS and with a login;
     # these say, explicitly, that this one need not (controller.refusals).
     allow_plain_mqtt: bool = False
@@ -217,6 +220,11 @@ class BrokerConfig(_Section):
 class HttpConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
+    # A request body larger than this is answered 413 before it is read (an agent config,
+    # the largest body the API takes, is at most wire.MAX_CONFIG_BYTES as canonical JSON).
+    max_body_bytes: Annotated[int, Field(ge=wire.MAX_CONFIG_BYTES * 2, le=64 * 1024 * 1024)] = (
+        1024 * 1024
+    )
     # HTTPS: the certificate (chain) and its key, PEM. Without them the API is plain HTTP,
     # which outside demo mode is refused off loopback unless allow_plain_http says so.
     tls_cert_file: Path | None = None

@@ -17,15 +17,18 @@ from contextlib import ExitStack
 import uvicorn
 from fastapi import FastAPI
 
+import wire
 from controller.access import active_token_count
 from controller.api.app import create_app
 from controller.config import ControllerConfig, HttpConfig
 from controller.fleet.commands import Commands
 from controller.fleet.gaps import GapDetector
 from controller.fleet.health import DegradationLimits, HealthTracker
-from controller.fleet.ingest import IngestRole, MqttIngest, Rejections
+from controller.fleet.ingest import IngestRole, MqttIngest, Rejections, Unacked
 from controller.fleet.messages import Fleet
+from controller.fleet.presence import ControllerPresence
 from controller.fleet.provisioning import Provisioner, ProvisioningError
+from controller.fleet.readiness import Readiness, readiness
 from controller.forwarding.outbox import Outboxes
 from controller.forwarding.routing import Router
 from controller.map.state import MapState
@@ -176,9 +179,14 @@ class Controller(Lifecycle):
         self.metrics = Metrics()
         self.provisioner = Provisioner(config.broker, config.mqtt)
         self.gaps = GapDetector(self.store, self._publish, self.clock, config.gaps)
-        # Both sessions' readings reach the gap detector: replays (backlog) fill gaps.
+        # Both sessions' readings reach the gap detector: replays (backlog) fill gaps; a
+        # batch the store could not write goes back to it as missing.
         self.fleet.on_health_seen.append(self.gaps.on_health)
         self.fleet.on_seqs_seen.append(self.gaps.observe)
+        self.fleet.on_seqs_lost.append(self.gaps.lost)
+        # The controller says online only once both sessions have subscribed.
+        self.presence = ControllerPresence(role.value for role in IngestRole)
+        self.unacked = Unacked()  # messages of either session waiting for the store
         # While the controller itself is cut off from the broker it cannot judge gateways:
         # the health check pauses, and every gateway gets a fresh timeout on reconnect.
         self.ingest = MqttIngest(
@@ -187,6 +195,8 @@ class Controller(Lifecycle):
             rejections=self.rejections,
             on_subscribed=self.tracker.grace,
             counter=self.metrics,
+            presence=self.presence,
+            unacked=self.unacked,
         )
         self.backlog_ingest = MqttIngest(
             config.mqtt,
@@ -194,6 +204,8 @@ class Controller(Lifecycle):
             rejections=self.rejections,
             role=IngestRole.BACKLOG,
             counter=self.metrics,
+            presence=self.presence,
+            unacked=self.unacked,
         )
         self.commands = Commands(
             store=self.store,
@@ -203,7 +215,7 @@ class Controller(Lifecycle):
             tick_s=min(0.2, health.check_interval_s),
         )
         self.fleet.on_gateway_alive.append(self.commands.gateway_alive)
-        self.fleet.on_command_result = self.commands.on_result
+        self.fleet.on_command_result = self._command_result
         # Each agent judges its readings by the rules of its devices' risk points.
         self.edge_rules = RulesPusher(
             points=lambda: self.alerts.points,
@@ -217,6 +229,11 @@ class Controller(Lifecycle):
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
         self._stack: ExitStack | None = None
 
+    def _command_result(self, gateway: str, result: wire.CommandResult) -> None:
+        """A gateway's cmd-result: the gap detector's own replays, else an API command."""
+        if not self.gaps.on_command_result(gateway, result):
+            self.commands.on_result(gateway, result)
+
     def _publish(self, topic: str, payload: bytes) -> bool:
         """Publish for the gap detector: True when the message went to the broker."""
         info = self.ingest.publish(topic, payload)
@@ -225,6 +242,15 @@ class Controller(Lifecycle):
     @property
     def mqtt_connected(self) -> bool:
         return self.ingest.subscribed and self.backlog_ingest.subscribed
+
+    def readiness(self) -> Readiness:
+        """What ``/readyz`` answers (controller/fleet/readiness.py)."""
+        return readiness(
+            self.store,
+            broker_connected=self.mqtt_connected,
+            unacked=self.unacked,
+            unacked_max_age_s=self.config.mqtt.unacked_max_age_s,
+        )
 
     @property
     def api_port(self) -> int:

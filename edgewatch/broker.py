@@ -1,9 +1,12 @@
 """Start a private MQTT broker for the demo and the tests: free loopback port, generated config.
 
-Never assumes 1883 is ours. ``Mosquitto`` is a context manager; leaving it stops the broker
-with SIGTERM (SIGKILL after a grace period). ``stop()`` / ``start()`` let fault tests take the
-broker away and bring it back on the same port. Where mosquitto is not installed, the demo
-(never the tests) falls back to amqtt, an embedded MQTT 3.1.1 broker from PyPI:
+Never assumes 1883 is ours. mosquitto refuses payloads over the contract's
+``wire.MAX_PAYLOAD_BYTES`` (``message_size_limit``), so nothing bigger reaches the controller,
+as in production (docs/mqtt-contract.md). ``Mosquitto`` is a context manager; leaving it
+stops the broker with SIGTERM (SIGKILL after a grace period). ``stop()`` / ``start()`` let
+fault tests take the broker away and bring it back on the same port. Where mosquitto is not
+installed, the demo (never the tests) falls back to amqtt, an embedded MQTT 3.1.1 broker
+from PyPI (no size limit there: the controller's own check is the only one);
 ``demo_broker`` picks one and says which.
 """
 
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 from edgewatch.waiting import wait_until
+from wire import MAX_PAYLOAD_BYTES
 from wire.lifecycle import Lifecycle
 
 
@@ -86,6 +90,9 @@ class Mosquitto(Lifecycle):
             "log_type notice",
             "max_queued_messages 100000",
             "max_inflight_messages 100",
+            # Size before parsing: mosquitto drops a bigger PUBLISH (completing its QoS flow)
+            # before any subscriber has to read it.
+            f"message_size_limit {MAX_PAYLOAD_BYTES}",
             self.extra_config,
         ]
         self.config_path.write_text("\n".join(lines) + "\n")

@@ -5,6 +5,7 @@ No I/O lives here; both sides import it, so a change to the contract is one chan
 """
 
 from wire.commands import (
+    MAX_CONFIG_BYTES,
     MAX_REPLAY_SPAN,
     CommandArgs,
     CommandType,
@@ -18,7 +19,10 @@ from wire.commands import (
     SetRulesArgs,
 )
 from wire.payloads import (
+    MAX_INT,
     MAX_PAYLOAD_BYTES,
+    MAX_SEQ,
+    MAX_TS_MS,
     SCHEMA_VERSION,
     CommandRequest,
     CommandResult,
@@ -52,8 +56,12 @@ from wire.topics import (
 
 __all__ = [
     "CONTROLLER_STATUS_TOPIC",
+    "MAX_CONFIG_BYTES",
+    "MAX_INT",
     "MAX_PAYLOAD_BYTES",
     "MAX_REPLAY_SPAN",
+    "MAX_SEQ",
+    "MAX_TS_MS",
     "PREFIX",
     "SCHEMA_VERSION",
     "Colour",

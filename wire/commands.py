@@ -8,16 +8,36 @@ it runs one (``agent.uplink.handlers``; ``replay`` checks its two seqs by hand, 
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from wire.payloads import MAX_PAYLOAD_BYTES, MAX_SEQ
 from wire.risk_rules import RuleSet
 
 DeviceName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 MAX_REPLAY_SPAN = 1_000_000
+# An agent config pushed with reload-config, as canonical JSON (sorted keys, compact). It
+# travels inside a CommandRequest, which must stay under MAX_PAYLOAD_BYTES: the rest is
+# room for the envelope and for JSON escapes the canonical form writes differently.
+MAX_CONFIG_BYTES = MAX_PAYLOAD_BYTES - 64 * 1024
+
+
+def canonical_json(document: dict[str, Any]) -> str:
+    """A config as canonical JSON: what its size is measured on and its hash is taken of."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def check_config_size(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` if its canonical JSON fits MAX_CONFIG_BYTES, else ValueError (a validator
+    of every model that carries an agent config)."""
+    size = len(canonical_json(config).encode())
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"is {size} bytes, larger than {MAX_CONFIG_BYTES} bytes")
+    return config
 
 
 class CommandType(StrEnum):
@@ -34,7 +54,7 @@ class CommandType(StrEnum):
 class CommandArgs(BaseModel):
     """The base of every argument model: no unknown keys, immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NoArgs(CommandArgs):
@@ -55,15 +75,18 @@ class MaintenanceArgs(CommandArgs):
     on: bool
 
 
+AgentConfigDocument = Annotated[dict[str, Any], AfterValidator(check_config_size)]
+
+
 class ReloadConfigArgs(CommandArgs):
-    config: dict[str, Any]
-    version: Annotated[int, Field(ge=1)]
+    config: AgentConfigDocument
+    version: Annotated[int, Field(ge=1, le=2**31)]
     hash: Sha256Hex
 
 
 class ReplayArgs(CommandArgs):
-    from_seq: Annotated[int, Field(ge=1, le=2**62)]
-    to_seq: Annotated[int, Field(ge=1, le=2**62)]
+    from_seq: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+    to_seq: Annotated[int, Field(ge=1, le=MAX_SEQ)]
 
     @model_validator(mode="after")
     def _range(self) -> ReplayArgs:

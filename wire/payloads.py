@@ -4,10 +4,26 @@ Timestamps are UTC epoch milliseconds (``*_ms``) taken at the source; nothing do
 rewrites them. ``decode`` is the one entry point for bytes off the wire: it refuses
 oversized, non-JSON, wrong-version and wrong-shape payloads with a PayloadError whose
 ``reason`` is a short, countable label.
+
+Every number is bounded, because every one of them ends up in a database column, a
+comparison or a loop (docs/wire-limits.md has the table):
+
+- integers (``seq``, ``session``, counters, byte counts) at most ``MAX_INT`` = 2**53 - 1:
+  exact in a JSON double, in JavaScript (the console) and in a float64, and far inside a
+  signed 64-bit BIGINT (SQLite's INTEGER, PostgreSQL's BIGINT), so sums and ``seq + 1``
+  never overflow. A gateway storing a million readings a second needs 285 years to reach it;
+- timestamps (``*_ms``) at most ``MAX_TS_MS``, the last millisecond of the year 9999 (the
+  largest a ``datetime`` holds);
+- intervals at most a day, durations and ages at most a century;
+- floats finite: NaN and +/-Infinity are refused everywhere (a NaN compares false with
+  every threshold and SQLite stores it as NULL), heartbeat extras included;
+- keys of every map bounded in length and count; device names in a heartbeat follow the
+  same rule as in a reading.
 """
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -19,7 +35,9 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     ValidationError,
     model_serializer,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from wire.risk import Colour
 from wire.topics import GatewayIdError, validate_gateway_id
@@ -29,7 +47,26 @@ SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_READINGS = 2000
 
+# Bounds of the contract's numbers (see the module docstring for why these).
+MAX_INT = 2**53 - 1
+MAX_SEQ = MAX_INT
+MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_INTERVAL_S = 86_400.0  # a heartbeat interval: at most a day
+MAX_DURATION_S = 100 * 366 * 86_400.0  # uptime, the age of a reading: at most a century
+# Maps in a heartbeat: devices of one gateway (247 slaves per RS-485 bus, a few buses),
+# and the small maps (drop reasons, error kinds, health registers, versions).
+MAX_DEVICES = 1024
+MAX_MAP_ENTRIES = 64
+# Numbers in a heartbeat's extras (fields newer agents add): finite, and integers that fit
+# a signed 64-bit column.
+MAX_EXTRA_INT = 2**63 - 1
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]  # counters, sessions, byte and row counts
+TimestampMs = Annotated[int, Field(ge=0, le=MAX_TS_MS)]
+DurationS = Annotated[float, Field(ge=0, le=MAX_DURATION_S)]
+Label = Annotated[str, Field(min_length=1, max_length=64)]  # a key of a small map
 
 
 def _gateway_id(value: str) -> str:
@@ -63,12 +100,12 @@ class GatewayState(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Reading(_Model):
-    seq: int = Field(ge=1, description="per-gateway sequence number: monotonic, never reused")
-    ts_ms: int = Field(ge=0, description="source timestamp, UTC epoch milliseconds")
+    seq: Seq = Field(description="per-gateway sequence number: monotonic, never reused")
+    ts_ms: TimestampMs = Field(description="source timestamp, UTC epoch milliseconds")
     device: Name
     metric: Name
     value: float | None = Field(description="None when the read failed")
@@ -78,7 +115,7 @@ class Reading(_Model):
 
 class ReadingBatch(_Model):
     v: Literal[1] = SCHEMA_VERSION
-    session: int = Field(ge=0)
+    session: Count
     readings: list[Reading] = Field(min_length=1, max_length=MAX_BATCH_READINGS)
 
 
@@ -87,29 +124,30 @@ class Status(_Model):
 
     v: Literal[1] = SCHEMA_VERSION
     state: GatewayState
-    session: int = Field(ge=0)
-    ts_ms: int = Field(default=0, ge=0)
+    session: Count
+    ts_ms: TimestampMs = 0
     agent_version: str = Field(default="", max_length=32)
-    heartbeat_interval_s: float = Field(default=0.0, ge=0)
+    # 0: not said (the controller keeps its default).
+    heartbeat_interval_s: float = Field(default=0.0, ge=0, le=MAX_INTERVAL_S)
 
 
 class ControllerStatus(_Model):
     v: Literal[1] = SCHEMA_VERSION
     state: GatewayState
-    ts_ms: int = Field(default=0, ge=0)
+    ts_ms: TimestampMs = 0
 
 
 class DeviceHealth(_Model):
     state: str = Field(max_length=32)
-    reads_ok: int = Field(default=0, ge=0)
-    reads_failed: int = Field(default=0, ge=0)
-    consecutive_failures: int = Field(default=0, ge=0)
-    errors: dict[str, int] = Field(default_factory=dict)
-    last_good_ms: int | None = None
+    reads_ok: Count = 0
+    reads_failed: Count = 0
+    consecutive_failures: Count = 0
+    errors: dict[Label, Count] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES)
+    last_good_ms: TimestampMs | None = None
     last_error: str | None = Field(default=None, max_length=512)
     # Health the device reports about itself (reboot count, supply voltage...), by name,
     # as last read; absent from older agents' heartbeats.
-    registers: dict[str, float] = Field(default_factory=dict)
+    registers: dict[Name, float] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES)
 
     @model_serializer(mode="wrap")
     def _registers_only_when_read(self, handler: SerializerFunctionWrapHandler) -> Any:
@@ -124,20 +162,47 @@ class DeviceHealth(_Model):
 class Health(_Model):
     """Heartbeat: what an operator needs to judge a gateway without a site visit."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)  # newer agents may say more
+    # Newer agents may say more (extras): kept as they are, but their numbers must be
+    # finite and fit a signed 64-bit column like every other number here.
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     v: Literal[1] = SCHEMA_VERSION
-    session: int = Field(ge=0)
-    ts_ms: int = Field(ge=0)
-    uptime_s: float = Field(ge=0)
-    heartbeat_interval_s: float = Field(gt=0)
-    buffer_rows: int = Field(ge=0)
-    buffer_bytes: int = Field(ge=0)
-    oldest_unsent_age_s: float = Field(ge=0)
-    last_seq: int = Field(ge=0)
-    dropped: dict[str, int] = Field(default_factory=dict)
-    devices: dict[str, DeviceHealth] = Field(default_factory=dict)
+    session: Count
+    ts_ms: TimestampMs
+    uptime_s: DurationS
+    heartbeat_interval_s: float = Field(gt=0, le=MAX_INTERVAL_S)
+    buffer_rows: Count
+    buffer_bytes: Count
+    oldest_unsent_age_s: DurationS
+    last_seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
+    dropped: dict[Label, Count] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES)
+    devices: dict[Name, DeviceHealth] = Field(default_factory=dict, max_length=MAX_DEVICES)
     config_hash: str = Field(default="", max_length=64)
-    versions: dict[str, str] = Field(default_factory=dict)
+    versions: dict[Label, Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=dict, max_length=MAX_MAP_ENTRIES
+    )
+
+    @model_validator(mode="after")
+    def _extras_are_bounded(self) -> Health:
+        for key, value in (self.model_extra or {}).items():
+            problem = _unbounded_number(value)
+            if problem is not None:
+                kind, what = problem
+                raise PydanticCustomError(kind, "{key}: {what}", {"key": key, "what": what})
+        return self
+
+
+def _unbounded_number(value: Any) -> tuple[str, str] | None:
+    """(error type, what) for the first unbounded number in ``value`` (a decoded JSON
+    value), or None. Nesting is bounded by the JSON parser's recursion limit."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "finite_number", f"{value} is not a finite number"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXTRA_INT:
+        return "less_than_equal", f"{value} does not fit a signed 64-bit integer"
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return next((p for p in map(_unbounded_number, value) if p is not None), None)
+    return None
 
 
 class CommandRequest(_Model):
@@ -145,7 +210,7 @@ class CommandRequest(_Model):
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     type: str = Field(max_length=32)
     args: dict[str, Any] = Field(default_factory=dict)
-    deadline_ms: int = Field(ge=0)
+    deadline_ms: TimestampMs
 
 
 class CommandResult(_Model):
@@ -153,7 +218,7 @@ class CommandResult(_Model):
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     outcome: Literal["accepted", "succeeded", "failed"]
     detail: str = Field(default="", max_length=2048)
-    ts_ms: int = Field(default=0, ge=0)
+    ts_ms: TimestampMs = 0
 
 
 class EdgeAlert(_Model):
@@ -165,17 +230,17 @@ class EdgeAlert(_Model):
     """
 
     v: Literal[1] = SCHEMA_VERSION
-    session: int = Field(ge=0)
+    session: Count
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="unique per gateway")
     point: Name
     kind: Literal["risk", "blind_spot"] = "risk"
     colour: Colour
     previous: Colour = Colour.GREEN
-    ts_ms: int = Field(ge=0, description="source timestamp of the reading that crossed")
+    ts_ms: TimestampMs = Field(description="source timestamp of the reading that crossed")
     device: Name
     metric: Name
     value: float | None = None
-    seq: int | None = Field(default=None, ge=1, description="the reading's seq, if any")
+    seq: Seq | None = Field(default=None, description="the reading's seq, if any")
 
 
 class PayloadError(ValueError):
@@ -190,21 +255,40 @@ class PayloadError(ValueError):
 M = TypeVar("M", bound=BaseModel)
 
 
+MAX_WHERE_CHARS = 120
+# pydantic error types -> the reason a refused payload is counted under.
+_REASONS = {
+    "json_invalid": "not_json",
+    "finite_number": "not_finite",
+    "greater_than": "out_of_range",
+    "greater_than_equal": "out_of_range",
+    "less_than": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "int_parsing_size": "out_of_range",
+}
+
+
 def decode(model: type[M], payload: bytes) -> M:
-    """Validate ``payload`` as ``model`` or raise PayloadError(reason, detail)."""
+    """Validate ``payload`` as ``model`` or raise PayloadError(reason, detail).
+
+    Reasons: ``oversized``, ``not_json``, ``schema_version``, ``not_finite`` (NaN or
+    Infinity), ``out_of_range`` (a number beyond its bound) and ``invalid`` (any other
+    break of the contract: a missing or unknown field, a wrong type, a bad name)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
-        if first["type"] == "json_invalid":
-            raise PayloadError("not_json", first["msg"]) from None
-        if where == "v":
+        # The location may hold a key the sender chose: never more than a line of it.
+        where = (".".join(str(p) for p in first["loc"]) or "payload")[:MAX_WHERE_CHARS]
+        if where == "v" and first["type"] != "json_invalid":
             raise PayloadError("schema_version", f"v must be {SCHEMA_VERSION}") from None
+        reason = _REASONS.get(first["type"], "invalid")
+        if reason == "not_json":
+            raise PayloadError(reason, first["msg"]) from None
         raise PayloadError(
-            "invalid", f"{where}: {first['msg']} ({exc.error_count()} errors)"
+            reason, f"{where}: {first['msg']} ({exc.error_count()} errors)"
         ) from None
 
 

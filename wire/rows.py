@@ -5,8 +5,9 @@ buffer columns, quality as its string value). Rows that were validated as ``Read
 they were stored need no model objects to be sent again: ``encode_reading_rows`` serialises
 them with pydantic-core's own JSON serializer (the one ``BaseModel.model_dump_json`` uses),
 so the bytes are exactly those of ``encode(ReadingBatch(session=..., readings=[...]))``:
-same key order, same float and string formatting, non-finite floats as ``null`` (pydantic's
-default ``ser_json_inf_nan``). tests/wire/test_rows.py checks the equivalence.
+same key order, same float and string formatting. A row never holds NaN or Infinity (a
+``Reading`` refuses them); were one to slip in, it would go as ``null``, as pydantic's default
+``ser_json_inf_nan`` writes it. tests/wire/test_rows.py checks the equivalence.
 """
 
 from __future__ import annotations

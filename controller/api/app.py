@@ -6,6 +6,7 @@ admin) and a place: a scoped token sees only gateways, risk points and alerts at
 place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` are served at
 the root, outside ``/api/v1``, and need no token (``tests/controller/test_authorization.py``
 walks every ``/api/v1`` route of the OpenAPI document without a token).
+A request body larger than ``[http] max_body_bytes`` is answered 413 before it is read.
 
 | endpoint | what |
 | --- | --- |
@@ -44,6 +45,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from controller.api.ack import ack
@@ -52,15 +54,17 @@ from controller.api.deps import ApiBackend
 from controller.api.docs import mount_docs
 from controller.api.fleet import devices, gateways
 from controller.api.gaps import gaps
-from controller.api.map import maps
+from controller.api.limits import BodySizeLimit
+from controller.api.map import MAX_BOUNDARY_BYTES, load_boundaries, maps
 from controller.api.notify import notifications, rosters
 from controller.api.ops import audit, commands
 from controller.api.registry import registry
 from controller.api.risk import alerts, risk, risk_rules
-from controller.api.risk_points import points
+from controller.api.risk_points import import_risk_points, points
 from controller.api.stream import alert_stream
 from controller.api.system import centers, probes, summary
 from controller.config import PATTERN_NAMES
+from controller.map.imports import MAX_FILE_BYTES
 from wire.validation import describe, ordered
 from wire.version import package_version
 
@@ -156,4 +160,14 @@ def create_app(backend: ApiBackend) -> FastAPI:
     app.include_router(ack)
     mount_console(app)  # the web console at /console/
     mount_docs(app)  # Swagger UI at /docs, its assets vendored
+    # File uploads (risk points, place outlines) read their bodies in bounded chunks up to
+    # their own, larger limit; every other body is capped at [http] max_body_bytes.
+    uploads = {import_risk_points: MAX_FILE_BYTES, load_boundaries: MAX_BOUNDARY_BYTES}
+    larger = {
+        API_PREFIX + route.path: uploads[route.endpoint]
+        for router in (points, maps)
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.endpoint in uploads
+    }
+    app.add_middleware(BodySizeLimit, max_bytes=backend.config.http.max_body_bytes, larger=larger)
     return app

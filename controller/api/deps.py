@@ -25,9 +25,10 @@ from controller.access import (
 from controller.config import PLACE_PATTERN, AuthMode, ControllerConfig
 from controller.fleet import queries
 from controller.fleet.commands import Commands
-from controller.fleet.ingest import Rejections
+from controller.fleet.ingest import Rejections, Unacked
 from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
+from controller.fleet.readiness import Readiness
 from controller.forwarding.outbox import Outboxes
 from controller.map.state import MapState
 from controller.metrics import Metrics
@@ -81,6 +82,11 @@ class ApiBackend(Protocol):
 
     @property
     def mqtt_connected(self) -> bool: ...
+
+    @property
+    def unacked(self) -> Unacked: ...
+
+    def readiness(self) -> Readiness: ...
 
 
 async def _backend(request: Request) -> ApiBackend:

@@ -33,6 +33,7 @@ from controller.fleet.commands import (
 from controller.fleet.configs import ConfigState, ConfigVersion
 from controller.fleet.queries import Where
 from wire import ReloadConfigArgs
+from wire.commands import AgentConfigDocument
 from wire.pushed_config import gateway_owned_keys
 from wire.pushed_config import refusal as owned_key_refusal
 
@@ -106,14 +107,7 @@ def refuse_gateway_owned_keys(config: dict[str, Any], field: str) -> None:
 
 class ConfigIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    config: dict[str, Any] = Field(description="the agent config as a JSON object")
-
-    @field_validator("config")
-    @classmethod
-    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(configs.canonical(value)) > configs.MAX_CONFIG_BYTES:
-            raise ValueError(f"is larger than {configs.MAX_CONFIG_BYTES} bytes")
-        return value
+    config: AgentConfigDocument = Field(description="the agent config as a JSON object")
 
     @field_validator("config")
     @classmethod

@@ -56,6 +56,9 @@ class CenterSummary(BaseModel):
 class Summary(BaseModel):
     gateways: dict[str, int]  # state -> count: online, degraded, offline, unknown
     readings_stored: int
+    # Readings received again and dropped as duplicates (the same gateway and seq), for the
+    # whole controller (0 for a place-scoped token): a redelivery after a reconnect, a replay.
+    readings_duplicate: int
     centers: dict[str, CenterSummary]
     rejected: dict[str, int]  # reason -> messages refused since start
 
@@ -70,6 +73,7 @@ class Readyz(BaseModel):
     ready: bool
     database: bool
     broker: bool
+    ingest: bool  # no received message has waited too long for its acknowledgement
     detail: str
 
 
@@ -91,15 +95,17 @@ def list_centers(backend: BackendDep, principal: Viewer) -> list[CenterOut]:
 def get_summary(backend: BackendDep, principal: Viewer) -> Summary:
     """Counts for the token's place (a street operator sees its street's, not the city's)."""
     scope = principal.place
-    counts, stored = backend.store.read(
+    counts, stored, duplicate = backend.store.read(
         lambda conn: (
             queries.gateway_state_counts(conn, scope),
             queries.readings_stored(conn, scope),
+            queries.counter(conn, "readings_duplicate") if scope is None else 0,
         )
     )
     return Summary(
         gateways=counts,
         readings_stored=stored,
+        readings_duplicate=duplicate,
         centers={
             c.name: CenterSummary(
                 tier=c.tier, delivered=c.delivered, queued=c.queued, lag_s=c.lag_s
@@ -126,20 +132,12 @@ def healthz(backend: BackendDep, response: Response) -> Healthz:
 
 @probes.get("/readyz", response_model=Readyz)
 def readyz(backend: BackendDep, response: Response) -> Readyz:
-    """Readiness: the database answers a query, the writer runs, and the broker is connected."""
-    try:
-        backend.store.read(lambda conn: conn.execute("SELECT 1").fetchone())
-        database = backend.store.writer_alive
-        problem = "" if database else "store writer is not running"
-    except sqlite3.Error as exc:
-        database, problem = False, f"database: {exc}"
-    broker = backend.mqtt_connected
-    if not broker:
-        problem = "; ".join(p for p in (problem, "broker: not connected") if p)
-    ready = database and broker
-    if not ready:
+    """Readiness (controller/fleet/readiness.py): the database answers, the writer runs, the
+    broker is connected, and no received message waits too long for the store."""
+    state = backend.readiness()
+    if not state.ready:
         response.status_code = 503
-    return Readyz(ready=ready, database=database, broker=broker, detail=problem or "ready")
+    return Readyz.model_validate(state, from_attributes=True)
 
 
 def _families(backend: ApiBackend) -> list[Family]:
@@ -183,6 +181,14 @@ def _families(backend: ApiBackend) -> list[Family]:
         Family(
             "edgewatch_ingest_readings_per_second", "gauge", "Readings stored per second (10 s)."
         ).add(rate),
+        Family(
+            "edgewatch_ingest_unacked_messages", "gauge", "MQTT messages waiting for the store."
+        ).add(backend.unacked.count()),
+        Family(
+            "edgewatch_ingest_oldest_unacked_seconds",
+            "gauge",
+            "How long the oldest MQTT message has waited for the store.",
+        ).add(backend.unacked.oldest_age_s()),
     ]
     by_kind = Family("edgewatch_mqtt_messages_total", "counter", "MQTT messages by topic kind.")
     for kind, count in sorted(messages.items()):

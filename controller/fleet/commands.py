@@ -26,6 +26,7 @@ from sqlite_utils import Database
 import wire
 from controller.access import AuditEntry, Principal, record_audit
 from controller.fleet.health import HealthTracker
+from controller.fleet.once import LoggedOnce
 from controller.store.sqlite import Store
 from wire.clock import Clock
 from wire.supervision import FailureLog, run_once
@@ -178,7 +179,7 @@ class Commands:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._unknown_logged: set[str] = set()
+        self._unknown_logged = LoggedOnce()
 
     # -- API side ------------------------------------------------------------------------
 
@@ -228,6 +229,11 @@ class Commands:
         self._wake.set()
         return created
 
+    @property
+    def unknown_remembered(self) -> int:
+        """How many answers to unknown commands the logged-once memory holds."""
+        return len(self._unknown_logged)
+
     # -- MQTT side -----------------------------------------------------------------------
 
     def on_result(self, gateway: str, result: wire.CommandResult) -> None:
@@ -240,8 +246,7 @@ class Commands:
                 (result.id, gateway),
             ).fetchone()
             if row is None:
-                if result.id not in self._unknown_logged:
-                    self._unknown_logged.add(result.id)
+                if self._unknown_logged.first((gateway, result.id)):
                     log.warning("gateway %s answered unknown command %s", gateway, result.id)
                 return
             state = CommandState(row[0])

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlite_utils import Database
 
-MAX_CONFIG_BYTES = 256 * 1024
+from wire.commands import canonical_json
 
 
 class Drift(StrEnum):
@@ -42,12 +42,8 @@ class ConfigState(BaseModel):
     drift: Drift
 
 
-def canonical(config: dict[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True, separators=(",", ":"))
-
-
 def config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical(config).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
 
 
 def set_desired(
@@ -67,7 +63,7 @@ def set_desired(
     db.execute(
         "INSERT INTO gateway_configs (gateway, version, hash, config_json, created_ms, actor)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (gateway, version, digest, canonical(config), now_ms, actor),
+        (gateway, version, digest, canonical_json(config), now_ms, actor),
     )
     return ConfigVersion(
         version=version, hash=digest, created_ms=now_ms, actor=actor, config=config

@@ -16,6 +16,20 @@ Gaps are recorded in the ``gaps`` table (one row per detected gap, its remaining
 state ``open`` -> ``requested`` -> ``filled`` | ``unfillable``) and served per gateway at
 ``GET /api/v1/gateways/{id}/gaps``. The first seq ever seen from a gateway opens no gap
 (a new controller does not ask for a gateway's whole history).
+
+What the contract allows, and what one bad message may do:
+
+- an ask is a valid ``wire.ReplayArgs``: at most ``MAX_REPLAY_SPAN`` seqs, within ``MAX_SEQ``;
+  a wider gap is asked for in parts, lowest first;
+- a batch the store could not write comes back through ``lost``: its seqs become a gap
+  again (on this thread's next round: the store's writer thread calls it and must not wait);
+- a run of seqs more than ``MAX_REPLAY_SPAN`` above both the highest seq seen and the
+  gateway's own ``last_seq`` (its latest heartbeat) is held back, not taken as the new high
+  water: one message with an absurd seq must not open a gap of billions, nor hide every
+  later gap below it. The next heartbeat that vouches for it (``last_seq`` at or above)
+  lets it in; a few dozen held runs at most are kept per gateway;
+- the answers to its own ``replay`` commands come back on ``cmd-result`` like an operator's
+  command's: ``on_command_result`` recognises them (they are not in the commands table).
 """
 
 from __future__ import annotations
@@ -24,14 +38,17 @@ import json
 import logging
 import threading
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlite_utils import Database
 
 import wire
 from controller.config import GapsConfig
+from controller.fleet.once import LoggedOnce
 from controller.store.sqlite import Store
 from wire.clock import Clock
 from wire.supervision import FailureLog, run_every
@@ -41,6 +58,12 @@ log = logging.getLogger(__name__)
 CHECK_EVERY_S = 0.25
 COMMAND_DEADLINE_S = 60.0
 Publish = Callable[[str, bytes], bool]
+# Held runs per gateway (seqs beyond belief, waiting for a heartbeat to vouch for them).
+MAX_HELD_RUNS = 64
+# Lost batches waiting for the detector's next round (beyond: the oldest is forgotten).
+MAX_LOST = 10_000
+# Replay commands remembered so their answers are recognised (a few minutes' worth).
+MAX_ASKS_REMEMBERED = 4096
 
 
 @dataclass
@@ -64,6 +87,20 @@ class _Gateway:
     gaps: list[_Gap] = field(default_factory=list)
     first_unsent_seq: int | None = None
     health_s: float = 0.0
+    last_seq: int = 0  # the gateway's own highest seq, from its latest heartbeat
+    held: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def ceiling(self) -> int:
+        """The highest seq a batch may take the gap state to without a heartbeat."""
+        return max(self.high_water, self.last_seq) + wire.MAX_REPLAY_SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    gateway: str
+    from_seq: int
+    to_seq: int
 
 
 def seq_runs(seqs: Sequence[int]) -> list[tuple[int, int]]:
@@ -100,6 +137,10 @@ class GapDetector:
         self._gateways: dict[str, _Gateway] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lost: deque[tuple[str, list[tuple[int, int]], float]] = deque(maxlen=MAX_LOST)
+        self._asks: OrderedDict[str, _Ask] = OrderedDict()
+        self._held_logged = LoggedOnce()
+        self._failed_logged = LoggedOnce()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -130,28 +171,67 @@ class GapDetector:
             if state is None:
                 state = self._load(gateway, default_high_water=runs[0][0] - 1)
             for lo, hi in runs:
-                if lo > state.high_water + 1:
-                    self._open(gateway, state, state.high_water + 1, lo - 1, now_s)
-                for gap in [
-                    g for g in state.gaps if lo <= g.ranges[-1][1] and hi >= g.ranges[0][0]
-                ]:
-                    self._fill(gateway, state, gap, lo, hi)
-                state.high_water = max(state.high_water, hi)
+                if lo > state.ceiling:
+                    self._hold(gateway, state, lo, hi)
+                else:
+                    self._see(gateway, state, lo, hi, now_s)
+
+    def lost(self, gateway: str, seqs: Sequence[int]) -> None:
+        """Seqs of a batch the store could not write: missing again. Called on the store's
+        writer thread, so it only notes them; the detector's thread opens the gaps."""
+        runs = seq_runs(seqs)
+        if runs:
+            self._lost.append((gateway, runs, self._clock.monotonic_s()))
 
     def on_health(self, gateway: str, health: wire.Health) -> None:
         extra = health.model_extra or {}
         first_unsent = extra.get("first_unsent_seq")
-        if not isinstance(first_unsent, int):
-            return
+        now_s = self._clock.monotonic_s()
         with self._lock:
             state = self._gateways.get(gateway)
-            if state is not None:
+            if state is None:
+                return
+            state.last_seq = max(state.last_seq, health.last_seq)
+            if _is_seq(first_unsent) or first_unsent == wire.MAX_SEQ + 1:
                 state.first_unsent_seq = first_unsent
-                state.health_s = self._clock.monotonic_s()
+                state.health_s = now_s
+            held, state.held = state.held, []
+            for lo, hi in held:  # the heartbeat may vouch for runs held so far
+                if lo > state.ceiling:
+                    state.held.append((lo, hi))
+                else:
+                    self._see(gateway, state, lo, hi, now_s)
+
+    def on_command_result(self, gateway: str, result: wire.CommandResult) -> bool:
+        """True if ``result`` answers one of this detector's replays (then it is handled)."""
+        with self._lock:
+            ask = self._asks.get(result.id)
+            if ask is None or ask.gateway != gateway:
+                return False
+            if result.outcome != "accepted":
+                del self._asks[result.id]
+        if result.outcome == "failed" and self._failed_logged.first(gateway):
+            log.warning(
+                "gateway %s: replay of seqs %d..%d failed: %s (logged once per gateway)",
+                gateway,
+                ask.from_seq,
+                ask.to_seq,
+                result.detail[:200],
+            )
+        elif result.outcome == "succeeded":
+            log.info(
+                "gateway %s: replay of seqs %d..%d done: %s",
+                gateway,
+                ask.from_seq,
+                ask.to_seq,
+                result.detail[:200],
+            )
+        return True
 
     # -- asking for replays ---------------------------------------------------------------
 
     def check(self) -> None:
+        self._reopen_lost()
         now_s = self._clock.monotonic_s()
         asks: list[tuple[str, int, int]] = []
         with self._lock:
@@ -179,20 +259,33 @@ class GapDetector:
             hi = min(hi, state.first_unsent_seq - 1)  # above: still unsent at the agent
             if hi < lo:
                 return None
+        hi = min(hi, lo + wire.MAX_REPLAY_SPAN - 1)  # what one replay may ask for
         gap.attempts += 1
         gap.asked_s = now_s
         self._record(gateway, gap, "requested")
         return lo, hi
 
     def _ask(self, gateway: str, from_seq: int, to_seq: int) -> None:
+        try:
+            args = wire.ReplayArgs(from_seq=from_seq, to_seq=to_seq)
+        except ValidationError as exc:  # a bug here, never a command the contract forbids
+            log.error("gateway %s: no replay of %d..%d: %s", gateway, from_seq, to_seq, exc)
+            return
         request = wire.CommandRequest(
             id=f"replay-{uuid.uuid4().hex[:16]}",
             type=wire.CommandType.REPLAY,
-            args={"from_seq": from_seq, "to_seq": to_seq},
+            args=args.model_dump(),
             deadline_ms=self._clock.wall_ms() + int(COMMAND_DEADLINE_S * 1000),
         )
         topic = wire.topic_for(gateway, wire.TopicKind.CMD, request.id)
+        with self._lock:  # before it is sent: the answer may come back at once
+            self._asks[request.id] = _Ask(gateway, from_seq, to_seq)
+            while len(self._asks) > MAX_ASKS_REMEMBERED:
+                self._asks.popitem(last=False)
         sent = self._publish(topic, wire.encode(request))
+        if not sent:
+            with self._lock:
+                self._asks.pop(request.id, None)
         log.info(
             "gateway %s: seqs %d..%d missing; replay %s%s",
             gateway,
@@ -204,19 +297,65 @@ class GapDetector:
 
     # -- bookkeeping (under the lock) -----------------------------------------------------
 
+    def _see(self, gateway: str, state: _Gateway, lo: int, hi: int, now_s: float) -> None:
+        if lo > state.high_water + 1:
+            self._open(gateway, state, state.high_water + 1, lo - 1, now_s)
+        for gap in [g for g in state.gaps if lo <= g.ranges[-1][1] and hi >= g.ranges[0][0]]:
+            self._fill(gateway, state, gap, lo, hi)
+        state.high_water = max(state.high_water, hi)
+
+    def _hold(self, gateway: str, state: _Gateway, lo: int, hi: int) -> None:
+        if self._held_logged.first(gateway):
+            log.warning(
+                "gateway %s: seqs %d..%d are far beyond its highest seq %d and its heartbeat's"
+                " last_seq %d; not counted for gaps until a heartbeat vouches for them"
+                " (logged once per gateway)",
+                gateway,
+                lo,
+                hi,
+                state.high_water,
+                state.last_seq,
+            )
+        state.held.append((lo, hi))
+        del state.held[:-MAX_HELD_RUNS]
+
+    def _reopen_lost(self) -> None:
+        """Gaps for the seqs of batches the store gave up on (this thread: it may wait)."""
+        while self._lost:
+            gateway, runs, lost_s = self._lost.popleft()
+            with self._lock:
+                for done, (lo, hi) in enumerate(runs):
+                    try:
+                        state = self._gateways.get(gateway) or self._load(
+                            gateway, default_high_water=runs[-1][1]
+                        )
+                        self._open(gateway, state, lo, hi, lost_s)
+                    except Exception:  # the store is still away: the rest next round
+                        self._lost.appendleft((gateway, runs[done:], lost_s))
+                        raise
+
     def _load(self, gateway: str, *, default_high_water: int) -> _Gateway:
-        def load(conn: Any) -> tuple[int | None, list[Any]]:
-            top = conn.execute("SELECT max(seq) FROM readings WHERE gateway = ?", (gateway,))
+        def load(conn: Any) -> tuple[int | None, int, list[Any]]:
+            health = conn.execute("SELECT health_json FROM gateways WHERE id = ?", (gateway,))
+            last_seq = _last_seq(health.fetchone())
+            # The highest seq stored, but none beyond belief (see ``_Gateway.ceiling``).
+            top = conn.execute(
+                "SELECT max(seq) FROM readings WHERE gateway = ? AND seq <= ?",
+                (gateway, last_seq + wire.MAX_REPLAY_SPAN if last_seq else wire.MAX_SEQ),
+            )
             rows = conn.execute(
                 "SELECT id, ranges, attempts FROM gaps WHERE gateway = ?"
                 " AND state IN ('open', 'requested') ORDER BY id",
                 (gateway,),
             ).fetchall()
-            return top.fetchone()[0], rows
+            return top.fetchone()[0], last_seq, rows
 
-        high_water, rows = self._store.read(load)
+        high_water, last_seq, rows = self._store.read(load)
         now_s = self._clock.monotonic_s()
-        state = _Gateway(high_water=default_high_water if high_water is None else high_water)
+        state = _Gateway(
+            high_water=default_high_water if high_water is None else high_water,
+            last_seq=last_seq,
+        )
         for row in rows:
             ranges = json.loads(row["ranges"])
             if ranges:
@@ -272,3 +411,16 @@ class GapDetector:
                 values,
             )
         )
+
+
+def _is_seq(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= wire.MAX_SEQ
+
+
+def _last_seq(row: Any) -> int:
+    """``last_seq`` of a stored heartbeat (0 without one)."""
+    try:
+        value: object = json.loads(row[0]).get("last_seq") if row and row[0] else None
+    except (ValueError, AttributeError):
+        return 0
+    return value if isinstance(value, int) and _is_seq(value) else 0

@@ -23,9 +23,10 @@ from controller.fleet.health import (
     Transition,
     clock_skew_ms,
 )
+from controller.fleet.once import LoggedOnce
 from controller.forwarding.routing import Router
 from controller.risk.alerts import AlertEngine
-from controller.store.sqlite import IncomingReadings, Lane, Store
+from controller.store.sqlite import IncomingReadings, Lane, Store, StoreError
 from wire.rows import reading_to_row
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,18 @@ class Fleet:
         self.router = router
         self.alerts = alerts
         self.device_stale_after_s = device_stale_after_s
-        self._stale_logged: set[tuple[str, int]] = set()
+        self._stale_logged = LoggedOnce()
+        self._listener_failed = LoggedOnce()
         self._maintenance: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
         # Called (writer thread, after commit) when a gateway comes alive: queued commands go.
         self.on_gateway_alive: list[Callable[[str], None]] = []
         self.on_command_result: Callable[[str, wire.CommandResult], None] | None = None
         self.on_health_seen: list[Callable[[str, wire.Health], None]] = []  # MQTT thread
-        # Called with every batch's seqs, live or backlog, once queued (the gap detector).
+        # Called with every batch's seqs, live or backlog, as it is queued (the gap
+        # detector), and again with the seqs of a batch the store could not write.
         self.on_seqs_seen: list[Callable[[str, list[int]], None]] = []  # MQTT thread
+        self.on_seqs_lost: list[Callable[[str, list[int]], None]] = []  # writer thread
 
     def load(self, gateway_places: Mapping[str, str]) -> None:
         """Record the configured gateways' places and take up the states stored last time."""
@@ -125,13 +129,17 @@ class Fleet:
             self.alerts.on_device_states(gateway, {device: "maintenance" if on else "ok"})
         return known
 
+    @property
+    def stale_remembered(self) -> int:
+        """How many (gateway, session) stale statuses the logged-once memory holds."""
+        return len(self._stale_logged)
+
     # -- the ingest sink ------------------------------------------------------------------
 
     def on_status(self, gateway: str, status: wire.Status) -> None:
         verdict, transition = self.tracker.on_status(gateway, status)
         if verdict is StatusVerdict.STALE:
-            if (gateway, status.session) not in self._stale_logged:
-                self._stale_logged.add((gateway, status.session))
+            if self._stale_logged.first((gateway, status.session)):
                 log.info(
                     "gateway %s: ignored %s status of older session %d",
                     gateway,
@@ -250,7 +258,10 @@ class Fleet:
         lane: Lane,
         batch: wire.ReadingBatch,
         on_stored: Callable[[], None] | None = None,
+        on_failed: Callable[[str], None] | None = None,
     ) -> None:
+        """Judge live readings, then queue the batch for the store; exactly one of
+        ``on_stored`` / ``on_failed(why)`` runs once the store is done with it."""
         transition = self.tracker.on_data(gateway, batch.session)
         # Judge live readings before queueing them: an alert jumps the store's queue, while
         # a replayed backlog is history and raises nothing by itself.
@@ -258,21 +269,44 @@ class Fleet:
             self.alerts.on_live_readings(gateway, batch.readings)
         if transition is not None:
             self._submit(self._transition_op(transition), transition)
-        self.store.put_readings(
-            IncomingReadings(
-                gateway=gateway,
-                lane=lane,
-                session=batch.session,
-                rows=[reading_to_row(r) for r in batch.readings],
-                received_ms=self.tracker.clock.wall_ms(),
-                centers=self.router.centers_for(gateway),
-                on_stored=on_stored,
+        seqs = [r.seq for r in batch.readings]
+        # Seen before they are queued: if the store gives up on the batch, the same seqs go
+        # back as lost, after they were seen, so the gap tracker asks for them again.
+        self._tell(self.on_seqs_seen, gateway, seqs)
+
+        def failed(why: str) -> None:
+            self._tell(self.on_seqs_lost, gateway, seqs)
+            if on_failed is not None:
+                on_failed(why)
+
+        try:
+            self.store.put_readings(
+                IncomingReadings(
+                    gateway=gateway,
+                    lane=lane,
+                    session=batch.session,
+                    rows=[reading_to_row(r) for r in batch.readings],
+                    received_ms=self.tracker.clock.wall_ms(),
+                    centers=self.router.centers_for(gateway),
+                    on_stored=on_stored,
+                    on_failed=failed,
+                )
             )
-        )
-        if self.on_seqs_seen:
-            seqs = [r.seq for r in batch.readings]
-            for listener in self.on_seqs_seen:
+        except StoreError:
+            self._tell(self.on_seqs_lost, gateway, seqs)
+            raise
+
+    def _tell(
+        self, listeners: list[Callable[[str, list[int]], None]], gateway: str, seqs: list[int]
+    ) -> None:
+        """The gap tracker's trouble is never the batch's: a listener that fails is logged
+        (once per gateway) and the batch goes on to the store."""
+        for listener in listeners:
+            try:
                 listener(gateway, seqs)
+            except Exception:
+                if self._listener_failed.first(gateway):
+                    log.exception("gateway %s: a listener for readings seqs failed", gateway)
 
     def on_edge_alert(self, gateway: str, alert: wire.EdgeAlert) -> None:
         if self.alerts is not None:

@@ -10,9 +10,14 @@ transaction of its own, so an alert never waits behind a readings backlog (at mo
 the one transaction being written).
 
 Readings are keyed (gateway, seq): INSERT OR IGNORE drops a redelivered reading, so a batch
-may arrive any number of times; the counter ``readings_duplicate`` counts what was dropped.
+may arrive any number of times (each one dropped so is counted in ``readings_duplicate``).
 The same transaction puts the newly stored readings in the outbox of every center that
 receives them, so nothing is stored without being forwarded.
+
+Every batch ends in exactly one of its callbacks: ``on_stored`` after its commit, or
+``on_failed(why)`` when it cannot be written (a transaction that fails is retried item by
+item, so one bad batch fails alone). Nothing queued is left waiting: ingest acknowledges the
+MQTT message in either case, and a message never acknowledged would stall its session.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -65,8 +70,10 @@ class IncomingReadings:
     rows: Sequence[ReadingRow]
     received_ms: int
     centers: tuple[str, ...] = ()
-    # Called on the writer thread once the batch is committed (e.g. the MQTT PUBACK).
+    # Called on the writer thread once the batch is committed (e.g. the MQTT PUBACK)...
     on_stored: Callable[[], None] | None = None
+    # ...or, instead, with a one-line reason once the store gave up on it.
+    on_failed: Callable[[str], None] | None = None
 
 
 @dataclass(slots=True)
@@ -272,7 +279,10 @@ class Store(Lifecycle):
             while True:
                 items, stop = self._take()
                 if items:
-                    self._write(db, items)
+                    try:
+                        self._write(db, items)
+                    except Exception:  # a bug outside the transaction: never the writer's end
+                        log.exception("store writer: a write failed outside its transaction")
                 if stop:
                     return
         finally:
@@ -306,28 +316,37 @@ class Store(Lifecycle):
         try:
             with db.atomic():
                 results = [self._apply(db, item, centers) for item in items]
-        except Exception:
+        except Exception as exc:
             if len(items) > 1:  # find the culprit: one transaction per item
                 for item in items:
                     self._write(db, [item])
                 return
             self.write_errors += 1
-            item = items[0]
-            if isinstance(item, _OpItem):
-                log.exception("store operation %s failed", getattr(item.op, "__name__", item.op))
-                item.future.set_exception(StoreError("store operation failed"))
-            else:
-                log.exception("could not store %d readings of %s", len(item.rows), item.gateway)
+            self._failed(items[0], exc)
             return
         for item, result in zip(items, results, strict=True):
             if isinstance(item, _OpItem):
-                item.future.set_result(result)
+                _settle(item.future, result=result)
             elif item.on_stored is not None:
                 _safely(item.on_stored)
         if centers:
             touched = frozenset(centers)
             for listener in self._listeners:
                 _safely(functools.partial(listener, touched))
+
+    @staticmethod
+    def _failed(item: IncomingReadings | _OpItem, exc: Exception) -> None:
+        if isinstance(item, _OpItem):
+            log.exception("store operation %s failed", getattr(item.op, "__name__", item.op))
+            _settle(item.future, error=StoreError(f"store operation failed: {exc}"))
+            return
+        why = f"could not store {len(item.rows)} readings: {type(exc).__name__}: {exc}"
+        if item.on_failed is None:
+            log.exception("%s of %s", why, item.gateway)
+            return
+        # The caller counts and logs it (once per gateway): the traceback only at debug.
+        log.debug("%s of %s", why, item.gateway, exc_info=True)
+        _safely(functools.partial(item.on_failed, why))
 
     def _apply(self, db: Database, item: IncomingReadings | _OpItem, centers: set[str]) -> Any:
         if isinstance(item, _OpItem):
@@ -351,10 +370,8 @@ def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
     stored = conn.executemany(
         _INSERT_READING, [gateway + row + extra for row in batch.rows]
     ).rowcount
-    duplicates = len(batch.rows) - max(stored, 0)
-    if duplicates > 0:  # redelivered (QoS 1, a replay): dropped here, but counted
-        _count(conn, "readings_duplicate", duplicates)
     if stored <= 0:
+        _count(conn, "readings_duplicate", len(batch.rows))
         return 0
     for center in batch.centers:
         conn.execute(
@@ -393,15 +410,28 @@ def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
     )
     conn.execute("INSERT OR IGNORE INTO gateways (id) VALUES (?)", (batch.gateway,))
     _count(conn, "readings_stored", stored)
+    _count(conn, "readings_duplicate", len(batch.rows) - stored)
     return stored
 
 
-def _count(conn: sqlite3.Connection, name: str, amount: int) -> None:
-    conn.execute(
-        "INSERT INTO counters (name, value) VALUES (?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-        (name, amount),
-    )
+def _count(conn: sqlite3.Connection, name: str, by: int) -> None:
+    if by:
+        conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            (name, by),
+        )
+
+
+def _settle(future: Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+    """Complete ``future``; one its caller gave up on (cancelled) is left as it is."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 def _safely(callback: Callable[[], object]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -201,3 +202,34 @@ def as_(url: str, token: str) -> httpx.Client:
     client = api(url)
     client.headers["Authorization"] = f"Bearer {token}"
     return client
+
+
+class CommandListener:
+    """A paho subscriber to one gateway's commands, as the agent would be."""
+
+    def __init__(self, broker: Mosquitto, gateway: str) -> None:
+        self.requests: list[wire.CommandRequest] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        self.client.subscribe(f"edgewatch/v1/{gateway}/cmd/+", qos=1)
+        subscribed.wait(5)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.requests.append(wire.decode(wire.CommandRequest, bytes(msg.payload)))
+
+    def replays(self) -> list[tuple[int, int]]:
+        """(from_seq, to_seq) of every replay asked for so far."""
+        with self._lock:
+            return [
+                (r.args["from_seq"], r.args["to_seq"]) for r in self.requests if r.type == "replay"
+            ]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -24,6 +24,7 @@ def test_gateways_lists_configured_gateways_before_they_speak(client: httpx.Clie
     assert get_json(client, "/api/v1/summary") == {
         "gateways": {"unknown": 1, "online": 0, "degraded": 0, "offline": 0},
         "readings_stored": 0,
+        "readings_duplicate": 0,
         "centers": {},
         "rejected": {},
     }

@@ -134,7 +134,8 @@ def test_a_devices_own_health_registers_are_shown_with_the_device(
     devices = {
         "met-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms(), registers=registers),
         "gauge-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms()),
-        'odd"name': wire.DeviceHealth(state="ok", last_good_ms=now_ms(), registers=registers),
+        # Any name the contract allows (a heartbeat's device keys follow the device name rule).
+        "odd.name:1_x-y": wire.DeviceHealth(state="ok", last_good_ms=now_ms(), registers=registers),
     }
     publisher.publish(HEALTH, health(1, 5.0, devices=devices))
     wait_until(
@@ -148,6 +149,6 @@ def test_a_devices_own_health_registers_are_shown_with_the_device(
     assert device(client, "gauge-1")["health_registers"] == {}
     listed = {d["name"]: d for d in get_json(client, "/api/v1/devices", params={"gateway": "gw-a"})}
     assert listed["met-1"]["health_registers"] == registers
-    assert listed['odd"name']["health_registers"] == registers  # any name the heartbeat says
+    assert listed["odd.name:1_x-y"]["health_registers"] == registers
     # They are the device's health, never readings.
     assert device(client, "met-1")["last_metric"] is None

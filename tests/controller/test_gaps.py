@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
 from controller.config import GapsConfig
@@ -19,7 +17,15 @@ from controller.service import Controller
 from controller.store.sqlite import Store
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from tests.controller.support import FakeClock, Publisher, api, batch, config_for, get_json
+from tests.controller.support import (
+    CommandListener,
+    FakeClock,
+    Publisher,
+    api,
+    batch,
+    config_for,
+    get_json,
+)
 
 GAPS = GapsConfig(reorder_wait_s=1.0, replay_timeout_s=5.0, max_attempts=2)
 
@@ -145,58 +151,150 @@ def _health_fields() -> dict[str, Any]:
     }
 
 
-class CommandListener:
-    """A paho subscriber to one gateway's commands, as the agent would be."""
-
-    def __init__(self, broker: Mosquitto, gateway: str) -> None:
-        self.requests: list[wire.CommandRequest] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *_: subscribed.set()
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        self.client.subscribe(f"edgewatch/v1/{gateway}/cmd/+", qos=1)
-        subscribed.wait(5)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.requests.append(wire.decode(wire.CommandRequest, bytes(msg.payload)))
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+GapRig = tuple[Controller, Publisher, CommandListener]
 
 
-def test_the_controller_asks_the_gateway_over_mqtt_and_shows_gaps_in_the_api(
-    tmp_path: Path, mosquitto: Mosquitto
-) -> None:
+@pytest.fixture
+def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[GapRig]:
+    """A controller that asks for a gap of gw-a 0.2 s after it opens; gw-a's publisher and
+    a listener to its commands."""
     config = config_for(tmp_path, mosquitto, gateways={"gw-a": "cq/yuzhong/jiefangbei"})
     config = config.model_copy(update={"gaps": GapsConfig(reorder_wait_s=0.2)})
-    readings = wire.topic_for("gw-a", wire.TopicKind.READINGS)
     listener = CommandListener(mosquitto, "gw-a")
     try:
         with Controller(config) as controller, Publisher(mosquitto) as publisher:
             wait_until(lambda: controller.mqtt_connected, timeout_s=5)
-            client: httpx.Client
-            with api(controller.api_url) as client:
-                publisher.publish(readings, batch(range(1, 4)))
-                publisher.publish(readings, batch([7, 8]))
-                request = wait_until(lambda: listener.requests, timeout_s=5)[0]
-                assert request.type == "replay"
-                assert request.args == {"from_seq": 4, "to_seq": 6}
-
-                gaps = get_json(client, "/api/v1/gateways/gw-a/gaps")
-                assert [(g["from_seq"], g["to_seq"]) for g in gaps] == [(4, 6)]
-                assert gaps[0]["state"] == "requested"
-
-                backlog = wire.topic_for("gw-a", wire.TopicKind.BACKLOG)
-                publisher.publish(backlog, batch(range(4, 7)))
-                wait_until(
-                    lambda: get_json(client, "/api/v1/gateways/gw-a/gaps")[0]["state"] == "filled",
-                    timeout_s=5,
-                )
-                assert client.get("/api/v1/gateways/gw-nope/gaps").status_code == 404
+            yield controller, publisher, listener
     finally:
         listener.close()
+
+
+def asked_for_4_to_6(publisher: Publisher, listener: CommandListener) -> wire.CommandRequest:
+    readings = wire.topic_for("gw-a", wire.TopicKind.READINGS)
+    publisher.publish(readings, batch(range(1, 4)))
+    publisher.publish(readings, batch([7, 8]))
+    request: wire.CommandRequest = wait_until(lambda: listener.requests, timeout_s=5)[0]
+    return request
+
+
+def test_the_controller_asks_the_gateway_over_mqtt_and_shows_gaps_in_the_api(rig: GapRig) -> None:
+    controller, publisher, listener = rig
+    client: httpx.Client
+    with api(controller.api_url) as client:
+        request = asked_for_4_to_6(publisher, listener)
+        assert request.type == "replay"
+        assert request.args == {"from_seq": 4, "to_seq": 6}
+
+        gaps = get_json(client, "/api/v1/gateways/gw-a/gaps")
+        assert [(g["from_seq"], g["to_seq"]) for g in gaps] == [(4, 6)]
+        assert gaps[0]["state"] == "requested"
+
+        backlog = wire.topic_for("gw-a", wire.TopicKind.BACKLOG)
+        publisher.publish(backlog, batch(range(4, 7)))
+        wait_until(
+            lambda: get_json(client, "/api/v1/gateways/gw-a/gaps")[0]["state"] == "filled",
+            timeout_s=5,
+        )
+        assert client.get("/api/v1/gateways/gw-nope/gaps").status_code == 404
+
+
+# -- the contract's limits, and one bad message ----------------------------------------------
+
+
+def replay_args(asks: Asks) -> list[wire.ReplayArgs]:
+    """Every ask, validated as the agent validates it: none may break the contract."""
+    return [wire.ReplayArgs.model_validate(request.args) for _, request in asks.sent]
+
+
+def test_a_gap_wider_than_one_replay_is_asked_for_in_parts(store: Store) -> None:
+    clock, asks = FakeClock(), Asks()
+    gaps = detector(store, clock, asks)
+    span = wire.MAX_REPLAY_SPAN
+    try:
+        gaps.observe("gw-a", [1])
+        # The gateway says it got that far (a long outage, its buffer evicted on the way).
+        gaps.on_health(
+            "gw-a", wire.Health.model_validate({**_health_fields(), "last_seq": 2 * span})
+        )
+        gaps.observe("gw-a", [2 * span])  # a gap of 2 * span - 2 seqs
+        clock.now_s += 1.5
+        gaps.check()
+        assert asks.ranges() == [(2, span + 1)]
+        gaps.observe("gw-a", list(range(2, 2 + span)))  # the first part comes back
+        clock.now_s += 5.0
+        gaps.check()
+        assert asks.ranges()[-1] == (span + 2, 2 * span - 1)
+        assert all(a.to_seq - a.from_seq < span for a in replay_args(asks))
+    finally:
+        gaps.stop()
+
+
+def test_a_seq_beyond_belief_does_not_poison_the_gap_state(store: Store) -> None:
+    """One message with an absurd (valid) seq opens no gap of billions and hides no later
+    gap; a heartbeat that vouches for a jump lets it in."""
+    clock, asks = FakeClock(), Asks()
+    gaps = detector(store, clock, asks)
+    try:
+        gaps.observe("gw-a", [1, 2, 3])
+        gaps.observe("gw-a", [wire.MAX_SEQ])  # the poison: stored, but not believed
+        gaps.observe("gw-a", [4, 5, 9])  # a real gap: 6..8
+        clock.now_s += 1.5
+        gaps.check()
+        assert asks.ranges() == [(6, 8)]
+        assert [(r["from_seq"], r["to_seq"]) for r in gap_rows(store)] == [(6, 8)]
+
+        far = 10 + 2 * wire.MAX_REPLAY_SPAN
+        gaps.observe("gw-a", [far, far + 1])  # held: beyond belief...
+        gaps.on_health(
+            "gw-a", wire.Health.model_validate({**_health_fields(), "last_seq": far + 1})
+        )  # ...until the gateway's own heartbeat says it got that far
+        clock.now_s += 1.5
+        gaps.check()
+        assert [(r["from_seq"], r["to_seq"]) for r in gap_rows(store)][-1] == (10, far - 1)
+        assert all(a.to_seq - a.from_seq < wire.MAX_REPLAY_SPAN for a in replay_args(asks))
+    finally:
+        gaps.stop()
+
+
+def test_seqs_the_store_could_not_write_are_asked_for_again(store: Store) -> None:
+    clock, asks = FakeClock(), Asks()
+    gaps = detector(store, clock, asks)
+    try:
+        gaps.observe("gw-a", list(range(1, 21)))
+        gaps.lost("gw-a", [8, 9, 10, 15])  # the store gave up on a batch holding these
+        gaps.check()
+        clock.now_s += 1.5
+        gaps.check()
+        assert sorted(asks.ranges()) == [(8, 10), (15, 15)]
+        gaps.observe("gw-a", [8, 9, 10, 15])  # the replay
+        wait_until(lambda: {r["state"] for r in gap_rows(store)} == {"filled"}, timeout_s=5)
+    finally:
+        gaps.stop()
+
+
+def test_answers_to_its_own_replays_are_recognised_not_logged_as_unknown(
+    rig: GapRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11: the controller logged 'gateway gw-small answered unknown command replay-...'
+    about the replays it had asked for itself."""
+    caplog.set_level(logging.INFO, logger="controller.fleet.gaps")
+    _, agent, listener = rig
+    request = asked_for_4_to_6(agent, listener)
+    result_topic = wire.topic_for("gw-a", wire.TopicKind.CMD_RESULT, request.id)
+    for outcome in ("accepted", "succeeded"):
+        agent.publish(
+            result_topic,
+            wire.CommandResult(
+                id=request.id, outcome=outcome, detail='{"replayed": 3, "unavailable": 0}'
+            ),
+        )
+    stranger = wire.topic_for("gw-a", wire.TopicKind.CMD_RESULT, "c-never-sent")
+    agent.publish(stranger, wire.CommandResult(id="c-never-sent", outcome="succeeded"))
+    wait_until(
+        lambda: any("c-never-sent" in r.getMessage() for r in caplog.records),
+        timeout_s=5,
+        message="the unknown command logged",
+    )
+    unknown = [r.getMessage() for r in caplog.records if "unknown command" in r.getMessage()]
+    assert unknown == ["gateway gw-a answered unknown command c-never-sent"]
+    assert any("replay of seqs 4..6 done" in r.getMessage() for r in caplog.records)

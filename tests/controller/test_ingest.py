@@ -71,7 +71,6 @@ def test_batches_are_stored_with_seq_and_source_time_and_deduplicated(
         (READINGS, b"{not json", "not_json"),
         (READINGS, b'{"v": 1, "session": 1, "readings": []}', "invalid"),
         (READINGS, b'{"v": 2, "session": 1, "readings": []}', "schema_version"),
-        (READINGS, b"[" + b" " * wire.MAX_PAYLOAD_BYTES + b"]", "oversized"),
         ("edgewatch/v1/gw-a/telemetry", b"{}", "unknown_topic"),
         ("edgewatch/v1/GW_BAD/readings", b"{}", "unknown_topic"),
         (wire.topic_for("gw-a", wire.TopicKind.STATUS), b'{"state": "maybe"}', "invalid"),
@@ -90,6 +89,16 @@ def test_a_bad_message_is_counted_and_the_next_good_batch_is_stored(
     publisher.publish(READINGS, batch([1]))
     wait_until(lambda: stored(client) == 1, timeout_s=5, message="the good batch stored")
     assert get_json(client, "/api/v1/summary")["rejected"] == {reason: 2}
+
+
+def test_an_oversized_payload_is_refused_by_the_controller_too(controller: Controller) -> None:
+    """The test broker (like production's) drops it first (message_size_limit); a broker
+    without that limit hands it on, and the controller refuses it before parsing."""
+    acks: list[int] = []
+    oversized = b"[" + b" " * wire.MAX_PAYLOAD_BYTES + b"]"
+    controller.ingest.handle_message(READINGS, oversized, lambda: acks.append(1))
+    assert acks == [1]
+    assert controller.rejections.counts() == {"oversized": 1}
 
 
 def test_rejections_are_logged_once_per_gateway_and_reason(

@@ -45,6 +45,7 @@ def test_readyz_says_what_is_not_ready(controller: Controller, client: httpx.Cli
         "ready": True,
         "database": True,
         "broker": True,
+        "ingest": True,
         "detail": "ready",
     }
     controller.ingest.stop()
