@@ -3,6 +3,10 @@
 The slave side is put in raw mode (no echo, no line editing, no CR/LF translation) and its
 fd is kept open for the pty's whole life: otherwise, between one client closing
 ``/dev/pts/N`` and the next opening it, reads on the master fail with EIO.
+
+A served pty may also be served over RFC 2217 (``firmware_sim.rfc2217_server``), the one
+way a master's parity reaches the simulator; ``PtyServer.master_framing`` says how the
+master frames its characters, from whichever door it came in by.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import tty
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from firmware_sim.rfc2217_server import Rfc2217Server
+from firmware_sim.uart import MasterFraming, read_pty_framing
 
 log = logging.getLogger(__name__)
 _STOP_JOIN_TIMEOUT_S = 2.0
@@ -99,19 +106,41 @@ class PtyServer:
 
     Subclasses implement ``_serve()``; it must return once ``_wake_r`` becomes readable
     (``stop()`` writes to the pipe), so stopping is immediate rather than a poll timeout.
+    With ``rfc2217=True`` the pty is also served over RFC 2217 on 127.0.0.1
+    (``rfc2217_url``): one master at a time, by either door, as on a real bus.
     """
 
     kind = "pty"
 
-    def __init__(self, name: str, *, link_path: Path | None = None) -> None:
+    def __init__(self, name: str, *, link_path: Path | None = None, rfc2217: bool = False) -> None:
         self.name = name
         self._port = PtyPort(link_path=link_path)
         self._thread: threading.Thread | None = None
         self._wake_r = self._wake_w = -1
+        self._serve_rfc2217 = rfc2217
+        self._rfc2217: Rfc2217Server | None = None
 
     @property
     def port_path(self) -> str:
         return self._port.port_path
+
+    @property
+    def rfc2217(self) -> Rfc2217Server | None:
+        """The RFC 2217 server while serving (``rfc2217=True``), for its URL and stats."""
+        return self._rfc2217
+
+    @property
+    def rfc2217_url(self) -> str | None:
+        return self._rfc2217.url if self._rfc2217 is not None else None
+
+    def master_framing(self) -> MasterFraming | None:
+        """How the master frames its characters: the RFC 2217 client's settings while one
+        is connected, else what the client on the pty set (all a pty keeps of them)."""
+        if self._rfc2217 is not None:
+            framing = self._rfc2217.client_framing()
+            if framing is not None:
+                return framing
+        return read_pty_framing(self._port.master_fd)
 
     @property
     def link_path(self) -> Path | None:
@@ -131,6 +160,14 @@ class PtyServer:
 
     def start(self) -> None:
         self._port.open()
+        if self._serve_rfc2217:
+            server = Rfc2217Server(self._port.port_path, name=self.name)
+            try:
+                server.start()
+            except OSError:
+                self._port.close()
+                raise
+            self._rfc2217 = server
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._serve, name=f"sim-{self.kind}-{self.name}")
         self._thread.start()
@@ -147,6 +184,9 @@ class PtyServer:
             if fd >= 0:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
+        if self._rfc2217 is not None:
+            self._rfc2217.stop()
+            self._rfc2217 = None
         self._port.close()
 
     def _serve(self) -> None:
