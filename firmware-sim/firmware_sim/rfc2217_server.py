@@ -14,10 +14,11 @@ would write them, and what the simulated devices send comes back. The settings t
 asked for are kept in a ``RequestedLine`` (nothing is applied to the pty), which the bus
 or line reads through ``client_framing()`` to judge each request.
 
-Bounds: reads of 4 KiB; at most 64 KiB waiting to go to a client (a client that sends
-Telnet requests and never reads its answers is dropped); a Telnet subnegotiation longer
-than 64 bytes (RFC 2217's are at most 6) or a malformed one drops the client. Each drop is
-logged once with its reason and counted in ``stats``.
+Bounds: reads of 4 KiB; a 16 KiB socket send buffer and at most 64 KiB more waiting to go
+to a client (a client that sends Telnet requests and never reads its answers is dropped);
+a Telnet subnegotiation longer than 64 bytes (RFC 2217's are at most 6) or a malformed one
+drops the client. Each drop is counted in ``stats`` and logged, the first of each reason
+as a warning (a client that keeps coming back must not flood the log).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ HOST = "127.0.0.1"
 READ_BYTES = 4096
 MAX_PENDING_OUT_BYTES = 64 * 1024
 MAX_SUBOPTION_BYTES = 64
+SOCKET_SEND_BUFFER_BYTES = 16 * 1024  # a 115200-baud line moves 11 KiB/s: plenty
 _STOP_JOIN_TIMEOUT_S = 2.0
 
 
@@ -232,6 +234,7 @@ class Rfc2217Server:
             return
         client.setblocking(False)
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
         try:
             self._session = _Session(client, self._pty_path)
         except OSError as exc:
