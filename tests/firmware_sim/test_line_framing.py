@@ -8,14 +8,20 @@ parity, but not even parity: the kernel drops it).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import serial
 
+from agent.bus.ports import open_serial
+from agent.config import parse_config
+from edgewatch.sim_config import scenario_agent_config
+from edgewatch.system import GatewayTiming
 from edgewatch.waiting import wait_until
 from firmware_sim import SentenceDevice, SerialLine, SimulatedBus, WaterLevelGauge, modbus
 from firmware_sim.models import ModelContext
+from firmware_sim.scenario import RunningScenario, load_scenario, manifest
 from firmware_sim.sentence_devices import SENTENCE_MODELS, sentence
 
 READ_FIRMWARE = modbus.read_request(1, 3, 2, 1)
@@ -199,3 +205,46 @@ def test_pushed_sentences_reach_a_master_framed_otherwise_as_garbage() -> None:
                 timeout_s=WAIT_S,
                 message="a whole sentence at the right parity",
             )
+
+
+# A scenario's line settings: in the manifest, and in the agent config written from it.
+
+SCENARIO_8E2 = """
+name = "strict"
+[[buses]]
+name = "bus1"
+parity = "E"
+stopbits = 2
+[[buses.devices]]
+name = "gauge-1"
+model = "water_level"
+slave = 1
+"""
+
+
+def test_a_scenarios_line_settings_reach_the_manifest_and_the_agent_config(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "strict.toml").write_text(SCENARIO_8E2)
+    with RunningScenario(load_scenario(str(tmp_path / "strict.toml"))) as running:
+        (device,) = manifest(running.devices)["devices"]
+        assert (device["parity"], device["stopbits"], device["bytesize"]) == ("E", 2, 8)
+        assert device["rfc2217"] == running.buses[0].rfc2217_url
+        text = scenario_agent_config("gw-1", 1883, tmp_path / "data", [device], GatewayTiming())
+        (port,) = parse_config(text).ports
+        assert (port.parity, port.stopbits) == ("E", 2)
+        # The agent's port, opened as the config says, through the door where parity shows.
+        remote = port.model_copy(update={"url": device["rfc2217"], "timeout_s": 2.0})
+        with open_serial(remote) as link:
+            link.write(READ_FIRMWARE)
+            assert link.read(7) == FIRMWARE
+        with open_serial(remote.model_copy(update={"stopbits": 1})) as link:
+            link.write(READ_FIRMWARE)
+            bus = running.buses[0]
+            wait_until(lambda: bus.stats.wrong_stop_bits == 1, timeout_s=WAIT_S, message="1")
+
+
+def test_a_scenario_with_a_setting_no_uart_has_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(SCENARIO_8E2.replace("stopbits = 2", "stopbits = 3"))
+    with pytest.raises(ValueError, match=r"bus 'bus1': stopbits 3 is not 1, 1\.5 or 2"):
+        load_scenario(str(tmp_path / "bad.toml"))
