@@ -107,18 +107,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic import model_validator as _model_validator
 
 import wire
+from controller.config_types import PLACE_PATTERN as PLACE_PATTERN  # noqa: PLC0414 (re-exported)
+from controller.config_types import Place
+from controller.config_types import Section as _Section
 from controller.map.datum import Datum
+from controller.notify.config import NotifyConfig
 from wire.risk import Category, Colour, Measure, MetricRule, RiskPointRules, Thresholds
 from wire.risk_presets import PresetError, build_rule
 from wire.validation import problems
 
-# A place is a slash path city/district/street[/grid] of lower-case labels.
-PLACE_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*){0,3}$"
-Place = Annotated[str, Field(pattern=PLACE_PATTERN, max_length=255)]
 CenterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -131,10 +132,6 @@ class Tier(StrEnum):
     CITY = "city"
     DISTRICT = "district"
     STREET = "street"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -432,6 +429,7 @@ class ControllerConfig(_Section):
     risk_points: list[RiskPointConfig] = []
     alert_routing: AlertRoutingConfig = AlertRoutingConfig()
     map: MapConfig = MapConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @_model_validator(mode="after")
     def _unique_names(self) -> ControllerConfig:
@@ -459,7 +457,7 @@ class ControllerConfig(_Section):
 
 # What a person calls the values a pattern accepts, for errors.
 PATTERN_NAMES = {
-    PLACE_PATTERN: "a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 4 levels)",
+    PLACE_PATTERN: "a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 5 levels)",
 }
 
 
@@ -503,8 +501,11 @@ def _resolve_paths(config: ControllerConfig, base_dir: Path) -> ControllerConfig
             for name in ("password_file", "acl_file", "reload_pid_file")
         }
     )
+    notify = config.notify.model_copy(
+        update={"link_secret_file": resolve(config.notify.link_secret_file)}
+    )
     return config.model_copy(
-        update={"storage": storage, "http": http, "mqtt": mqtt, "broker": broker}
+        update={"storage": storage, "http": http, "mqtt": mqtt, "broker": broker, "notify": notify}
     )
 
 

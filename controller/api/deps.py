@@ -31,6 +31,7 @@ from controller.fleet.provisioning import Provisioner
 from controller.forwarding.outbox import Outboxes
 from controller.map.state import MapState
 from controller.metrics import Metrics
+from controller.notify.service import Notify
 from controller.risk.alerts import AlertEngine
 from controller.store.sqlite import Store
 from wire.clock import Clock
@@ -71,6 +72,9 @@ class ApiBackend(Protocol):
 
     @property
     def alerts(self) -> AlertEngine: ...
+
+    @property
+    def notify(self) -> Notify: ...
 
     @property
     def map(self) -> MapState: ...
