@@ -14,17 +14,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import tty
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from firmware_sim.rfc2217_server import Rfc2217Server
+from firmware_sim.serving import ServingThread
 from firmware_sim.uart import MasterFraming, read_pty_framing
 
 log = logging.getLogger(__name__)
-_STOP_JOIN_TIMEOUT_S = 2.0
 
 
 class PtyPort:
@@ -105,7 +104,7 @@ class PtyServer:
     """A pty served by one background thread: what a bus and a serial line have in common.
 
     Subclasses implement ``_serve()``; it must return once ``_wake_r`` becomes readable
-    (``stop()`` writes to the pipe), so stopping is immediate rather than a poll timeout.
+    (``firmware_sim.serving``), so stopping is immediate rather than a poll timeout.
     With ``rfc2217=True`` the pty is also served over RFC 2217 on 127.0.0.1
     (``rfc2217_url``): one master at a time, by either door, as on a real bus.
     """
@@ -115,14 +114,17 @@ class PtyServer:
     def __init__(self, name: str, *, link_path: Path | None = None, rfc2217: bool = False) -> None:
         self.name = name
         self._port = PtyPort(link_path=link_path)
-        self._thread: threading.Thread | None = None
-        self._wake_r = self._wake_w = -1
+        self._serving = ServingThread(f"sim-{self.kind}-{name}", self._serve)
         self._serve_rfc2217 = rfc2217
         self._rfc2217: Rfc2217Server | None = None
 
     @property
     def port_path(self) -> str:
         return self._port.port_path
+
+    @property
+    def _wake_r(self) -> int:
+        return self._serving.wake_fd
 
     @property
     def rfc2217(self) -> Rfc2217Server | None:
@@ -168,22 +170,11 @@ class PtyServer:
                 self._port.close()
                 raise
             self._rfc2217 = server
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name=f"sim-{self.kind}-{self.name}")
-        self._thread.start()
+        self._serving.start()
 
     def stop(self) -> None:
         """Stop serving (at once: the thread is woken through a pipe) and close the pty."""
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=_STOP_JOIN_TIMEOUT_S)
-            if self._thread.is_alive():
-                log.error("%s %s: serving thread did not stop", self.kind, self.name)
-            self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        self._serving.stop()
         if self._rfc2217 is not None:
             self._rfc2217.stop()
             self._rfc2217 = None

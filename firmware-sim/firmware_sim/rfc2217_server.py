@@ -29,7 +29,6 @@ import os
 import select
 import socket
 import termios
-import threading
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Self
 import serial
 from serial import rfc2217
 
+from firmware_sim.serving import ServingThread
 from firmware_sim.uart import MasterFraming
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ READ_BYTES = 4096
 MAX_PENDING_OUT_BYTES = 64 * 1024
 MAX_SUBOPTION_BYTES = 64
 SOCKET_SEND_BUFFER_BYTES = 16 * 1024  # a 115200-baud line moves 11 KiB/s: plenty
-_STOP_JOIN_TIMEOUT_S = 2.0
 
 
 @dataclass(slots=True)
@@ -146,8 +145,7 @@ class Rfc2217Server:
         self.stats = Rfc2217Stats()
         self._listener: socket.socket | None = None
         self._session: _Session | None = None
-        self._thread: threading.Thread | None = None
-        self._wake_r = self._wake_w = -1
+        self._serving = ServingThread(f"sim-rfc2217-{name}", self._serve)
         self.port = 0
 
     @property
@@ -175,32 +173,21 @@ class Rfc2217Server:
         self._listener = socket.create_server((HOST, 0), backlog=4)
         self._listener.setblocking(False)
         self.port = self._listener.getsockname()[1]
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name=f"sim-rfc2217-{self.name}")
-        self._thread.start()
+        self._serving.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=_STOP_JOIN_TIMEOUT_S)
-            if self._thread.is_alive():
-                log.error("rfc2217 %s: serving thread did not stop", self.name)
-            self._thread = None
+        self._serving.stop()
         self._end_session()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
 
     def _serve(self) -> None:
         assert self._listener is not None
-        listener = self._listener
+        listener, wake_fd = self._listener, self._serving.wake_fd
         while True:
             session = self._session
-            readable: list[Any] = [self._wake_r, listener]
+            readable: list[Any] = [wake_fd, listener]
             writable: list[Any] = []
             if session is not None:
                 readable.append(session.client)
@@ -209,7 +196,7 @@ class Rfc2217Server:
                 if session.pending_out:
                     writable.append(session.client)
             ready, can_write, _ = select.select(readable, writable, [])
-            if self._wake_r in ready:
+            if wake_fd in ready:
                 return
             if session is not None:  # first, so a client that just left frees the line
                 if session.client in can_write:

@@ -42,6 +42,7 @@ import os
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -341,26 +342,20 @@ def _serve(
     *,
     rfc2217: bool,
 ) -> SimulatedBus | SerialLine:
+    serve: partial[SerialLine] | partial[SimulatedBus]
     if spec.protocol == "sentences":
-        return SerialLine(
-            [d for d in devices if isinstance(d, SentenceDevice)],
-            name=spec.name,
-            baud=spec.baud,
-            parity=spec.parity,
-            stopbits=spec.stopbits,
-            bytesize=spec.bytesize,
-            link_path=link,
-            rfc2217=rfc2217,
-        )
-    return SimulatedBus(
-        [d for d in devices if isinstance(d, SimulatedDevice)],
+        serve = partial(SerialLine, [d for d in devices if isinstance(d, SentenceDevice)])
+    else:
+        mode = "ascii" if spec.protocol == "modbus_ascii" else "rtu"
+        slaves = [d for d in devices if isinstance(d, SimulatedDevice)]
+        serve = partial(SimulatedBus, slaves, mode=mode)
+    return serve(
         name=spec.name,
         baud=spec.baud,
         parity=spec.parity,
         stopbits=spec.stopbits,
         bytesize=spec.bytesize,
         link_path=link,
-        mode="ascii" if spec.protocol == "modbus_ascii" else "rtu",
         rfc2217=rfc2217,
     )
 
