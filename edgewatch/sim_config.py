@@ -78,6 +78,8 @@ def scenario_agent_config(
                     "url": first["pty"],
                     "baud": first["baud"],
                     "parity": first["parity"],
+                    "stopbits": first.get("stopbits", 1),
+                    "bytesize": first.get("bytesize", 8),
                     "timeout_s": 0.3,
                 },
             )

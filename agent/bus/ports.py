@@ -90,8 +90,15 @@ def open_serial(port: PortConfig) -> serial.Serial:
         stopbits=port.stopbits,
         bytesize=port.bytesize,
         timeout=port.timeout_s,
-        write_timeout=port.timeout_s,
+        write_timeout=write_timeout_for(port.url, port.timeout_s),
     )
+
+
+def write_timeout_for(url: str, timeout_s: float) -> float | None:
+    """The write timeout to open ``url`` with: pyserial's ``rfc2217://`` client refuses any
+    (NotImplementedError on open); its writes go to a socket, bounded by the socket's own
+    timeout."""
+    return None if url.startswith("rfc2217://") else timeout_s
 
 
 class PortOwner:

@@ -20,6 +20,7 @@ from typing import Any
 
 import serial
 
+from agent.bus.ports import write_timeout_for
 from drivers.base import DriverError, ErrorKind
 from drivers.registry import create_driver, parse_device_config
 
@@ -79,7 +80,11 @@ OpenPort = Callable[[str, int, str, float], serial.Serial]
 
 def open_port(url: str, baud: int, parity: str, timeout_s: float) -> serial.Serial:
     return serial.serial_for_url(
-        url, baudrate=baud, parity=parity, timeout=timeout_s, write_timeout=timeout_s
+        url,
+        baudrate=baud,
+        parity=parity,
+        timeout=timeout_s,
+        write_timeout=write_timeout_for(url, timeout_s),
     )
 
 

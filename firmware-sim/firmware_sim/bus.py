@@ -2,15 +2,17 @@
 
 Modbus RTU (or ASCII, ``mode="ascii"``) frames in, paced answers out: each answer is
 written when its last byte would have arrived on a real line at the device's baud rate
-(``firmware_sim.timing``). A device set to another baud rate than the client's port (read
-from the pty's line settings) hears only noise and stays silent, as on a real line.
+(``firmware_sim.timing``). Each request is judged by how the master frames its characters
+(read from the pty's line settings, or from the RFC 2217 client's) against the addressed
+device's: at another baud, parity, data bits or too few stop bits the device hears noise
+and stays silent; a master wanting more stop bits than the device sends gets its answer
+garbled (``firmware_sim.uart`` has the model). Each case is counted in the stats.
 """
 
 from __future__ import annotations
 
 import logging
 import select
-import termios
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +28,14 @@ from firmware_sim.timing import (
     transmit_s,
     wait_until_time,
 )
+from firmware_sim.uart import (
+    Framing,
+    Mismatch,
+    MismatchCounts,
+    as_the_master_reads,
+    check_settings,
+    judge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,39 +44,30 @@ BROADCAST_SLAVE = 0
 # only ends frames whose length the function code does not tell, and flushes runts.
 DEFAULT_FRAME_GAP_S = 0.05
 _ASCII_BITS_PER_CHAR = 10  # 7 data bits, parity, start, stop
-_TERMIOS_BAUDS = {
-    getattr(termios, f"B{baud}"): baud
-    for baud in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
-}
-
-
-def client_baud(fd: int) -> int | None:
-    """The baud rate the client set on its end of the pty (shared line settings)."""
-    try:
-        return _TERMIOS_BAUDS.get(termios.tcgetattr(fd)[5])
-    except termios.error:
-        return None
 
 
 @dataclass(slots=True)
-class BusStats:
-    """What the bus saw: frames for tests to wait on and for the operator to read."""
+class BusStats(MismatchCounts):
+    """What the bus saw: frames for tests to wait on and for the operator to read. The
+    framing counters (``MismatchCounts``: wrong_baud, wrong_parity, ...) count requests
+    the addressed device could not hear and answers the master could not read."""
 
     frames: int = 0  # frames with a good CRC, for any slave
     dropped: int = 0  # byte runs that were no valid frame (bad CRC, runts): silence
     unaddressed: int = 0  # good frames for a slave id nobody on this bus has
     responses: int = 0
-    wrong_baud: int = 0  # frames for a device set to another baud rate than the client
 
 
 class SimulatedBus(PtyServer):
     """Serve ``devices`` (by slave address) on a fresh pty until the context exits.
 
     ``port_path`` is the ``/dev/pts/N`` a client opens; with ``link_path`` a symlink to it
-    is kept there too (a stable name for config files). ``baud`` and ``parity`` are what
-    the devices are set to (a device may have its own baud). A pty carries bytes at any
-    speed: the bus paces answers to ``baud`` (``pace=False`` answers at once) and compares
-    the client's baud setting with each device's; parity is information for manifests.
+    is kept there too (a stable name for config files); with ``rfc2217=True`` the bus is
+    also served over RFC 2217 (``rfc2217_url``), the door through which parity shows.
+    ``baud``, ``parity``, ``stopbits`` and ``bytesize`` are what the devices are set to (a
+    device may have its own baud). A pty carries bytes at any speed: the bus paces answers
+    to ``baud`` (``pace=False`` answers at once) and judges the master's framing against
+    each device's.
     """
 
     kind = "bus"
@@ -78,16 +79,22 @@ class SimulatedBus(PtyServer):
         name: str = "bus1",
         baud: int = 9600,
         parity: str = "N",
+        stopbits: float = 1,
+        bytesize: int = 8,
         link_path: Path | None = None,
         frame_gap_s: float = DEFAULT_FRAME_GAP_S,
         mode: str = "rtu",
         pace: bool = True,
+        rfc2217: bool = False,
     ) -> None:
         if mode not in ("rtu", "ascii"):
             raise ValueError(f"bus {name!r}: mode {mode!r} is not rtu or ascii")
-        super().__init__(name, link_path=link_path)
+        check_settings(f"bus {name!r}", parity=parity, stopbits=stopbits, bytesize=bytesize)
+        super().__init__(name, link_path=link_path, rfc2217=rfc2217)
         self.baud = baud
         self.parity = parity
+        self.stopbits = stopbits
+        self.bytesize = bytesize
         self.mode = mode
         self.pace = pace
         self.stats = BusStats()
@@ -138,8 +145,13 @@ class SimulatedBus(PtyServer):
         self.stats.frames += 1
         for device in self._devices:
             device.hear_traffic()
+        master = self.master_framing()
         if request.slave == BROADCAST_SLAVE:
-            for device in self._devices:  # every slave acts, none answers
+            for device in self._devices:  # every slave that hears it acts, none answers
+                mismatch = judge(master, self.framing_of(device))
+                if mismatch.silences_the_device:
+                    self.stats.count(mismatch)
+                    continue
                 self._handle(device, request)
                 device.after_answer()
             return True
@@ -147,14 +159,16 @@ class SimulatedBus(PtyServer):
         if addressed is None:
             self.stats.unaddressed += 1
             return True
-        baud = addressed.baud or self.baud
-        heard = client_baud(self._port.master_fd)
-        if heard is not None and heard != baud:
-            self.stats.wrong_baud += 1
+        mismatch = judge(master, self.framing_of(addressed))
+        if mismatch.silences_the_device:
+            self.stats.count(mismatch)
             return True
         response = self._handle(addressed, request)
         if response is None:
             return True
+        if mismatch is Mismatch.GARBLED_ANSWER:
+            self.stats.count(mismatch)
+            response = as_the_master_reads(response, mismatch)
         delay_s = self.answer_delay_s(addressed, request_bytes, len(response))
         if delay_s > 0 and not wait_until_time(received_s + delay_s, self._wake_r):
             return False
@@ -179,6 +193,10 @@ class SimulatedBus(PtyServer):
             delay_s += transmit_s(wire_chars, device.baud or self.baud, bits)
             delay_s += device.quirks.response_time_s
         return delay_s
+
+    def framing_of(self, device: SimulatedDevice) -> Framing:
+        """How ``device`` frames characters: its own baud, the bus's other settings."""
+        return Framing(device.baud or self.baud, self.parity, self.stopbits, self.bytesize)
 
     def _handle(self, device: SimulatedDevice, request: Request) -> bytes | None:
         """The device's answer; a bug in a model answers 'device failure', never kills the bus."""

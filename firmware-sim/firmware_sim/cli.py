@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"{device.name}  model={device.model}  pty={device.pty}"
                     f"  slave={device.slave}  baud={device.baud}  parity={device.parity}"
-                    f"  bus={device.bus}  protocol={device.protocol}",
+                    f"  bus={device.bus}  protocol={device.protocol}  rfc2217={device.rfc2217}",
                     flush=True,
                 )
             print(f"control: {control_path}", flush=True)

@@ -26,16 +26,15 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import select
 import socket
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from firmware_sim.faults import Faults
+from firmware_sim.serving import ServingThread
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +48,7 @@ class ControlServer:
         self.path = path
         self._devices = dict(devices)
         self._socket: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._wake_r = self._wake_w = -1
+        self._serving = ServingThread("sim-control", self._serve)
 
     def __enter__(self) -> ControlServer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,9 +57,7 @@ class ControlServer:
         server.bind(str(self.path))
         server.listen()
         self._socket = server
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name="sim-control")
-        self._thread.start()
+        self._serving.start()
         return self
 
     def __exit__(
@@ -70,22 +66,17 @@ class ControlServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=2.0)
-            self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
+        self._serving.stop()
         if self._socket is not None:
             self._socket.close()
         self.path.unlink(missing_ok=True)
 
     def _serve(self) -> None:
         assert self._socket is not None
+        wake_fd = self._serving.wake_fd
         while True:
-            readable, _, _ = select.select([self._socket.fileno(), self._wake_r], [], [])
-            if self._wake_r in readable:
+            readable, _, _ = select.select([self._socket.fileno(), wake_fd], [], [])
+            if wake_fd in readable:
                 return
             connection, _ = self._socket.accept()
             with connection:

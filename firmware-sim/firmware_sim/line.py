@@ -6,6 +6,10 @@ every polled device, and the one whose address it names answers, paced to the ba
 every device that knows it, and an ENQ poll (the byte 0xB0 + id, then ENQ) to the device
 with that id (``firmware_sim.stx_frames``). Pushing (or streaming) devices write when their
 period comes round.
+
+Like the bus, the line judges the master's framing (from the pty, or the RFC 2217 client's)
+against its devices' (``firmware_sim.uart``): a poll framed otherwise goes unheard, and
+what the devices push over a line framed otherwise reaches the master as garbage.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from firmware_sim.pty import PtyServer
 from firmware_sim.sentence_devices import SentenceDevice, parse_sentence
 from firmware_sim.stx_frames import Enquiry, split_requests
 from firmware_sim.timing import bits_per_char, transmit_s, wait_until_time
+from firmware_sim.uart import (
+    Framing,
+    Mismatch,
+    MismatchCounts,
+    as_the_master_reads,
+    check_settings,
+    judge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +41,22 @@ _ALARM_CHECK_S = 0.05
 
 
 @dataclass(slots=True)
-class LineStats:
+class LineStats(MismatchCounts):
+    """What the line saw; the framing counters (``MismatchCounts``) count polls no device
+    could hear and answers the master could not read."""
+
     lines: int = 0  # whole lines received
     bad_lines: int = 0  # lines that were no valid sentence nor a command a device knows
     enquiries: int = 0  # ENQ polls received, for any id
     responses: int = 0
     pushed: int = 0
+    garbled_pushes: int = 0  # pushed over a line the master frames otherwise: garbage
     cycles: int = 0  # turns of the serving loop: a test waits two to know a push is out
 
 
 class SerialLine(PtyServer):
-    """Serve ``devices`` on a fresh pty until the context exits (like ``SimulatedBus``)."""
+    """Serve ``devices`` on a fresh pty until the context exits (like ``SimulatedBus``,
+    with ``rfc2217=True`` over RFC 2217 too)."""
 
     kind = "line"
 
@@ -50,16 +67,23 @@ class SerialLine(PtyServer):
         name: str = "line1",
         baud: int = 9600,
         parity: str = "N",
+        stopbits: float = 1,
+        bytesize: int = 8,
         link_path: Path | None = None,
         pace: bool = True,
+        rfc2217: bool = False,
     ) -> None:
-        super().__init__(name, link_path=link_path)
+        check_settings(f"line {name!r}", parity=parity, stopbits=stopbits, bytesize=bytesize)
+        super().__init__(name, link_path=link_path, rfc2217=rfc2217)
         self.baud = baud
         self.parity = parity
+        self.stopbits = stopbits
+        self.bytesize = bytesize
         self.pace = pace
         self.stats = LineStats()
         self._devices = list(devices)
-        self._bits = bits_per_char(parity)
+        self._bits = bits_per_char(parity, stopbits, bytesize)
+        self.framing = Framing(baud, parity, stopbits, bytesize)
 
     @property
     def devices(self) -> list[SentenceDevice]:
@@ -87,14 +111,25 @@ class SerialLine(PtyServer):
             for device in self._devices:
                 data = device.push()
                 if data:
-                    self._port.write_all(data)
+                    self._port.write_all(self._as_the_master_reads_a_push(data))
                     self.stats.pushed += 1
+
+    def _as_the_master_reads_a_push(self, data: bytes) -> bytes:
+        mismatch = judge(self.master_framing(), self.framing)
+        if mismatch in (Mismatch.NONE, Mismatch.STOP_BITS):
+            return data  # two stop bits sent to a master wanting one: an idle line, fine
+        self.stats.garbled_pushes += 1
+        return as_the_master_reads(data, mismatch)
 
     def _poll(self, request: bytes | Enquiry) -> bool:
         """Answer one received line or ENQ poll; False if stopped while pacing the answer."""
         received_s = time.monotonic()
         ask = self._question(request)
         if ask is None:
+            return True
+        mismatch = judge(self.master_framing(), self.framing)
+        if mismatch.silences_the_device:
+            self.stats.count(mismatch)
             return True
         request_bytes = 2 if isinstance(request, Enquiry) else len(request) + 1
         for device in self._devices:
@@ -106,6 +141,9 @@ class SerialLine(PtyServer):
                 send_at += transmit_s(request_bytes + len(answer), self.baud, self._bits)
             if not wait_until_time(send_at, self._wake_r):
                 return False
+            if mismatch is Mismatch.GARBLED_ANSWER:
+                self.stats.count(mismatch)
+                answer = as_the_master_reads(answer, mismatch)
             self._port.write_all(answer)
             self.stats.responses += 1
         return True

@@ -3,6 +3,10 @@
 The slave side is put in raw mode (no echo, no line editing, no CR/LF translation) and its
 fd is kept open for the pty's whole life: otherwise, between one client closing
 ``/dev/pts/N`` and the next opening it, reads on the master fail with EIO.
+
+A served pty may also be served over RFC 2217 (``firmware_sim.rfc2217_server``), the one
+way a master's parity reaches the simulator; ``PtyServer.master_framing`` says how the
+master frames its characters, from whichever door it came in by.
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import tty
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from firmware_sim.rfc2217_server import Rfc2217Server
+from firmware_sim.serving import ServingThread
+from firmware_sim.uart import MasterFraming, read_pty_framing
+
 log = logging.getLogger(__name__)
-_STOP_JOIN_TIMEOUT_S = 2.0
 
 
 class PtyPort:
@@ -98,20 +104,45 @@ class PtyServer:
     """A pty served by one background thread: what a bus and a serial line have in common.
 
     Subclasses implement ``_serve()``; it must return once ``_wake_r`` becomes readable
-    (``stop()`` writes to the pipe), so stopping is immediate rather than a poll timeout.
+    (``firmware_sim.serving``), so stopping is immediate rather than a poll timeout.
+    With ``rfc2217=True`` the pty is also served over RFC 2217 on 127.0.0.1
+    (``rfc2217_url``): one master at a time, by either door, as on a real bus.
     """
 
     kind = "pty"
 
-    def __init__(self, name: str, *, link_path: Path | None = None) -> None:
+    def __init__(self, name: str, *, link_path: Path | None = None, rfc2217: bool = False) -> None:
         self.name = name
         self._port = PtyPort(link_path=link_path)
-        self._thread: threading.Thread | None = None
-        self._wake_r = self._wake_w = -1
+        self._serving = ServingThread(f"sim-{self.kind}-{name}", self._serve)
+        self._serve_rfc2217 = rfc2217
+        self._rfc2217: Rfc2217Server | None = None
 
     @property
     def port_path(self) -> str:
         return self._port.port_path
+
+    @property
+    def _wake_r(self) -> int:
+        return self._serving.wake_fd
+
+    @property
+    def rfc2217(self) -> Rfc2217Server | None:
+        """The RFC 2217 server while serving (``rfc2217=True``), for its URL and stats."""
+        return self._rfc2217
+
+    @property
+    def rfc2217_url(self) -> str | None:
+        return self._rfc2217.url if self._rfc2217 is not None else None
+
+    def master_framing(self) -> MasterFraming | None:
+        """How the master frames its characters: the RFC 2217 client's settings while one
+        is connected, else what the client on the pty set (all a pty keeps of them)."""
+        if self._rfc2217 is not None:
+            framing = self._rfc2217.client_framing()
+            if framing is not None:
+                return framing
+        return read_pty_framing(self._port.master_fd)
 
     @property
     def link_path(self) -> Path | None:
@@ -131,22 +162,22 @@ class PtyServer:
 
     def start(self) -> None:
         self._port.open()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name=f"sim-{self.kind}-{self.name}")
-        self._thread.start()
+        if self._serve_rfc2217:
+            server = Rfc2217Server(self._port.port_path, name=self.name)
+            try:
+                server.start()
+            except OSError:
+                self._port.close()
+                raise
+            self._rfc2217 = server
+        self._serving.start()
 
     def stop(self) -> None:
         """Stop serving (at once: the thread is woken through a pipe) and close the pty."""
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=_STOP_JOIN_TIMEOUT_S)
-            if self._thread.is_alive():
-                log.error("%s %s: serving thread did not stop", self.kind, self.name)
-            self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        self._serving.stop()
+        if self._rfc2217 is not None:
+            self._rfc2217.stop()
+            self._rfc2217 = None
         self._port.close()
 
     def _serve(self) -> None:

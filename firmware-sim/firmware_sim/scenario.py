@@ -13,7 +13,9 @@ A scenario file (``firmware_sim/scenarios/NAME.toml``, or any path)::
     name = "bus1"
     protocol = "modbus_rtu"          # modbus_rtu, modbus_ascii or sentences
     baud = 9600
-    parity = "N"
+    parity = "N"                     # N, E, O, M, S
+    stopbits = 1                     # optional: 1, 1.5 or 2
+    bytesize = 8                     # optional: data bits, 5-8
 
     [[buses.devices]]
     name = "gauge-1"
@@ -26,8 +28,10 @@ A scenario file (``firmware_sim/scenarios/NAME.toml``, or any path)::
 
 A running scenario publishes a manifest (JSON) saying where each device is served, so an
 agent config can be written for it: ``{"devices": [{"name", "model", "bus", "pty",
-"slave", "baud", "parity", "protocol", "control"}]}``; ``control`` is the control socket
-(``firmware_sim.control``) through which faults are switched from outside.
+"slave", "baud", "parity", "protocol", "control", "rfc2217", "stopbits", "bytesize"}]}``;
+``control`` is the control socket (``firmware_sim.control``) through which faults are
+switched from outside; ``rfc2217`` is the bus's RFC 2217 URL (``rfc2217://127.0.0.1:N``),
+the door through which the master's parity reaches the simulator (a pty drops it).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import os
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +55,7 @@ from firmware_sim.line import SerialLine
 from firmware_sim.models import MODELS, ModelContext
 from firmware_sim.sentence_devices import SENTENCE_MODELS, SentenceDevice
 from firmware_sim.signals import Quantity, build_quantities
+from firmware_sim.uart import check_settings
 
 PROTOCOLS = ("modbus_rtu", "modbus_ascii", "sentences")
 
@@ -74,6 +80,8 @@ class BusSpec:
     baud: int = 9600
     parity: str = "N"
     protocol: str = "modbus_rtu"
+    stopbits: float = 1
+    bytesize: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +171,25 @@ def _bus(raw: dict[str, Any]) -> BusSpec:
     protocol = str(raw.get("protocol", "modbus_rtu"))
     if protocol not in PROTOCOLS:
         raise ValueError(f"bus {raw.get('name')!r}: protocol {protocol!r} not in {PROTOCOLS}")
-    return BusSpec(
+    spec = BusSpec(
         name=str(raw["name"]),
         devices=tuple(DeviceSpec(**d) for d in raw["devices"]),
         baud=int(raw.get("baud", 9600)),
         parity=str(raw.get("parity", "N")),
         protocol=protocol,
+        stopbits=_stopbits(raw.get("stopbits", 1)),
+        bytesize=int(raw.get("bytesize", 8)),
     )
+    check_settings(
+        f"bus {spec.name!r}", parity=spec.parity, stopbits=spec.stopbits, bytesize=spec.bytesize
+    )
+    return spec
+
+
+def _stopbits(value: Any) -> float:
+    """1 and 2 stay whole numbers (as pyserial and agent.toml write them); 1.5 is 1.5."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
 
 
 def demo(devices: int = 1) -> Scenario:
@@ -190,6 +210,9 @@ class ServedDevice:
     parity: str
     protocol: str = "modbus_rtu"
     control: str | None = None
+    rfc2217: str | None = None  # the bus's RFC 2217 URL: the master's parity shows there
+    stopbits: float = 1
+    bytesize: int = 8
 
 
 def build_device(
@@ -234,7 +257,8 @@ class RunningScenario:
     """Serve every bus of a scenario, each on its own pty, until the context exits.
 
     ``control_path`` also serves the control socket there. ``time_scale`` overrides the
-    scenario's own.
+    scenario's own. Each bus is also served over RFC 2217 on 127.0.0.1 (``rfc2217=False``:
+    on its pty only).
     """
 
     def __init__(
@@ -245,8 +269,10 @@ class RunningScenario:
         clock: Clock = time.monotonic,
         control_path: Path | None = None,
         time_scale: float | None = None,
+        rfc2217: bool = True,
     ) -> None:
         self.scenario = scenario
+        self._rfc2217 = rfc2217
         self._link_dir = link_dir
         self._clock = clock
         self._control_path = control_path
@@ -275,7 +301,7 @@ class RunningScenario:
                 self.by_name.update(
                     (d.name, b) for d, b in zip(bus_spec.devices, built, strict=True)
                 )
-                bus = _serve(bus_spec, built, link)
+                bus = _serve(bus_spec, built, link, rfc2217=self._rfc2217)
                 stack.enter_context(bus)
                 self.buses.append(bus)
                 self.devices.extend(
@@ -289,6 +315,9 @@ class RunningScenario:
                         bus.parity,
                         bus_spec.protocol,
                         control,
+                        bus.rfc2217_url,
+                        bus.stopbits,
+                        bus.bytesize,
                     )
                     for d in bus_spec.devices
                 )
@@ -307,15 +336,27 @@ class RunningScenario:
 
 
 def _serve(
-    spec: BusSpec, devices: list[SimulatedDevice | SentenceDevice], link: Path | None
+    spec: BusSpec,
+    devices: list[SimulatedDevice | SentenceDevice],
+    link: Path | None,
+    *,
+    rfc2217: bool,
 ) -> SimulatedBus | SerialLine:
+    serve: partial[SerialLine] | partial[SimulatedBus]
     if spec.protocol == "sentences":
-        lines = [d for d in devices if isinstance(d, SentenceDevice)]
-        return SerialLine(lines, name=spec.name, baud=spec.baud, parity=spec.parity, link_path=link)
-    slaves = [d for d in devices if isinstance(d, SimulatedDevice)]
-    mode = "ascii" if spec.protocol == "modbus_ascii" else "rtu"
-    return SimulatedBus(
-        slaves, name=spec.name, baud=spec.baud, parity=spec.parity, link_path=link, mode=mode
+        serve = partial(SerialLine, [d for d in devices if isinstance(d, SentenceDevice)])
+    else:
+        mode = "ascii" if spec.protocol == "modbus_ascii" else "rtu"
+        slaves = [d for d in devices if isinstance(d, SimulatedDevice)]
+        serve = partial(SimulatedBus, slaves, mode=mode)
+    return serve(
+        name=spec.name,
+        baud=spec.baud,
+        parity=spec.parity,
+        stopbits=spec.stopbits,
+        bytesize=spec.bytesize,
+        link_path=link,
+        rfc2217=rfc2217,
     )
 
 

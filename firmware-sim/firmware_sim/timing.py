@@ -16,11 +16,11 @@ MODBUS_BITS_PER_CHAR = 11  # start, 8 data, parity or a second stop bit, stop
 FRAME_GAP_CHARS = 3.5  # RTU: the silence that ends a frame
 
 
-def bits_per_char(parity: str, stopbits: int = 1, databits: int = 8) -> int:
+def bits_per_char(parity: str, stopbits: float = 1, databits: int = 8) -> float:
     return 1 + databits + (0 if parity == "N" else 1) + stopbits
 
 
-def transmit_s(n_chars: float, baud: int, bits: int = MODBUS_BITS_PER_CHAR) -> float:
+def transmit_s(n_chars: float, baud: int, bits: float = MODBUS_BITS_PER_CHAR) -> float:
     """Seconds ``n_chars`` characters take on the wire at ``baud``."""
     return n_chars * bits / baud
 

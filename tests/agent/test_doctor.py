@@ -20,6 +20,7 @@ from edgewatch.broker import Mosquitto, free_port
 from edgewatch.processes import ProcessGroup
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
+from firmware_sim.models import WaterLevelGauge
 from tests import required
 from tests.agent.conftest import WAIT_S, agent_process, agent_toml
 
@@ -315,3 +316,26 @@ def test_doctor_against_the_simulator_process_runs_its_device_checks(
         assert f"pid {sim.process.pid}" in message
         assert outcome(checks, CheckName.DEVICE_ANSWERS)[0][0] == "PASS", checks
         assert code == 0, checks
+
+
+def test_doctor_through_the_simulators_rfc2217_url_reads_at_the_right_parity_only(
+    tmp_path: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The field guide's parity lesson: through the RFC 2217 URL the simulated 8N1 line
+    hears a master at 8E1 no more than a real one would, and doctor says what to check."""
+    with SimulatedBus([WaterLevelGauge(slave=1)], rfc2217=True) as bus:
+        assert bus.rfc2217_url is not None
+        text = agent_toml(tmp_path / "data", mosquitto, port_url=bus.rfc2217_url)
+        right = write_config(tmp_path, text)
+        code, checks = doctor_json(right, capsys)
+        assert code == 0, checks
+        [(state, answered)] = outcome(checks, CheckName.DEVICE_ANSWERS)
+        assert (state, "level_cm=" in answered) == ("PASS", True)
+
+        wrong = write_config(tmp_path, text.replace("baud = 9600", 'baud = 9600\nparity = "E"'))
+        code, checks = doctor_json(wrong, capsys)
+        assert code == 1
+        [check] = [c for c in checks if c["name"] == CheckName.DEVICE_ANSWERS]
+        assert (check["outcome"], check["message"].split(":")[0]) == ("FAIL", "timeout")
+        assert "parity" in check["fix"]
+        assert bus.stats.wrong_parity >= 1

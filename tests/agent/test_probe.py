@@ -1,8 +1,11 @@
-"""`edgewatch agent probe` against a simulated bus with several slaves, one at another baud."""
+"""`edgewatch agent probe` against a simulated bus with several slaves, one at another baud;
+and as a technician runs it, a process against the simulator's process, at each parity."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +14,11 @@ import pytest
 from agent.cli import main
 from agent.config import parse_config
 from agent.ops.probe import ProbeResult, Progress, config_snippet, parse_slaves, probe
+from edgewatch.processes import ProcessGroup
+from edgewatch.waiting import wait_until
 from firmware_sim import ModelContext, SimulatedBus, SimulatedDevice
 from firmware_sim.models import MODELS
+from tests.agent.conftest import REPO, WAIT_S, child_env
 
 HEADER = '[gateway]\nid = "gw-probe"\ndata_dir = "d"\n[mqtt]\nhost = "127.0.0.1"\n'
 
@@ -125,3 +131,44 @@ def test_the_field_guide_sample_is_a_config_the_agent_accepts() -> None:
     config = parse_config(HEADER + sample)
 
     assert [d.name for d in config.devices] == ["slave-1"]
+
+
+def probe_process(url: str, parity: str) -> subprocess.CompletedProcess[str]:
+    """``edgewatch agent probe`` as its own process, as a technician types it."""
+    argv = ["agent", "probe", "--port", url, "--parity", parity, "--slaves", "1-5", "--json"]
+    return subprocess.run(
+        [sys.executable, "-m", "edgewatch.cli", *argv],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_at_the_wrong_parity_probe_finds_nothing_and_at_the_right_one_every_slave(
+    tmp_path: Path,
+) -> None:
+    """Issue 17: the simulator's 8N1 bus through its RFC 2217 URL (the pty cannot carry
+    parity): `--parity E` hears nothing, as on a real cable, and `--parity N` finds all."""
+    manifest = tmp_path / "sim.json"
+    with ProcessGroup(tmp_path / "logs") as procs:
+        procs.start_cli("sim", "sim", "run", "--devices", "3", "--manifest", str(manifest))
+        wait_until(manifest.exists, timeout_s=WAIT_S, message="the simulator's manifest")
+        devices = json.loads(manifest.read_text())["devices"]
+        assert {d["parity"] for d in devices} == {"N"}
+        (url,) = {d["rfc2217"] for d in devices}
+
+        wrong = probe_process(url, "E")
+        right = probe_process(url, "N")
+
+    assert wrong.returncode == 3, wrong.stderr
+    assert json.loads(wrong.stdout)["found"] == []
+    assert right.returncode == 0, right.stderr
+    found = json.loads(right.stdout)["found"]
+    assert [(f["slave"], f["parity"], f["answer"]) for f in found] == [
+        (1, "N", "value"),
+        (2, "N", "value"),
+        (3, "N", "value"),
+    ]

@@ -47,7 +47,12 @@ def test_run_in_process_for_some_seconds(
         "parity",
         "protocol",
         "control",
+        "rfc2217",
+        "stopbits",
+        "bytesize",
     }
+    assert devices[0]["rfc2217"].startswith("rfc2217://127.0.0.1:")
+    assert f"rfc2217={devices[0]['rfc2217']}" in lines[0]
     assert not [p for p in manifest_path.parent.iterdir() if p.name != "manifest.json"]
 
 
@@ -79,6 +84,9 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
             "parity": "N",
             "protocol": "modbus_rtu",
             "control": device["control"],
+            "rfc2217": device["rfc2217"],
+            "stopbits": 1,
+            "bytesize": 8,
         }
         with serial.Serial(device["pty"], 9600, timeout=2.0) as port:
             port.write(modbus.read_request(1, 3, 2, 1))
