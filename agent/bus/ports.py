@@ -94,11 +94,21 @@ def open_serial(port: PortConfig) -> serial.Serial:
     )
 
 
+# A request of a few bytes is written at once unless flow control holds the line; a write
+# that takes longer than this is a stuck port. It is not the read timeout: pyserial checks
+# the write's deadline after the bytes went out, so a writer descheduled for longer than a
+# short deadline on a busy gateway raised "Write timeout" for a request that was sent, and
+# a good read counted as failed (seen at a 0.2 s read timeout under load).
+WRITE_TIMEOUT_MIN_S = 2.0
+
+
 def write_timeout_for(url: str, timeout_s: float) -> float | None:
-    """The write timeout to open ``url`` with: pyserial's ``rfc2217://`` client refuses any
-    (NotImplementedError on open); its writes go to a socket, bounded by the socket's own
-    timeout."""
-    return None if url.startswith("rfc2217://") else timeout_s
+    """The write timeout to open ``url`` with: at least ``WRITE_TIMEOUT_MIN_S``; none for
+    ``rfc2217://``, whose pyserial client refuses any (NotImplementedError on open): its
+    writes go to a socket, bounded by the socket's own timeout."""
+    if url.startswith("rfc2217://"):
+        return None
+    return max(timeout_s, WRITE_TIMEOUT_MIN_S)
 
 
 class PortOwner:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.bus.ports import write_timeout_for
+from agent.bus.ports import WRITE_TIMEOUT_MIN_S, write_timeout_for
 from edgewatch.broker import Mosquitto
 from firmware_sim import SimulatedBus, WaterLevelGauge
 from tests.agent.conftest import WAIT_S, Recorder, agent_process, agent_toml
@@ -68,8 +68,11 @@ def test_at_the_wrong_parity_the_agent_reads_nothing_good(
     assert remote_bus.stats.responses == 0
 
 
-def test_an_rfc2217_url_is_opened_without_a_write_timeout() -> None:
-    """pyserial's rfc2217 client refuses one (NotImplementedError on open)."""
+def test_an_rfc2217_url_is_opened_without_a_write_timeout_and_others_with_a_floor() -> None:
+    """pyserial's rfc2217 client refuses one (NotImplementedError on open); elsewhere a
+    write gets at least WRITE_TIMEOUT_MIN_S, never the short read timeout (a descheduled
+    writer would report a sent request as a write timeout)."""
     assert write_timeout_for("rfc2217://127.0.0.1:2217", 0.3) is None
-    assert write_timeout_for("/dev/ttyUSB0", 0.3) == 0.3
-    assert write_timeout_for("socket://127.0.0.1:4001", 0.3) == 0.3
+    assert write_timeout_for("/dev/ttyUSB0", 0.3) == WRITE_TIMEOUT_MIN_S
+    assert write_timeout_for("socket://127.0.0.1:4001", 0.3) == WRITE_TIMEOUT_MIN_S
+    assert write_timeout_for("/dev/ttyUSB0", 5.0) == 5.0
