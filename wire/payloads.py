@@ -51,10 +51,13 @@ class Quality(StrEnum):
     # Read while the device was in maintenance (a technician at work): the value is kept,
     # but it is no measurement of the world and never raises an alert.
     MAINTENANCE = "maintenance"
+    # The station itself says the value is not a plain measurement (HJ212 flags M
+    # maintenance, C calibration, S manual input, or an unknown flag): kept, never an alert.
+    UNCERTAIN = "uncertain"
 
     @property
     def carries_value(self) -> bool:
-        return self in (Quality.GOOD, Quality.MAINTENANCE)
+        return self in (Quality.GOOD, Quality.MAINTENANCE, Quality.UNCERTAIN)
 
 
 class GatewayState(StrEnum):
