@@ -7,6 +7,11 @@ The protocol is one JSON object per line, each answered by one JSON line:
 - ``{"cmd": "faults", "device": "gauge-1", "faults": {"silent": true}}``
   -> ``{"ok": true, "device": "gauge-1", "faults": {...every fault...}}``
 - ``{"cmd": "reboot", "device": "rain-1"}`` -> ``{"ok": true, "device": "rain-1"}``
+- stations only (``firmware_sim.stations``):
+  ``{"cmd": "quirks", "device": "river-st-1", "quirks": {"clock_offset_s": 600}}`` (replaces
+  them whole, like faults; names of ``StationQuirks``), ``{"cmd": "values", "device":
+  "river-st-1", "values": {"Z": 15.8}}`` (report these instead of the model's; ``{}``
+  clears) and ``{"cmd": "report", "device": "river-st-1"}`` (a timed report at once)
 - ``{"cmd": "status"}``
   -> ``{"ok": true, "devices": {"gauge-1": {"faults": {...}, "stats": {...}}}}``
 - anything wrong -> ``{"ok": false, "error": "..."}``
@@ -31,6 +36,7 @@ from types import TracebackType
 from typing import Any
 
 from firmware_sim.faults import Faults
+from firmware_sim.stations.station import SimStation, StationQuirks
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +132,45 @@ class ControlServer:
             if command == "reboot":
                 device.reboot()
                 return {"ok": True, "device": name}
-            raise ValueError(f"unknown cmd {command!r} (known: faults, reboot, status)")
+            if command in ("quirks", "values", "report"):
+                return _station_command(device, str(name), command, request)
+            raise ValueError(
+                f"unknown cmd {command!r} (known: faults, reboot, status, quirks, values, report)"
+            )
         except (ValueError, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
 
 
 def _status(device: Any) -> dict[str, Any]:
-    return {"faults": device.faults.as_dict(), "stats": dataclasses.asdict(device.stats)}
+    status = {"faults": device.faults.as_dict(), "stats": dataclasses.asdict(device.stats)}
+    if isinstance(device, SimStation):
+        status["quirks"] = device.quirks.as_dict()
+        status["connected"] = device.connected
+    return status
+
+
+def _station_command(
+    device: Any, name: str, command: str, request: Mapping[str, Any]
+) -> dict[str, Any]:
+    if not isinstance(device, SimStation):
+        raise ValueError(f"device {name!r} is not a station: {command} is for stations")
+    if command == "quirks":
+        quirks = request.get("quirks")
+        if not isinstance(quirks, dict):
+            raise ValueError("quirks must be an object")
+        device.quirks = StationQuirks.from_dict(quirks)
+        return {"ok": True, "device": name, "quirks": device.quirks.as_dict()}
+    if command == "values":
+        values = request.get("values")
+        if not isinstance(values, dict) or not all(
+            (isinstance(v, int | float) and not isinstance(v, bool)) or v is None
+            for v in values.values()
+        ):
+            raise ValueError("values must be an object of numbers (or null: missing)")
+        device.set_values({str(k): None if v is None else float(v) for k, v in values.items()})
+        return {"ok": True, "device": name, "values": device.values}
+    device.report_now()
+    return {"ok": True, "device": name}
 
 
 def send(path: Path | str, request: Mapping[str, Any], *, timeout_s: float = 5.0) -> Any:
