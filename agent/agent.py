@@ -20,7 +20,6 @@ closes.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import itertools
 import logging
 import sqlite3
@@ -36,7 +35,6 @@ from agent.buffer.intake import Intake
 from agent.buffer.store import Buffer
 from agent.bus.counter_state import SqliteCounterStore
 from agent.bus.ports import PortOwner
-from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import AgentConfig, ConfigError
 from agent.edge_rules import EdgeRules
 from agent.local_state import Maintenance, Overrides
@@ -57,16 +55,12 @@ from agent.uplink.reconfigure import (
 from agent.uplink.session import MqttSession
 from drivers.base import DeviceConfig, Measurement
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
+from wire.clock import SYSTEM_CLOCK, Clock
 from wire.risk import ColourChange, RuleSet
+from wire.supervision import Backoff, FailureLog, supervise
+from wire.version import package_version
 
 log = logging.getLogger(__name__)
-
-
-def agent_version() -> str:
-    try:
-        return importlib.metadata.version("edgewatch")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 class Agent:
@@ -96,7 +90,7 @@ class Agent:
         config, self.config_version = startup_config(config, base_dir=config_dir)
         self.config = config
         self._clock = clock
-        self.version = self._version = agent_version()
+        self.version = self._version = package_version()
         self.overrides = Overrides(config.gateway.data_dir)
         self.maintenance = Maintenance(config.gateway.data_dir)
         self.buffer = Buffer(
@@ -248,15 +242,13 @@ class Agent:
 
     def _supervised(self, name: str, loop: Callable[[], None]) -> None:
         """Run ``loop`` until stop; a crash is logged and the loop restarted (capped wait)."""
-        delay_s = 0.1
-        while not self._stopping.is_set():
-            try:
-                loop()
-                return
-            except Exception:
-                log.exception("%s loop crashed; restarting in %.1f s", name, delay_s)
-                self._stopping.wait(delay_s)
-                delay_s = min(delay_s * 2, 5.0)
+        supervise(
+            loop,
+            failures=FailureLog(log, f"{name} loop"),
+            stopped=self._stopping.is_set,
+            wait=self._stopping.wait,
+            backoff=Backoff(0.1, 5.0),
+        )
 
     def _heartbeat_loop(self) -> None:
         """Every heartbeat: overrides, health (when connected), status.json; between

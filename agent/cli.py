@@ -197,6 +197,8 @@ def run(*, config_path: Path, config: AgentConfig) -> int:
         with Agent(config, on_restart=on_restart, config_dir=config_path.parent):
             stop.wait()
     except (OSError, sqlite3.Error) as exc:
+        # One line, whatever the cause: a disk that cannot be written, a broken file, or a
+        # buffer written by a newer edgewatch (agent.sqlite_schema.SchemaTooNewError).
         data_dir = config.gateway.data_dir
         print(f"{config_path}: the agent cannot run (data_dir {data_dir}): {exc}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -36,7 +36,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.bus.ports import PortOwner
-from agent.clock import SYSTEM_CLOCK
 from agent.config import PortConfig
 from bench.common import machine, median
 from drivers.base import DeviceConfig, InterFrameSilence, Measurement
@@ -45,6 +44,7 @@ from edgewatch.waiting import wait_until
 from firmware_sim import DeviceModel, Faults, RegisterSpec, SimulatedBus, SimulatedDevice
 from firmware_sim.device import constant
 from wire import Quality
+from wire.clock import SYSTEM_CLOCK
 
 SLAVES = 8
 REGISTERS = 10

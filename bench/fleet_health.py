@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import machine, query, start_controller, stop
+from bench.fleet_sim import FleetSim, gateway_ids
 from edgewatch.broker import Mosquitto
-from firmware_sim.fleet import FleetSim, gateway_ids
 
 
 def online_count(db: Path) -> int:

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             controller, url, db = start_controller(workdir, broker.port, auth="tokens")
             try:
                 fleet = subprocess.Popen(
-                    [sys.executable, "-m", "firmware_sim.fleet", "--port", str(broker.port),
+                    [sys.executable, "-m", "bench.fleet_sim", "--port", str(broker.port),
                      "--gateways", str(args.gateways), "--readings", str(args.readings),
                      "--batch", str(args.batch), "--rate", str(args.ingest_rate)],
                     cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, text=True,

@@ -204,6 +204,15 @@ class ForwardingConfig(_Section):
     backoff_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.1
     backoff_max_s: Annotated[float, Field(gt=0, le=60)] = 3.0
 
+    @_model_validator(mode="after")
+    def _backoff_in_order(self) -> ForwardingConfig:
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError(
+                f"backoff_initial_s ({self.backoff_initial_s:g}) is above backoff_max_s"
+                f" ({self.backoff_max_s:g})"
+            )
+        return self
+
 
 class GapsConfig(_Section):
     """Gap detection (controller/fleet/gaps.py): when to ask a gateway to replay, and when to

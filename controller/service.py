@@ -22,7 +22,7 @@ from controller.api.app import create_app
 from controller.config import AuthMode, ControllerConfig
 from controller.fleet.commands import Commands
 from controller.fleet.gaps import GapDetector
-from controller.fleet.health import Clock, DegradationLimits, HealthTracker, SystemClock
+from controller.fleet.health import DegradationLimits, HealthTracker
 from controller.fleet.ingest import IngestRole, MqttIngest, Rejections
 from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
@@ -32,6 +32,8 @@ from controller.metrics import Metrics
 from controller.risk.alerts import AlertEngine
 from controller.risk.edge_rules import RulesPusher
 from controller.store.sqlite import Store
+from wire.clock import SYSTEM_CLOCK, Clock
+from wire.supervision import FailureLog, run_once
 
 # Secrets nobody may run a production controller with.
 DEFAULT_SECRETS = frozenset(
@@ -141,7 +143,7 @@ class Controller:
 
     def __init__(self, config: ControllerConfig, *, clock: Clock | None = None) -> None:
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.store = Store(config.storage.path)
         health = config.health
         self.tracker = HealthTracker(
@@ -295,16 +297,16 @@ class Controller:
 
     def _tick(self) -> None:
         interval_s = self.config.health.check_interval_s
+        alert_failures = FailureLog(log, "alert tick")
+        health_failures = FailureLog(log, "health check")
+
+        def alert_tick() -> None:
+            self.alerts.tick()
+            self.edge_rules.tick()
+
         while not self._ticker_stop.wait(interval_s):
             self.health_ticks += 1
-            try:  # hold times and escalation deadlines run even while MQTT is away
-                self.alerts.tick()
-                self.edge_rules.tick()
-            except Exception:
-                log.exception("alert tick failed; continuing")
-            if not self.ingest.subscribed:
-                continue
-            try:
-                self.fleet.check_health()
-            except Exception:
-                log.exception("health check failed; continuing")
+            # Hold times and escalation deadlines run even while MQTT is away.
+            run_once(alert_tick, alert_failures)
+            if self.ingest.subscribed:
+                run_once(self.fleet.check_health, health_failures)

@@ -41,8 +41,11 @@ from pathlib import Path
 from types import TracebackType
 
 from agent.buffer.meta import SEQ_BLOCK, Numbering, current_boot_id, set_meta, transaction
+from agent.buffer.schema import MIGRATIONS
+from agent.sqlite_schema import migrate
 from drivers.base import Measurement
 from wire import Reading
+from wire.clock import wall_ms
 from wire.rows import ReadingRow, row_to_reading
 
 __all__ = ["SEQ_BLOCK", "Buffer", "BufferStats", "Lane", "ReadingRow", "chunks", "seq_runs"]
@@ -53,33 +56,6 @@ DEFAULT_LIVE_WINDOW_S = 10.0
 # so a small cache costs it nothing, and a gateway's RAM is tight (issue 4: <= 40 MB RSS).
 PAGE_CACHE_KIB = 512
 _COLUMNS = "seq, ts_ms, device, metric, value, unit, quality"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS readings (
-    seq INTEGER PRIMARY KEY,
-    ts_ms INTEGER NOT NULL,
-    device TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    value REAL,
-    unit TEXT NOT NULL,
-    quality TEXT NOT NULL,
-    acked_at INTEGER
-);
--- Partial index: the unsent rows in seq order, whatever the backlog size.
-CREATE INDEX IF NOT EXISTS readings_unsent ON readings(seq) WHERE acked_at IS NULL;
-CREATE INDEX IF NOT EXISTS readings_acked_at ON readings(acked_at);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts_ms INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    acked_at INTEGER
-);
-"""
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Lane(StrEnum):
@@ -110,7 +86,7 @@ class Buffer:
         self,
         path: Path,
         *,
-        now_ms: Callable[[], int] = wall_clock_ms,
+        now_ms: Callable[[], int] = wall_ms,
         monotonic_s: Callable[[], float] = time.monotonic,
         live_window_s: float = DEFAULT_LIVE_WINDOW_S,
         boot_id: int | None = None,
@@ -140,10 +116,13 @@ class Buffer:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
-        with self.atomic():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        try:
+            with self.lock:
+                migrate(conn, self.path, MIGRATIONS)
+        except sqlite3.Error:
+            conn.close()
+            self._conn = None
+            raise
         self._numbering.load(conn)
         return self
 

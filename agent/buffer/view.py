@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.buffer.schema import MIGRATIONS
+from agent.sqlite_schema import SchemaTooNewError, check_version, schema_version
+
 BUFFER_FILE = "buffer.db"
 _PROGRESS_STEPS = 20_000  # SQLite virtual machine steps between progress calls
 
@@ -55,6 +58,10 @@ class BufferUnreadableError(RuntimeError):
     """The buffer file exists but cannot be read."""
 
 
+class BufferTooNewError(BufferUnreadableError):
+    """The buffer was written by a newer edgewatch (its schema version is beyond ours)."""
+
+
 def _connect(path: Path, *, immutable: bool) -> sqlite3.Connection:
     query = "immutable=1" if immutable else "mode=ro"
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?{query}"
@@ -89,7 +96,10 @@ def read_buffer(
             lambda: report(time.monotonic() - started_s) or 0, _PROGRESS_STEPS
         )
     try:
+        check_version(path, schema_version(conn), MIGRATIONS)
         return _read(conn, path, stale=stale, latest_values=latest_values)
+    except SchemaTooNewError as exc:
+        raise BufferTooNewError(f"{path}: {exc}") from None
     except sqlite3.Error as exc:
         raise BufferUnreadableError(f"{path}: cannot read: {exc}") from None
     finally:

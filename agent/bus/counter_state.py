@@ -18,6 +18,21 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+from agent.sqlite_schema import Migration, migrate
+
+# counters.db's schema (agent.sqlite_schema): version 1 is 0.1.0's unversioned table.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "counter_state (the schema of 0.1.0)",
+        (
+            "CREATE TABLE IF NOT EXISTS counter_state (device TEXT NOT NULL,"
+            " metric TEXT NOT NULL, raw INTEGER NOT NULL, modulus INTEGER NOT NULL,"
+            " PRIMARY KEY (device, metric))",
+        ),
+    ),
+)
+
 
 class CounterStore(Protocol):
     def previous(self, device: str, metric: str, modulus: int) -> int | None:
@@ -56,14 +71,15 @@ class SqliteCounterStore:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS counter_state (device TEXT NOT NULL,"
-                " metric TEXT NOT NULL, raw INTEGER NOT NULL, modulus INTEGER NOT NULL,"
-                " PRIMARY KEY (device, metric))"
+            conn = sqlite3.connect(
+                str(self.path), check_same_thread=False, timeout=10, isolation_level=None
             )
-            conn.commit()
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                migrate(conn, self.path, MIGRATIONS)
+            except sqlite3.Error:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
@@ -88,7 +104,6 @@ class SqliteCounterStore:
                 " modulus = excluded.modulus",
                 (device, metric, raw, modulus),
             )
-            db.commit()
 
     def close(self) -> None:
         with self._lock:

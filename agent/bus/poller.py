@@ -33,7 +33,6 @@ from enum import StrEnum
 from agent.bus.backoff import DEVICE_BACKOFF_MAX_S, device_retry_s
 from agent.bus.counter_state import CounterStore, MemoryCounterStore
 from agent.bus.derived import Deriver
-from agent.clock import Clock
 from drivers.base import (
     DeviceConfig,
     Driver,
@@ -43,6 +42,7 @@ from drivers.base import (
     Measurement,
 )
 from wire import DeviceHealth, Quality
+from wire.clock import Clock
 
 log = logging.getLogger(__name__)
 

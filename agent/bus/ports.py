@@ -30,10 +30,11 @@ import serial
 
 from agent.bus.counter_state import CounterStore, MemoryCounterStore
 from agent.bus.poller import INTERNAL_ERROR, DevicePoller, Sink
-from agent.clock import Clock
 from agent.config import PortConfig
 from drivers.base import DeviceConfig, Driver, ErrorKind, LineOptions
 from drivers.registry import create_driver
+from wire.clock import Clock
+from wire.supervision import Backoff, FailureLog, supervise
 
 log = logging.getLogger(__name__)
 
@@ -212,23 +213,23 @@ class PortOwner:
 
     def _run(self) -> None:
         """Own the port until stopped; a crash of the loop is counted and it restarts."""
-        delay_s = CRASH_RESTART_MIN_S
-        while not self._stop.is_set():
-            try:
-                self._own_port()
-                return
-            except Exception as exc:
-                self.crashes += 1
-                log.exception(
-                    "port %s: owner loop crashed; restarting in %.1f s", self.port.name, delay_s
-                )
-                self._fail_calls(f"the owner loop crashed: {exc!r}")
-                if self._idle(delay_s):
-                    return
-                delay_s = min(delay_s * 2, CRASH_RESTART_MAX_S)
+
+        def crashed(exc: BaseException) -> None:
+            self.crashes += 1
+            self._fail_calls(f"the owner loop crashed: {exc!r}")
+
+        supervise(
+            self._own_port,
+            failures=FailureLog(log, f"port {self.port.name}: owner loop"),
+            stopped=self._stop.is_set,
+            wait=self._idle,
+            backoff=Backoff(CRASH_RESTART_MIN_S, CRASH_RESTART_MAX_S),
+            on_crash=crashed,
+            monotonic_s=self._clock.monotonic_s,
+        )
 
     def _own_port(self) -> None:
-        delay_s = REOPEN_MIN_S
+        backoff = Backoff(REOPEN_MIN_S, REOPEN_MAX_S)
         problem_logged = False  # one warning per outage, one info when the port is back
         while not self._stop.is_set():
             answered = False
@@ -248,14 +249,14 @@ class PortOwner:
             if problem is None:  # stopped
                 return
             if answered:
-                delay_s, problem_logged = REOPEN_MIN_S, False
+                backoff.reset()
+                problem_logged = False
             if not problem_logged:
                 log.warning("%s (reopening, backoff up to %.0f s)", problem, REOPEN_MAX_S)
                 problem_logged = True
             self._fail_calls(problem)
-            if self._idle(delay_s):
+            if self._idle(backoff.next_s()):
                 return
-            delay_s = min(delay_s * 2, REOPEN_MAX_S)
 
     def _idle(self, delay_s: float) -> bool:
         """Wait ``delay_s`` while the port is closed, refusing calls; True when stopped."""

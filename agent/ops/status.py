@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.buffer.view import BUFFER_FILE, BufferUnreadableError, BufferView, read_buffer
+from agent.buffer.view import (
+    BUFFER_FILE,
+    BufferTooNewError,
+    BufferUnreadableError,
+    BufferView,
+    read_buffer,
+)
 from agent.config import ConfigError, load_config
 from agent.ops.checks import human_age
 from agent.ops.doctor_serial import agent_holding
@@ -192,6 +198,9 @@ def run_status(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    except BufferTooNewError as exc:
+        print(f"edgewatch agent status: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
     except BufferUnreadableError as exc:
         print(f"edgewatch agent status: {exc} (try sudo)", file=sys.stderr)
         return EXIT_UNREADABLE

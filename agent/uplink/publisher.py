@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from agent.buffer.alerts import AlertQueue
 from agent.buffer.eviction import enforce_limits
 from agent.buffer.store import Buffer, Lane
-from agent.clock import Clock
 from agent.config import BufferConfig
 from agent.uplink.replay_progress import ReplayProgress
 from agent.uplink.session import MqttSession
 from wire import TopicKind
+from wire.clock import Clock
 from wire.rows import ReadingRow, encode_reading_rows
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from tenacity import Retrying, retry_if_result, wait_exponential_jitter
 
-from agent.buffer.store import Buffer, wall_clock_ms
+from agent.buffer.store import Buffer
 from agent.config import MqttConfig
 from agent.uplink.client import (
     CONNECT_TIMEOUT_S,
@@ -56,6 +56,7 @@ from wire import (
     encode,
     topic_for,
 )
+from wire.clock import wall_ms
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class MqttSession:
         heartbeat_interval_s: float,
         buffer: Buffer,
         agent_version: str = "",
-        now_ms: Callable[[], int] = wall_clock_ms,
+        now_ms: Callable[[], int] = wall_ms,
         on_online: Callback | None = None,
         on_command: Callable[[CommandRequest], None] | None = None,
         on_connection_closed: Callback | None = None,

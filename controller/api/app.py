@@ -45,6 +45,7 @@ from controller.api.risk import alerts, risk, risk_rules
 from controller.api.risk_points import points
 from controller.api.stream import alert_stream
 from controller.api.system import centers, probes, summary
+from wire.version import package_version
 
 API_PREFIX = "/api/v1"
 
@@ -80,12 +81,16 @@ async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": validation_errors(exc.errors())})
 
 
+# The API is versioned with the package: one version string (wire.version).
+API_VERSION = package_version()
+
+
 def create_app(backend: ApiBackend) -> FastAPI:
     app = FastAPI(
         title="edgewatch controller",
         summary="Fleet registry, health, commands, config, risk and alerts, and forwarding to"
         " the tier centers.",
-        version="0.3.0",
+        version=API_VERSION,
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)

@@ -25,7 +25,6 @@ from controller.access import (
 from controller.config import PLACE_PATTERN, AuthMode, ControllerConfig
 from controller.fleet import queries
 from controller.fleet.commands import Commands
-from controller.fleet.health import Clock
 from controller.fleet.ingest import Rejections
 from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
@@ -33,6 +32,7 @@ from controller.forwarding.outbox import Outboxes
 from controller.metrics import Metrics
 from controller.risk.alerts import AlertEngine
 from controller.store.sqlite import Store
+from wire.clock import Clock
 
 GATEWAY_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 MAX_PAGE = 1000

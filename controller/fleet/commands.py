@@ -25,8 +25,10 @@ from sqlite_utils import Database
 
 import wire
 from controller.access import AuditEntry, Principal, record_audit
-from controller.fleet.health import Clock, HealthTracker
+from controller.fleet.health import HealthTracker
 from controller.store.sqlite import Store
+from wire.clock import Clock
+from wire.supervision import FailureLog, run_once
 
 log = logging.getLogger(__name__)
 
@@ -292,13 +294,11 @@ class Commands:
             thread.join(5)
 
     def _run(self) -> None:
+        failures = FailureLog(log, "command dispatch")
         while not self._stopping.is_set():
             self._wake.wait(self.tick_s)
             self._wake.clear()
-            try:
-                self.tick()
-            except Exception:
-                log.exception("command dispatch failed; continuing")
+            run_once(self.tick, failures)
 
     def tick(self) -> None:
         """Send what waits for an alive gateway, mark what the broker took, expire the late."""

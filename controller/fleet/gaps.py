@@ -32,8 +32,9 @@ from sqlite_utils import Database
 
 import wire
 from controller.config import GapsConfig
-from controller.fleet.health import Clock
 from controller.store.sqlite import Store
+from wire.clock import Clock
+from wire.supervision import FailureLog, run_every
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +115,7 @@ class GapDetector:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(CHECK_EVERY_S):
-            try:
-                self.check()
-            except Exception:
-                log.exception("gap check failed; going on")
+        run_every(CHECK_EVERY_S, self.check, failures=FailureLog(log, "gap check"), stop=self._stop)
 
     # -- what ingest tells --------------------------------------------------------------
 

@@ -16,12 +16,11 @@ logs it. Thread-safe: MQTT callbacks and the health ticker call in from differen
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 import wire
+from wire.clock import SYSTEM_CLOCK, Clock
 
 
 class GatewayHealthState(StrEnum):
@@ -80,20 +79,6 @@ def degradation_reasons(
     return reasons
 
 
-class Clock(Protocol):
-    def monotonic_s(self) -> float: ...
-
-    def wall_ms(self) -> int: ...
-
-
-class SystemClock:
-    def monotonic_s(self) -> float:
-        return time.monotonic()
-
-    def wall_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-
 @dataclass(frozen=True, slots=True)
 class Transition:
     gateway: str
@@ -134,7 +119,7 @@ class HealthTracker:
         self.limits = limits or DegradationLimits()
         self.heartbeat_misses = heartbeat_misses
         self.default_heartbeat_interval_s = default_heartbeat_interval_s
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self._gateways: dict[str, _Gateway] = {}
         self._lock = threading.Lock()
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
@@ -34,6 +33,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 import wire
 from controller.config import MqttConfig
 from controller.store.sqlite import Lane
+from wire.clock import wall_ms
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,6 @@ class Rejections:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _gateway_level(topic: str) -> str:
@@ -207,7 +203,7 @@ class MqttIngest:
 
     @staticmethod
     def _status(state: wire.GatewayState) -> bytes:
-        return wire.encode(wire.ControllerStatus(state=state, ts_ms=_now_ms()))
+        return wire.encode(wire.ControllerStatus(state=state, ts_ms=wall_ms()))
 
     def _on_connect(
         self,

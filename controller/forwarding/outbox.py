@@ -34,7 +34,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from controller.config import CenterConfig, ForwardingConfig
 from controller.forwarding.lanes import PRIORITY_LANE, READINGS_LANE, Lane
-from controller.store.sqlite import Store, StoreError, wall_ms
+from controller.store.sqlite import Store, StoreError
+from wire.clock import wall_ms
+from wire.supervision import Backoff, FailureLog, supervise
 from wire.webhook import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -125,14 +127,13 @@ class LaneWorker:
     # -- the delivery thread --------------------------------------------------------------
 
     def _supervise(self) -> None:
-        backoff_s = self.config.backoff_initial_s
-        while not self._stopping.is_set():
-            try:
-                self._run()
-            except Exception:
-                log.exception("center %s: delivery loop failed; restarting", self.center.name)
-                self._stopping.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, self.config.backoff_max_s)
+        supervise(
+            self._run,
+            failures=FailureLog(log, f"center {self.center.name}: delivery loop"),
+            stopped=self._stopping.is_set,
+            wait=self._stopping.wait,
+            backoff=Backoff(self.config.backoff_initial_s, self.config.backoff_max_s),
+        )
 
     def _run(self) -> None:
         conn = self.store.connect()

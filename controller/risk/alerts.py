@@ -27,7 +27,6 @@ from sqlite_utils import Database
 
 import wire
 from controller.config import TIER_ORDER, ControllerConfig, Tier
-from controller.fleet.health import Clock
 from controller.forwarding.routing import place_contains
 from controller.risk.chain import (
     BLIND_SPOT_COLOUR,
@@ -45,6 +44,7 @@ from controller.risk.chain import (
 )
 from controller.risk.points import load_judged, load_points, register_config_points
 from controller.store.sqlite import Store
+from wire.clock import Clock
 from wire.risk import BlindSpot, Colour, ColourChange, Event, RiskEvaluator, RiskPointRules
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from typing import Literal
 import wire
 from controller.access import Principal, Role
 from controller.fleet.commands import Commands, _Command
-from controller.fleet.health import Clock
 from controller.forwarding.routing import Router
 from wire import SetRulesArgs
+from wire.clock import Clock
 from wire.risk import RiskPointRules, RuleSet
 
 log = logging.getLogger(__name__)

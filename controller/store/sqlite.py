@@ -22,7 +22,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -47,10 +46,6 @@ MAX_ITEMS_PER_TRANSACTION = 500
 # Also bounds how long an urgent operation waits for the transaction ahead of it.
 MAX_READINGS_PER_TRANSACTION = 2_000
 BUSY_TIMEOUT_S = 10.0
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Lane(StrEnum):

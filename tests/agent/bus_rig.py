@@ -11,7 +11,6 @@ from typing import Any
 from agent.bus.counter_state import CounterStore
 from agent.bus.poller import DevicePoller
 from agent.bus.ports import PortOwner
-from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import PortConfig
 from drivers.base import DeviceConfig, Measurement
 from drivers.registry import parse_device_config
@@ -19,6 +18,7 @@ from edgewatch.waiting import wait_until
 from firmware_sim import ModelContext, SimulatedBus, SimulatedDevice
 from firmware_sim.models import MODELS
 from wire import Quality
+from wire.clock import SYSTEM_CLOCK, Clock
 
 WAIT_S = 5.0
 DEVICE_TIMEOUT_S = 0.1  # cheap to wait out; a 9600-baud answer takes ~15 ms on the sim

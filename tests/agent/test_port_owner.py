@@ -10,12 +10,12 @@ import pytest
 from agent.bus.backoff import DEVICE_BACKOFF_MAX_S, backoff_s, device_retry_s
 from agent.bus.poller import DevicePoller, DeviceState
 from agent.bus.ports import PortOwner, PortUnavailableError
-from agent.clock import SYSTEM_CLOCK
 from agent.config import PortConfig
 from drivers.base import DriverError, ErrorKind, Measurement
 from drivers.registry import parse_device_config
 from firmware_sim import Faults
 from tests.agent.bus_rig import Rig, Sink, bus_rig, gauge, simulated
+from wire.clock import SYSTEM_CLOCK
 
 
 def transmitter(slave: int) -> object:

@@ -13,7 +13,6 @@ import serial
 
 from agent.bus.poller import DEVICE_METRIC, DeviceState
 from agent.bus.ports import PortOwner
-from agent.clock import SYSTEM_CLOCK
 from agent.config import PortConfig
 from drivers.base import DeviceConfig, Driver, DriverError, ErrorKind, LineOptions, Measurement
 from drivers.registry import parse_device_config
@@ -21,6 +20,7 @@ from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
 from firmware_sim.device import Faults
 from wire import Quality
+from wire.clock import SYSTEM_CLOCK
 
 WAIT_S = 5.0
 

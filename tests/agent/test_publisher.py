@@ -13,11 +13,11 @@ import pytest
 
 from agent.buffer.alerts import AlertQueue
 from agent.buffer.store import Buffer
-from agent.clock import SYSTEM_CLOCK, Clock
 from agent.config import BufferConfig
 from agent.uplink.publisher import Publisher
 from drivers.base import Measurement
 from wire import ReadingBatch, TopicKind, encode, topic_for
+from wire.clock import SYSTEM_CLOCK, Clock
 
 NOW_MS = SYSTEM_CLOCK.wall_ms()  # recent: within [buffer] max_age_s
 

@@ -1,4 +1,5 @@
-"""Fleet mode speaks enough MQTT: births, readings and heartbeats reach a paho subscriber."""
+"""The load generator speaks enough MQTT, in the contract's words: births, readings and
+heartbeats reach a paho subscriber and decode as ``wire`` messages."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import BaseModel
 
+import wire
+from bench.fleet_sim import FleetSim, gateway_ids, publish_packet, readings_payload
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from firmware_sim.fleet import FleetSim, gateway_ids, publish_packet
 
 
 def test_publish_packet_encodes_a_long_remaining_length() -> None:
@@ -20,11 +23,30 @@ def test_publish_packet_encodes_a_long_remaining_length() -> None:
     assert packet[1:3] == bytes([0xCD, 0x01])  # 205 = 3 (topic) + 2 (id) + 200
 
 
+def test_a_readings_batch_is_a_valid_contract_message() -> None:
+    batch = wire.decode(wire.ReadingBatch, readings_payload(3, 41, 5, 1_700_000_000_000))
+    assert batch.session == 3
+    assert [r.seq for r in batch.readings] == [41, 42, 43, 44, 45]
+    assert {r.device for r in batch.readings} == {"gauge-1"}
+
+
 def test_many_gateways_publish_through_mosquitto(mosquitto: Mosquitto) -> None:
     received: list[tuple[str, dict[str, Any]]] = []
+    not_contract: list[str] = []
     lock = threading.Lock()
 
+    models: dict[str, type[BaseModel]] = {
+        "status": wire.Status,
+        "readings": wire.ReadingBatch,
+        "health": wire.Health,
+    }
+
     def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        kind = wire.parse_topic(message.topic).kind
+        try:
+            wire.decode(models[kind], bytes(message.payload))  # each is a contract message
+        except wire.PayloadError as exc:
+            not_contract.append(f"{message.topic}: {exc}")
         with lock:
             received.append((message.topic, json.loads(message.payload)))
 
@@ -54,6 +76,7 @@ def test_many_gateways_publish_through_mosquitto(mosquitto: Mosquitto) -> None:
                 timeout_s=5,
                 message="the will of the killed gateway",
             )
+        assert not not_contract
         kinds = {t.rsplit("/", 1)[1] for t, _ in received}
         assert {"status", "readings", "health"} <= kinds
         batches = [p for t, p in received if t.endswith("/readings")]

@@ -1,16 +1,17 @@
-"""Fleet mode: many simulated gateways speaking MQTT 3.1.1 at once, from one thread.
+"""A load generator: many simulated gateways speaking MQTT 3.1.1 at once, from one thread.
 
-For load and fleet-health benchmarks: thousands of broker sessions, each with its own
-client id, will (retained offline status) and birth, publishing heartbeats and reading
-batches in the shape of the edgewatch contract. A paho client per gateway would need a
-thread each; this speaks the few packets it needs (CONNECT, PUBLISH at QoS 1, PUBACK,
-PINGREQ, DISCONNECT) over non-blocking sockets and one selector.
+For load and fleet-health benchmarks (``bench.ingest``, ``bench.fleet_health``): thousands
+of broker sessions, each with its own client id, will (retained offline status) and birth,
+publishing heartbeats and reading batches of the edgewatch contract. Topics and payloads
+come from ``wire`` (births, wills and heartbeats are ``wire`` models; a readings batch is
+written by hand on the hot path, and tests/bench/test_fleet_sim.py checks that it decodes
+as a ``wire.ReadingBatch``). A paho client per gateway would need a thread each; this speaks
+the few packets it needs (CONNECT, PUBLISH at QoS 1, PUBACK, PINGREQ, DISCONNECT) over
+non-blocking sockets and one selector. It is not device firmware: that is firmware_sim.
 
 A gateway can be killed two ways: ``close`` (the process dies: the socket closes and the
 broker sends the will at once) or ``silent`` (the gateway loses power or its link: nothing
 more arrives, and the broker sends the will after 1.5 keepalives).
-
-Never imports drivers/, agent/ or controller/.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-PREFIX = "edgewatch/v1"
+import wire
+from wire import GatewayState, Health, Status, TopicKind, topic_for
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PINGREQ, DISCONNECT = 1, 2, 3, 4, 12, 14
 
@@ -93,18 +95,33 @@ class SimGateway:
         return pid
 
 
-def status_payload(state: str, session: int, heartbeat_interval_s: float) -> bytes:
-    return json.dumps(
+def status_payload(state: GatewayState, session: int, heartbeat_interval_s: float) -> bytes:
+    status = Status(
+        state=state,
+        session=session,
+        ts_ms=time.time_ns() // 1_000_000,
+        agent_version="fleet-sim",
+        heartbeat_interval_s=heartbeat_interval_s,
+    )
+    return wire.encode(status)
+
+
+def readings_payload(session: int, first_seq: int, count: int, ts_ms: int) -> bytes:
+    """A live batch of ``count`` readings from ``first_seq`` (the hot path: plain JSON)."""
+    rows = [
         {
-            "v": 1,
-            "state": state,
-            "session": session,
-            "ts_ms": time.time_ns() // 1_000_000,
-            "agent_version": "fleet-sim",
-            "heartbeat_interval_s": heartbeat_interval_s,
-        },
-        separators=(",", ":"),
-    ).encode()
+            "seq": seq,
+            "ts_ms": ts_ms,
+            "device": "gauge-1",
+            "metric": "level_cm",
+            "value": 100.0 + seq % 50,
+            "unit": "cm",
+            "quality": "good",
+        }
+        for seq in range(first_seq, first_seq + count)
+    ]
+    batch = {"v": wire.SCHEMA_VERSION, "session": session, "readings": rows}
+    return json.dumps(batch, separators=(",", ":")).encode()
 
 
 class FleetSim:
@@ -159,10 +176,10 @@ class FleetSim:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         gateway = SimGateway(gateway_id, sock)
-        will_topic = f"{PREFIX}/{gateway_id}/status"
-        will = (will_topic, status_payload("offline", gateway.session, 0))
+        will_topic = topic_for(gateway_id, TopicKind.STATUS)
+        will = (will_topic, status_payload(GatewayState.OFFLINE, gateway.session, 0))
         gateway.out += connect_packet(f"sim-{gateway_id}", keepalive_s=self.keepalive_s, will=will)
-        birth = status_payload("online", gateway.session, self.heartbeat_interval_s)
+        birth = status_payload(GatewayState.ONLINE, gateway.session, self.heartbeat_interval_s)
         gateway.out += publish_packet(will_topic, birth, gateway.packet_id(), retain=True)
         gateway.unacked += 1
         gateway.last_sent_s = time.monotonic()
@@ -171,11 +188,11 @@ class FleetSim:
 
     # -- traffic -------------------------------------------------------------------------
 
-    def publish(self, gateway_id: str, kind: str, payload: bytes) -> None:
+    def publish(self, gateway_id: str, kind: TopicKind, payload: bytes) -> None:
         gateway = self.gateways[gateway_id]
         if not gateway.alive:
             return
-        topic = f"{PREFIX}/{gateway_id}/{kind}"
+        topic = topic_for(gateway_id, kind)
         gateway.out += publish_packet(topic, payload, gateway.packet_id())
         gateway.unacked += 1
         self._want_write(gateway)
@@ -199,40 +216,27 @@ class FleetSim:
     def heartbeat(self, gateway_id: str) -> None:
         gateway = self.gateways[gateway_id]
         now_ms = time.time_ns() // 1_000_000
-        health = {
-            "v": 1,
-            "session": gateway.session,
-            "ts_ms": now_ms,
-            "uptime_s": 1.0,
-            "heartbeat_interval_s": self.heartbeat_interval_s,
-            "buffer_rows": 0,
-            "buffer_bytes": 0,
-            "oldest_unsent_age_s": 0.0,
-            "last_seq": gateway.seq,
-            "devices": {"gauge-1": {"state": "ok", "last_good_ms": now_ms}},
-        }
-        self.publish(gateway_id, "health", json.dumps(health, separators=(",", ":")).encode())
+        health = Health(
+            session=gateway.session,
+            ts_ms=now_ms,
+            uptime_s=1.0,
+            heartbeat_interval_s=self.heartbeat_interval_s,
+            buffer_rows=0,
+            buffer_bytes=0,
+            oldest_unsent_age_s=0.0,
+            last_seq=gateway.seq,
+            devices={"gauge-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms)},
+        )
+        self.publish(gateway_id, TopicKind.HEALTH, wire.encode(health))
 
     def readings(self, gateway_id: str, count: int) -> int:
         """Publish one live batch of ``count`` readings; returns the readings sent."""
         gateway = self.gateways[gateway_id]
-        now_ms = time.time_ns() // 1_000_000
-        rows = []
-        for _ in range(count):
-            gateway.seq += 1
-            rows.append(
-                {
-                    "seq": gateway.seq,
-                    "ts_ms": now_ms,
-                    "device": "gauge-1",
-                    "metric": "level_cm",
-                    "value": 100.0 + gateway.seq % 50,
-                    "unit": "cm",
-                    "quality": "good",
-                }
-            )
-        batch = {"v": 1, "session": gateway.session, "readings": rows}
-        self.publish(gateway_id, "readings", json.dumps(batch, separators=(",", ":")).encode())
+        payload = readings_payload(
+            gateway.session, gateway.seq + 1, count, time.time_ns() // 1_000_000
+        )
+        gateway.seq += count
+        self.publish(gateway_id, TopicKind.READINGS, payload)
         return count
 
     def kill(self, gateway_id: str, *, mode: str = "silent") -> None:
@@ -339,7 +343,7 @@ def run_ingest(args: argparse.Namespace) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m firmware_sim.fleet")
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet_sim")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--gateways", type=int, default=1000)
