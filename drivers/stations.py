@@ -146,6 +146,10 @@ class StationDeviceConfig(DeviceConfig):
         """The key the link matches frames on (address, MN)."""
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """How errors and logs name the station: ``device 'x' (sl651, station ...)``."""
+        return f"device {self.name!r} ({self.driver}, station {self.station_key()})"
+
 
 def station_time_ms(local: datetime, utc_offset_h: float) -> int:
     """A station's local wall time (naive) as UTC epoch milliseconds."""

@@ -139,6 +139,9 @@ class Health(_Model):
     last_seq: int = Field(ge=0)
     dropped: dict[str, int] = Field(default_factory=dict)
     devices: dict[str, DeviceHealth] = Field(default_factory=dict)
+    # Pushing stations' clocks minus the gateway's, by device (their send time against the
+    # arrival). Older agents send none; older controllers take it as an extra field.
+    station_clock_offsets_ms: dict[str, int] = Field(default_factory=dict)
     config_hash: str = Field(default="", max_length=64)
     versions: dict[str, str] = Field(default_factory=dict)
 

@@ -48,6 +48,7 @@ class Fleet:
         self.device_stale_after_s = device_stale_after_s
         self._stale_logged: set[tuple[str, int]] = set()
         self._maintenance: dict[str, frozenset[str]] = {}
+        self._station_clocks: dict[str, dict[str, int]] = {}  # gateway -> station -> ms
         self._lock = threading.Lock()
         # Called (writer thread, after commit) when a gateway comes alive: queued commands go.
         self.on_gateway_alive: list[Callable[[str], None]] = []
@@ -115,6 +116,8 @@ class Fleet:
                 reported=None,
                 now_ms=now_ms,
                 stale_after_s=self.device_stale_after_s,
+                clock_offsets_ms=self._station_clocks.get(gateway),
+                clock_skew_max_s=self.tracker.limits.clock_skew_max_s,
             )
             return True
 
@@ -169,6 +172,9 @@ class Fleet:
     def on_health(self, gateway: str, health: wire.Health) -> None:
         for listener in self.on_health_seen:
             listener(gateway, health)
+        # Pushing stations' clocks as this heartbeat reports them (kept for the judgements
+        # that come without a heartbeat: a gateway transition, a maintenance change).
+        self._station_clocks[gateway] = dict(health.station_clock_offsets_ms)
         now_ms = self.tracker.clock.wall_ms()
         with self._lock:
             maintenance = self._maintenance.get(gateway, frozenset())
@@ -235,6 +241,8 @@ class Fleet:
                 reported=health.devices,
                 now_ms=now_ms,
                 stale_after_s=self.device_stale_after_s,
+                clock_offsets_ms=self._station_clocks.get(gateway),
+                clock_skew_max_s=self.tracker.limits.clock_skew_max_s,
             )
 
         self._submit(record, transition)
@@ -291,6 +299,8 @@ class Fleet:
                 reported=None,
                 now_ms=transition.at_ms,
                 stale_after_s=self.device_stale_after_s,
+                clock_offsets_ms=self._station_clocks.get(transition.gateway),
+                clock_skew_max_s=self.tracker.limits.clock_skew_max_s,
             )
 
         return record
