@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from agent.buffer.alerts import AlertQueue
@@ -60,6 +59,7 @@ from drivers.base import DeviceConfig, Measurement
 from drivers.stations import Alarm, StationDeviceConfig
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
 from wire.clock import SYSTEM_CLOCK, Clock
+from wire.lifecycle import Lifecycle
 from wire.risk import Colour, ColourChange, RuleSet
 from wire.supervision import Backoff, FailureLog, supervise
 from wire.version import package_version
@@ -67,7 +67,7 @@ from wire.version import package_version
 log = logging.getLogger(__name__)
 
 
-class Agent:
+class Agent(Lifecycle):
     """One gateway's agent, built from a validated config; start with ``with Agent(cfg):``.
 
     ``on_restart`` is called (on the commands thread; it must not block) when a ``restart``
@@ -197,18 +197,6 @@ class Agent:
             owner.stop()
         self.counters.close()
         self.buffer.close()
-
-    def __enter__(self) -> Agent:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- readings in ----------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from contextlib import ExitStack
-from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
@@ -33,6 +32,7 @@ from controller.risk.alerts import AlertEngine
 from controller.risk.edge_rules import RulesPusher
 from controller.store.sqlite import Store
 from wire.clock import SYSTEM_CLOCK, Clock
+from wire.lifecycle import Lifecycle
 from wire.supervision import FailureLog, run_once
 
 # Secrets nobody may run a production controller with.
@@ -138,7 +138,7 @@ class ApiServer:
             sock.close()
 
 
-class Controller:
+class Controller(Lifecycle):
     """The whole controller for one config; a context manager."""
 
     def __init__(self, config: ControllerConfig, *, clock: Clock | None = None) -> None:
@@ -271,18 +271,6 @@ class Controller:
         stack, self._stack = self._stack, None
         if stack is not None:
             stack.close()
-
-    def __enter__(self) -> Controller:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- health ticker --------------------------------------------------------------------
 

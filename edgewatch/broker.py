@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 from edgewatch.waiting import wait_until
+from wire.lifecycle import Lifecycle
 
 
 class BrokerError(RuntimeError):
@@ -48,7 +48,7 @@ def mosquitto_binary() -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-class Mosquitto:
+class Mosquitto(Lifecycle):
     """A mosquitto process on 127.0.0.1:<free port> with a config written to ``workdir``."""
 
     name = "mosquitto"
@@ -143,18 +143,6 @@ class Mosquitto:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
-
-    def __enter__(self) -> Mosquitto:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class Amqtt(Mosquitto):

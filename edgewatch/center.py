@@ -27,9 +27,10 @@ import time
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
+from wire.lifecycle import Lifecycle
 from wire.webhook import REPLAY_WINDOW_S, SIGNATURE_HEADER, SignatureError, verify
 
 TIERS = ("city", "district", "street")
@@ -38,7 +39,7 @@ LAST_READINGS = 20
 KINDS = ("readings", "alerts", "health")
 
 
-class ReferenceCenter:
+class ReferenceCenter(Lifecycle):
     """Records the batches POSTed to ``/ingest``; ``with ReferenceCenter(...) as center:``."""
 
     def __init__(
@@ -117,18 +118,6 @@ class ReferenceCenter:
                 connection.shutdown(socket.SHUT_RDWR)
         if thread is not None:
             thread.join(5)
-
-    def __enter__(self) -> ReferenceCenter:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def fail_next_posts(self, count: int) -> None:
         """Answer the next ``count`` POSTs with 503 without recording them (fault injection)."""

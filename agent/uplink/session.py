@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -57,11 +56,12 @@ from wire import (
     topic_for,
 )
 from wire.clock import wall_ms
+from wire.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
 
-class MqttSession:
+class MqttSession(Lifecycle):
     """A supervised MQTT connection for one gateway; a context manager.
 
     ``on_online`` runs (on paho's thread; keep it short) after each birth is published and
@@ -125,18 +125,6 @@ class MqttSession:
         if self._thread is not None:
             self._thread.join(timeout=timeout_s + CONNECT_TIMEOUT_S + 2)
             self._thread = None
-
-    def __enter__(self) -> MqttSession:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def alive(self) -> bool:

@@ -27,13 +27,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
 import wire
 from controller.store.sqlite_schema import migrations
+from wire.lifecycle import Lifecycle
 from wire.rows import ReadingRow
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class StoreError(RuntimeError):
     """The store is not running, or an operation on it failed."""
 
 
-class Store:
+class Store(Lifecycle):
     """SQLite at ``path`` (WAL); ``with Store(path) as store:`` migrates and starts the writer."""
 
     def __init__(self, path: Path, *, queue_max_items: int = 1000) -> None:
@@ -164,18 +164,6 @@ class Store:
             self._generation += 1
         for conn in readers:
             conn.close()
-
-    def __enter__(self) -> Store:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def writer_alive(self) -> bool:
