@@ -48,6 +48,7 @@ from drivers.base import DeviceConfig
 from drivers.registry import link_factory
 from drivers.stations import LinkOptions, LinkOutput, StationLink
 from wire.clock import Clock
+from wire.lifecycle import Lifecycle
 from wire.supervision import Backoff, FailureLog, supervise
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def open_line(config: ListenerConfig) -> serial.Serial:
     )
 
 
-class StationServer:
+class StationServer(Lifecycle):
     """Serves ``listeners`` for the station ``devices``; see the module docstring."""
 
     def __init__(

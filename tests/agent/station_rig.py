@@ -132,9 +132,7 @@ def station_rig(
                 lst.model_copy(update={"url": next(ptys)}) if lst.kind == "serial" else lst
                 for lst in listeners
             ]
-        server = StationServer(listeners, devices, book, SYSTEM_CLOCK)
-        server.start()
-        stack.callback(server.stop)
+        server = stack.enter_context(StationServer(listeners, devices, book, SYSTEM_CLOCK))
         targets: dict[str, tuple[str, int]] = {}
         for lst in listeners:
             address = server.address(lst.name)
