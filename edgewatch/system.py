@@ -23,6 +23,8 @@ from edgewatch.processes import Child, ProcessGroup
 from edgewatch.sim_config import scenario_agent_config
 from edgewatch.waiting import wait_until
 
+STATION_PROTOCOLS = ("sl651", "hj212")  # each gets a listener port when a scenario runs
+
 
 @dataclass(frozen=True)
 class CenterSpec:
@@ -249,12 +251,23 @@ class LocalSystem:
         timing: GatewayTiming | None = None,
     ) -> SimulatedGateway:
         """A gateway on a firmware-sim scenario (a name or a TOML file), its clock sped up
-        ``time_scale`` times, with an agent reading each Modbus device of its manifest."""
+        ``time_scale`` times, with an agent reading each Modbus device of its manifest and
+        listening for its stations (TCP stations dial a port chosen here for each protocol;
+        they retry until the agent listens)."""
+        ports = {protocol: free_port() for protocol in STATION_PROTOCOLS}
+        connect = [
+            arg for p, port in ports.items() for arg in ("--connect", f"{p}=127.0.0.1:{port}")
+        ]
         return self.start_simulated_gateway(
             gateway_id,
-            ["--scenario", scenario, "--time-scale", str(time_scale)],
+            ["--scenario", scenario, "--time-scale", str(time_scale), *connect],
             lambda data_dir, devices: scenario_agent_config(
-                gateway_id, self.mqtt_port, data_dir, devices, timing or GatewayTiming()
+                gateway_id,
+                self.mqtt_port,
+                data_dir,
+                devices,
+                timing or GatewayTiming(),
+                listener_ports=ports,
             ),
         )
 

@@ -225,7 +225,8 @@ class ServedDevice:
     control: str | None = None
     station: str | None = None  # a pushing station: its address / MN,
     password: str | None = None  # its password,
-    transport: str | None = None  # and how it talks: "tcp" (dials in) or "pty"
+    transport: str | None = None  # how it talks: "tcp" (dials in) or "pty",
+    period_s: float | None = None  # and how often it reports
 
 
 def build_device(
@@ -376,6 +377,7 @@ class RunningScenario:
                 station=station.key,
                 password=spec.password,
                 transport=spec.transport,
+                period_s=station.options.period_s,
             )
             for spec, station in zip(specs, stations, strict=True)
         )
@@ -394,7 +396,7 @@ def _serve(
     )
 
 
-STATION_FIELDS = ("station", "password", "transport")
+STATION_FIELDS = ("station", "password", "transport", "period_s")
 
 
 def manifest(devices: list[ServedDevice]) -> dict[str, Any]:
