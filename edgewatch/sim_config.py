@@ -150,6 +150,13 @@ def scenario_agent_config(
     return "\n".join(sections)
 
 
+def primary_metric(model: str) -> str:
+    """The metric a station model is there for: its first element's or factor's."""
+    mapping = STATION_MAPS[model]
+    entries = mapping.get("elements") or mapping["factors"]
+    return str(entries[0]["metric"])
+
+
 def station_sections(
     stations: Sequence[Mapping[str, Any]], listener_ports: Mapping[str, int]
 ) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from edgewatch.broker import free_port, port_accepts
 from edgewatch.processes import Child, ProcessGroup
-from edgewatch.sim_config import scenario_agent_config
+from edgewatch.sim_config import primary_metric, scenario_agent_config
 from edgewatch.waiting import wait_until
 
 STATION_PROTOCOLS = ("sl651", "hj212")  # each gets a listener port when a scenario runs
@@ -42,6 +42,9 @@ GATEWAYS = {
     "gw-demo-1": "cq/yuzhong/jiefangbei/grid-1",
     "gw-demo-2": "cq/yuzhong/jiefangbei/grid-2",
 }
+# The demo's third gateway: the flood-station scenario, Modbus gauges and pushing stations.
+STATION_GATEWAY = "gw-flood-1"
+STATION_GATEWAY_PLACE = "cq/yuzhong/jiefangbei/grid-3"
 
 
 class StartupError(RuntimeError):
@@ -75,7 +78,7 @@ def controller_config(
         # One machine, loopback only: no API tokens (production refuses this mode).
         '[api]\nauth = "demo"\n',
     ]
-    for gateway_id, place in GATEWAYS.items():
+    for gateway_id, place in {**GATEWAYS, STATION_GATEWAY: STATION_GATEWAY_PLACE}.items():
         lines.append(f'[[gateways]]\nid = "{gateway_id}"\nplace = "{place}"\n')
     for spec, port in centers.items():
         lines.append(
@@ -170,6 +173,12 @@ class SimulatedGateway:
     data_dir: Path
     sim: Child
     agent: Child
+    devices: list[dict[str, Any]] = field(default_factory=list)  # the simulator's manifest
+
+    @property
+    def stations(self) -> list[dict[str, Any]]:
+        """The manifest entries of stations that push (SL651, HJ212)."""
+        return [d for d in self.devices if d.get("station")]
 
 
 @dataclass
@@ -286,9 +295,10 @@ class LocalSystem:
         wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
         data_dir = self.workdir / gateway_id
         config_path = self.workdir / f"{gateway_id}.toml"
-        config_path.write_text(agent_toml(data_dir, json.loads(manifest.read_text())["devices"]))
+        devices = json.loads(manifest.read_text())["devices"]
+        config_path.write_text(agent_toml(data_dir, devices))
         agent = self.start_agent(gateway_id, config_path)
-        gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
+        gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent, devices)
         self.gateways[gateway_id] = gateway
         return gateway
 
@@ -302,6 +312,31 @@ class LocalSystem:
             return str(get_json(f"{self.api}/gateways/{gateway_id}")["state"])
         except (OSError, urllib.error.URLError, ValueError, KeyError):
             return None
+
+    def station_readings(self, gateway_id: str) -> dict[str, dict[str, Any]]:
+        """Each pushing station of a gateway with its protocol and the newest reading of its
+        first metric (the river level, the rain, PM2.5, pH)."""
+        gateway = self.gateways.get(gateway_id)
+        if gateway is None:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for station in gateway.stations:
+            metric = primary_metric(station["model"])
+            try:
+                page = get_json(f"{self.api}/devices/{gateway_id}.{station['name']}/readings")
+                readings = [r for r in page["readings"] if r["metric"] == metric]
+            except (OSError, urllib.error.URLError, ValueError, KeyError):
+                readings = []
+            newest = readings[0] if readings else {}
+            found[station["name"]] = {
+                "protocol": station["protocol"],
+                "transport": station["transport"],
+                "metric": metric,
+                "value": newest.get("value"),
+                "unit": newest.get("unit"),
+                "quality": newest.get("quality"),
+            }
+        return found
 
     def summary(self) -> dict[str, Any]:
         """The controller's summary, with what each center says it received."""
