@@ -215,27 +215,49 @@ class Agent(Lifecycle):
         for event in events:
             if not isinstance(event, ColourChange) or not event.rising:
                 continue  # only the controller lowers and closes; blind spots are its too
-            alert = EdgeAlert(
-                session=self.session.session,
-                id=f"{gateway}-{ts_ms}-{next(self._alert_numbers)}",
-                point=event.point,
-                colour=event.after,
-                previous=event.before,
+            raised |= self._raise_alert(
+                event.point,
+                event.after,
+                event.before,
                 ts_ms=event.source_ts_ms or ts_ms,
                 device=device,
                 metric=event.metric,
                 value=event.measure,
             )
-            try:
-                self.alerts.append(alert.ts_ms, encode(alert))
-            except (sqlite3.Error, OSError) as exc:
-                # The readings still carry the crossing: the controller judges them too.
-                self.edge_alerts_unstored += 1
-                log.error("edge alert %s could not be stored: %s", alert.id, exc)
-            else:
-                raised = True
         if raised:
             self.publisher.wake.set()
+
+    def _raise_alert(
+        self,
+        point: str,
+        colour: Colour,
+        previous: Colour,
+        *,
+        ts_ms: int,
+        device: str,
+        metric: str,
+        value: float | None,
+    ) -> bool:
+        """An edge alert into the alerts lane; False when the buffer refused it (the
+        readings still carry the crossing: the controller judges them too)."""
+        alert = EdgeAlert(
+            session=self.session.session,
+            id=f"{self.config.gateway.id}-{ts_ms}-{next(self._alert_numbers)}",
+            point=point,
+            colour=colour,
+            previous=previous,
+            ts_ms=ts_ms,
+            device=device,
+            metric=metric,
+            value=value,
+        )
+        try:
+            self.alerts.append(alert.ts_ms, encode(alert))
+        except (sqlite3.Error, OSError) as exc:
+            self.edge_alerts_unstored += 1
+            log.error("edge alert %s could not be stored: %s", alert.id, exc)
+            return False
+        return True
 
     # -- loops ----------------------------------------------------------------------------
 
@@ -368,22 +390,15 @@ class Agent(Lifecycle):
                 )
             return
         for point, before in watching:
-            alert = EdgeAlert(
-                session=self.session.session,
-                id=f"{gateway}-{alarm.ts_ms}-{next(self._alert_numbers)}",
-                point=point,
-                colour=colour,
-                previous=before,
+            self._raise_alert(
+                point,
+                colour,
+                before,
                 ts_ms=alarm.ts_ms,
                 device=station.name,
                 metric=alarm.metric or "",
                 value=alarm.value,
             )
-            try:
-                self.alerts.append(alert.ts_ms, encode(alert))
-            except (sqlite3.Error, OSError) as exc:
-                self.edge_alerts_unstored += 1
-                log.error("station alarm %s could not be stored: %s", alert.id, exc)
         self.publisher.wake.set()
 
     def _store_reading(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:

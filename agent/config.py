@@ -99,18 +99,13 @@ class MqttConfig(_Section):
         return {key: path for key, path in named.items() if path is not None}
 
 
-class PortConfig(_Section):
-    name: Name
-    url: str = Field(min_length=1, description="a device path or a pyserial URL")
+class SerialSettings(_Section):
+    """A serial line's settings: of a polled bus ([[ports]]) or a station line ([[listeners]])."""
+
     baud: int = Field(default=9600, gt=0)
     parity: Literal["N", "E", "O"] = "N"
     stopbits: float = 1
     bytesize: Literal[5, 6, 7, 8] = 8
-    timeout_s: float = Field(default=0.3, gt=0, le=30)
-    # Modbus RTU: silence before each request (see drivers.base.InterFrameSilence).
-    inter_frame_silence: InterFrameSilence = InterFrameSilence.MODBUS_STANDARD
-    # A failing device's tries back off up to this; never minutes of blackout.
-    backoff_max_s: float = Field(default=30.0, gt=0, le=30)
 
     @field_validator("stopbits")
     @classmethod
@@ -120,13 +115,23 @@ class PortConfig(_Section):
         return value
 
 
+class PortConfig(SerialSettings):
+    name: Name
+    url: str = Field(min_length=1, description="a device path or a pyserial URL")
+    timeout_s: float = Field(default=0.3, gt=0, le=30)
+    # Modbus RTU: silence before each request (see drivers.base.InterFrameSilence).
+    inter_frame_silence: InterFrameSilence = InterFrameSilence.MODBUS_STANDARD
+    # A failing device's tries back off up to this; never minutes of blackout.
+    backoff_max_s: float = Field(default=30.0, gt=0, le=30)
+
+
 STATION_PROTOCOLS = ("sl651", "hj212")  # the station drivers a listener speaks
 # One frame at most, per protocol: SL651's 12-bit length plus its header; HJ212's standard
 # bound on the data segment.
 MAX_FRAME_BYTES = {"sl651": 4120, "hj212": 1024}
 
 
-class ListenerConfig(_Section):
+class ListenerConfig(SerialSettings):
     """Where stations that push (SL651, HJ212) reach the gateway: a TCP port they dial in
     to, or a serial line they are wired to. Every number is bounded: a listener is open to
     the field, and nothing one station does may blind the gateway to the others."""
@@ -138,12 +143,8 @@ class ListenerConfig(_Section):
     host: str = Field(default="0.0.0.0", min_length=1, max_length=255)
     port: int | None = Field(default=None, ge=0, le=65535, description="0: any free port")
     max_connections: int = Field(default=1000, ge=1, le=20_000)
-    # serial: the line's settings, as for [[ports]]
+    # serial: the line (its settings, as for [[ports]], come from SerialSettings)
     url: str | None = Field(default=None, min_length=1)
-    baud: int = Field(default=9600, gt=0)
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: float = 1
-    bytesize: Literal[5, 6, 7, 8] = 8
     # the protocol
     centre: int = Field(default=1, ge=1, le=255, description="SL651: our centre address")
     keep_online: bool = Field(
@@ -152,13 +153,6 @@ class ListenerConfig(_Section):
     max_frame_bytes: int | None = Field(default=None, ge=64, le=65_536)
     idle_timeout_s: float = Field(default=3900.0, gt=0, le=86_400)
     bad_frames_per_min: int = Field(default=600, ge=1, le=100_000)
-
-    @field_validator("stopbits")
-    @classmethod
-    def _stopbits(cls, value: float) -> float:
-        if value not in (1, 1.5, 2):
-            raise ValueError(f"stopbits must be 1, 1.5 or 2, got {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _kind(self) -> ListenerConfig:
@@ -223,6 +217,9 @@ class AgentConfig(_Section):
     devices: tuple[DeviceConfig, ...] = ()
     # The document this config was validated from (TOML file or pushed JSON), as written.
     _document: dict[str, Any] | None = PrivateAttr(default=None)
+    # (the document it was computed from, its hash): the heartbeat asks every few seconds,
+    # and a gateway with 2,000 stations has a document of half a megabyte.
+    _hash_of: tuple[object, str] | None = PrivateAttr(default=None)
 
     @property
     def document(self) -> dict[str, Any] | None:
@@ -244,7 +241,12 @@ class AgentConfig(_Section):
         a pushed config shows as in sync once applied. A config built without a document
         hashes its validated model instead."""
         if self._document is not None:
-            return document_hash(self._document)
+            cached = self._hash_of
+            if cached is not None and cached[0] is self._document:
+                return cached[1]
+            digest = document_hash(self._document)
+            self._hash_of = (self._document, digest)
+            return digest
         data: dict[str, Any] = self.model_dump(mode="json", exclude={"mqtt": {"password"}})
         data["devices"] = [d.model_dump(mode="json") for d in self.devices]
         return document_hash(data)

@@ -16,11 +16,11 @@ and nothing a stranger sends ever becomes a measurement.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -164,11 +164,13 @@ def local_time(now_ms: int, utc_offset_h: float) -> datetime:
     )
 
 
-def index_stations(
-    configs: Sequence[DeviceConfig], model: type[StationDeviceConfig]
-) -> Mapping[str, StationDeviceConfig]:
+C = TypeVar("C", bound=StationDeviceConfig)
+L = TypeVar("L")
+
+
+def index_stations(configs: Sequence[DeviceConfig], model: type[C]) -> dict[str, C]:
     """The stations of one driver by their key; two with one key is a config error."""
-    stations: dict[str, StationDeviceConfig] = {}
+    stations: dict[str, C] = {}
     for config in configs:
         if not isinstance(config, model):
             raise TypeError(f"device {config.name!r}: a {type(config).__name__} is no {model}")
@@ -179,3 +181,72 @@ def index_stations(
             )
         stations[key] = config
     return stations
+
+
+def link_factory_for(
+    model: type[C], link: Callable[[Mapping[str, C], LinkOptions], L]
+) -> Callable[[Sequence[DeviceConfig], LinkOptions], Callable[[], L]]:
+    """A driver's registry factory: for the stations configured on one listener, a maker
+    of the link of each connection. The links share one station index (2,000 connections
+    must not hold 2,000 copies of it)."""
+
+    def factory(configs: Sequence[DeviceConfig], options: LinkOptions) -> Callable[[], L]:
+        stations = index_stations(configs, model)
+        return lambda: link(stations, options)
+
+    return factory
+
+
+class FramedLink:
+    """What every link shares: the bytes that arrived, taken one frame (or one problem) at a
+    time from the start of a buffer; a run of junk is one problem, not one per byte; a link
+    closed inside a frame is a truncated frame. Subclasses say how a frame is taken."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buffer)
+
+    def receive(self, data: bytes, now_ms: int) -> LinkOutput:
+        out = LinkOutput()
+        self._buffer += data
+        while self._buffer:
+            used = self._take(bytes(self._buffer), now_ms, out)
+            if used == 0:
+                break
+            del self._buffer[:used]
+        self._after(now_ms, out)
+        merged: list[Problem] = []
+        for problem in out.problems:
+            if merged and problem.kind is merged[-1].kind is ProblemKind.GARBAGE:
+                continue
+            merged.append(problem)
+        out.problems[:] = merged
+        return out
+
+    def close(self, now_ms: int) -> LinkOutput:
+        """The link closed: a frame begun is cut short."""
+        out = LinkOutput()
+        if self._buffer.strip(b"\r\n\x00 "):
+            out.problems.append(
+                Problem(
+                    ProblemKind.TRUNCATED,
+                    f"the link closed {len(self._buffer)} bytes into a frame",
+                )
+            )
+        self._buffer.clear()
+        self._closed()
+        return out
+
+    def _take(self, buffer: bytes, now_ms: int, out: LinkOutput) -> int:
+        """Take one frame or problem from ``buffer``'s start into ``out``; the bytes used
+        (0: a frame has begun, wait for more)."""
+        raise NotImplementedError
+
+    def _after(self, now_ms: int, out: LinkOutput) -> None:
+        """After what arrived was taken (e.g. expire half-done messages)."""
+
+    def _closed(self) -> None:
+        """After the link closed (e.g. drop half-done messages)."""

@@ -41,6 +41,9 @@ FAILING_AFTER_REFUSED = 3  # frames of a station refused in a row: it is failing
 STALE_AFTER_INTERVALS = 3
 MAX_ERROR_TEXT = 512
 MAX_LOGGED_STRANGERS = 1000  # strangers remembered for "logged once"; then counted only
+# Stations in one heartbeat at most: ~150 bytes each, and a payload is bounded (256 KiB).
+MAX_HEARTBEAT_STATIONS = 500
+URGENCY = {"failing": 0, "stale": 1, "starting": 2}  # the rest: changed since reported
 # Refusals that say the station itself is wrong (not the line between us).
 STATION_FAULTS = frozenset(
     {ProblemKind.CRC, ProblemKind.MALFORMED, ProblemKind.WRONG_PASSWORD, ProblemKind.TRUNCATED}
@@ -93,6 +96,8 @@ class StationBook:
         self._lock = threading.Lock()
         self._started_s = clock.monotonic_s()
         self._refused: dict[str, Counter[str]] = {}  # listener -> kind -> count
+        self._reported: dict[str, str] = {}  # station -> state in the last heartbeat
+        self._cursor = 0  # where the next heartbeat's turn of ok stations starts
         self._logged_strangers: set[tuple[str, str, str]] = set()
 
     @property
@@ -195,19 +200,51 @@ class StationBook:
         return "ok" if station.last_heard_s is not None else "starting"
 
     def health(self) -> dict[str, DeviceHealth]:
+        """Every station's health (``status.json``): errors hold only the kinds seen."""
         with self._lock:
-            return {
-                name: DeviceHealth(
-                    state=self._state(station),
-                    reads_ok=station.reports,
-                    reads_failed=station.refused,
-                    consecutive_failures=station.refused_in_a_row,
-                    errors={**{str(kind): 0 for kind in ErrorKind}, **station.errors},
-                    last_good_ms=station.last_good_ms,
-                    last_error=station.last_error,
-                )
-                for name, station in self._stations.items()
-            }
+            return {name: self._entry(s, self._state(s)) for name, s in self._stations.items()}
+
+    def heartbeat_health(
+        self, max_entries: int = MAX_HEARTBEAT_STATIONS
+    ) -> dict[str, DeviceHealth]:
+        """The stations one heartbeat carries: all of them when they fit ``max_entries``;
+        else first those not ``ok`` or whose state changed since they were last reported
+        (failing, stale, starting, changed), then, in turn, the others, so each is reported
+        every few heartbeats. The controller keeps a device's last reported state, and its
+        freshness comes from its readings, so the heartbeat stays under the payload bound
+        (2,000 stations would not fit 256 KiB) without hiding a station in trouble."""
+        with self._lock:
+            states = {name: self._state(s) for name, s in self._stations.items()}
+            names = list(self._stations)
+            if len(names) > max_entries:
+                urgent = sorted(
+                    (n for n in names if states[n] != "ok" or states[n] != self._reported.get(n)),
+                    key=lambda n: URGENCY.get(states[n], len(URGENCY)),
+                )[:max_entries]
+                chosen = set(urgent)
+                others = [n for n in names if n not in chosen]
+                room = max_entries - len(urgent)
+                if others and room > 0:
+                    start = self._cursor % len(others)
+                    turn = (others[start:] + others[:start])[:room]
+                    self._cursor = start + len(turn)
+                    urgent += turn
+                names = urgent
+            entries = {n: self._entry(self._stations[n], states[n]) for n in names}
+            self._reported.update((n, states[n]) for n in names)
+            return entries
+
+    @staticmethod
+    def _entry(station: _Station, state: str) -> DeviceHealth:
+        return DeviceHealth(
+            state=state,
+            reads_ok=station.reports,
+            reads_failed=station.refused,
+            consecutive_failures=station.refused_in_a_row,
+            errors=dict(station.errors),
+            last_good_ms=station.last_good_ms,
+            last_error=station.last_error,
+        )
 
     def clock_offsets_ms(self) -> dict[str, int]:
         """Each station's clock minus ours, as its last frame showed it."""

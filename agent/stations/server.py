@@ -42,6 +42,7 @@ from typing import Any
 
 import serial
 
+from agent.bus.ports import open_line
 from agent.config import ListenerConfig
 from agent.stations.book import StationBook
 from drivers.base import DeviceConfig
@@ -125,17 +126,10 @@ class _Listener:
 OpenLine = Callable[[ListenerConfig], serial.Serial]
 
 
-def open_line(config: ListenerConfig) -> serial.Serial:
+def open_station_line(config: ListenerConfig) -> serial.Serial:
     """A serial listener's line, non-blocking (reads return what has arrived)."""
-    return serial.serial_for_url(
-        config.url,
-        baudrate=config.baud,
-        parity=config.parity,
-        stopbits=config.stopbits,
-        bytesize=config.bytesize,
-        timeout=0,
-        write_timeout=1.0,
-    )
+    assert config.url is not None  # a serial listener has one (checked with its config)
+    return open_line(config.url, config, timeout_s=0, write_timeout_s=1.0)
 
 
 class StationServer(Lifecycle):
@@ -149,7 +143,7 @@ class StationServer(Lifecycle):
         clock: Clock,
         *,
         clock_trusted: Callable[[], bool] = lambda: False,
-        opener: OpenLine = open_line,
+        opener: OpenLine = open_station_line,
     ) -> None:
         self._book = book
         self._clock = clock
@@ -234,6 +228,8 @@ class StationServer(Lifecycle):
         return {
             lst.config.name: {
                 "connections": len(lst.connections),
+                "alive": self.alive,
+                "crashes": self.crashes,
                 **{k: getattr(lst.stats, k) for k in ListenerStats.__dataclass_fields__},
                 "refused": refused.get(lst.config.name, {}),
             }

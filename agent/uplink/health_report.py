@@ -25,7 +25,7 @@ def build_health(agent: RunningAgent, *, now_ms: int) -> Health:
     for reason, count in agent.intake.dropped().items():
         dropped[reason] = dropped.get(reason, 0) + count
     devices = {p.name: p.health() for owner in agent.ports for p in owner.pollers}
-    devices.update(agent.station_book.health())
+    devices.update(agent.station_book.heartbeat_health())
     return Health.model_validate(
         {
             "session": agent.session.session,

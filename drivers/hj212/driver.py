@@ -34,6 +34,7 @@ from drivers.hj212.codec import (
 )
 from drivers.hj212.config import COMMAND_NAMES, DATA_COMMANDS, FactorConfig, Hj212StationConfig
 from drivers.stations import (
+    FramedLink,
     LinkOptions,
     LinkOutput,
     Observation,
@@ -71,49 +72,22 @@ def data_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y%m%d%H%M%S")
 
 
-class Hj212Link:
+class Hj212Link(FramedLink):
     """One link's platform side; see the module docstring. Not thread-safe (one owner)."""
 
     def __init__(self, stations: Mapping[str, Hj212StationConfig], options: LinkOptions) -> None:
+        super().__init__()
         self._stations = stations
         self._options = options
         self._max_segment = min(options.max_frame_bytes, 9999) or DEFAULT_MAX_SEGMENT_BYTES
-        self._buffer = bytearray()
 
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buffer)
-
-    def receive(self, data: bytes, now_ms: int) -> LinkOutput:
-        out = LinkOutput()
-        self._buffer += data
-        while self._buffer:
-            decoded = decode(bytes(self._buffer), max_segment_bytes=self._max_segment)
-            if decoded.used == 0:
-                break
-            del self._buffer[: decoded.used]
-            if decoded.problem is not None:
-                if (
-                    out.problems
-                    and out.problems[-1].kind is decoded.problem.kind is ProblemKind.GARBAGE
-                ):
-                    continue  # one run of junk is one problem
-                out.problems.append(decoded.problem)
-            elif decoded.segment is not None:
-                self._packet(decoded.segment, now_ms, out)
-        return out
-
-    def close(self, now_ms: int) -> LinkOutput:
-        out = LinkOutput()
-        if self._buffer.strip(b"\r\n\x00 "):
-            out.problems.append(
-                Problem(
-                    ProblemKind.TRUNCATED,
-                    f"the link closed {len(self._buffer)} bytes into a packet",
-                )
-            )
-        self._buffer.clear()
-        return out
+    def _take(self, buffer: bytes, now_ms: int, out: LinkOutput) -> int:
+        decoded = decode(buffer, max_segment_bytes=self._max_segment)
+        if decoded.problem is not None:
+            out.problems.append(decoded.problem)
+        elif decoded.segment is not None:
+            self._packet(decoded.segment, now_ms, out)
+        return decoded.used
 
     def _packet(self, raw: bytes, now_ms: int, out: LinkOutput) -> None:
         try:

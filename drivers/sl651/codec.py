@@ -234,14 +234,7 @@ def _hex_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
         station, centre = buffer[2:7].hex().upper(), buffer[7]
     total_bytes = HEX_HEADER_BYTES + length + 3
     if total_bytes > max_frame_bytes:
-        return Decoded(
-            1,
-            problem=Problem(
-                ProblemKind.OVERSIZED,
-                f"frame of {total_bytes} bytes > {max_frame_bytes}",
-                station=station,
-            ),
-        )
+        return _oversized(total_bytes, max_frame_bytes, station)
     if len(buffer) < total_bytes:
         return _NEED_MORE
     data = buffer[: total_bytes - 2]
@@ -250,7 +243,13 @@ def _hex_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
     body_from = HEX_HEADER_BYTES
     if start == SYN:
         if length < 3:
-            return _bad(total_bytes, "an M3 frame without its packet field", station)
+            return _bad(
+                buffer,
+                total_bytes,
+                max_frame_bytes,
+                "an M3 frame without its packet field",
+                station,
+            )
         field = int.from_bytes(buffer[14:17], "big")
         packet, body_from = (field >> 12, field & 0xFFF), HEX_HEADER_BYTES + 3
     end = data[-1]
@@ -259,7 +258,13 @@ def _hex_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
             buffer, total_bytes, Refused(station, function, packet), max_frame_bytes
         )
     if end not in (UPLINK_END_CODES if uplink else DOWNLINK_END_CODES):
-        return _bad(total_bytes, f"end code {end:02X}H where an end code belongs", station)
+        return _bad(
+            buffer,
+            total_bytes,
+            max_frame_bytes,
+            f"end code {end:02X}H where an end code belongs",
+            station,
+        )
     frame = Frame(
         uplink=uplink,
         centre=centre,
@@ -294,14 +299,7 @@ def _ascii_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
         station, centre = text[0:10], int(text[10:12], 16)
     total_bytes = ASCII_HEADER_BYTES + length + 1 + 4
     if total_bytes > max_frame_bytes:
-        return Decoded(
-            1,
-            problem=Problem(
-                ProblemKind.OVERSIZED,
-                f"frame of {total_bytes} bytes > {max_frame_bytes}",
-                station=station,
-            ),
-        )
+        return _oversized(total_bytes, max_frame_bytes, station)
     if len(buffer) < total_bytes:
         return _NEED_MORE
     data = buffer[: total_bytes - 4]
@@ -311,7 +309,13 @@ def _ascii_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
     if start == SYN:
         field = data[ASCII_HEADER_BYTES : ASCII_HEADER_BYTES + 6]
         if length < 6 or any(byte not in _HEX_DIGITS for byte in field):
-            return _bad(total_bytes, "an M3 frame without its packet field", station)
+            return _bad(
+                buffer,
+                total_bytes,
+                max_frame_bytes,
+                "an M3 frame without its packet field",
+                station,
+            )
         packet = (int(field[:3], 16), int(field[3:], 16))
         body_from += 6
     check = buffer[total_bytes - 4 : total_bytes]
@@ -325,7 +329,13 @@ def _ascii_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
         )
     end = data[-1]
     if end not in (UPLINK_END_CODES if uplink else DOWNLINK_END_CODES):
-        return _bad(total_bytes, f"end code {end:02X}H where an end code belongs", station)
+        return _bad(
+            buffer,
+            total_bytes,
+            max_frame_bytes,
+            f"end code {end:02X}H where an end code belongs",
+            station,
+        )
     frame = Frame(
         uplink=uplink,
         centre=centre,
@@ -340,15 +350,23 @@ def _ascii_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
     return Decoded(total_bytes, frame=frame)
 
 
-def _crc_problem(
-    buffer: bytes, total_bytes: int, refused: Refused, max_frame_bytes: int
-) -> Decoded:
-    # A valid frame starting inside this one: this one was cut short; resume there.
+def _cut_before(buffer: bytes, total_bytes: int, max_frame_bytes: int) -> Decoded | None:
+    """A frame refused once all its claimed bytes came: if a valid frame starts inside
+    it, it was cut short, and framing resumes there (else the good one would be lost)."""
     later = _next_start(buffer, 1)
     while 0 < later < total_bytes:
         if _at_start(buffer[later:], max_frame_bytes).frame is not None:
             return Decoded(later, problem=_cut(buffer[:later]))
         later = _next_start(buffer, later + 1)
+    return None
+
+
+def _crc_problem(
+    buffer: bytes, total_bytes: int, refused: Refused, max_frame_bytes: int
+) -> Decoded:
+    cut = _cut_before(buffer, total_bytes, max_frame_bytes)
+    if cut is not None:
+        return cut
     packet = refused.packet
     where = f" (packet {packet[1]} of {packet[0]})" if packet else ""
     problem = Problem(
@@ -357,7 +375,18 @@ def _crc_problem(
     return Decoded(total_bytes, problem=problem, refused=refused)
 
 
-def _bad(total_bytes: int, detail: str, station: str) -> Decoded:
+def _oversized(total_bytes: int, max_frame_bytes: int, station: str) -> Decoded:
+    """A length beyond the bound: refused at its first byte, never buffered."""
+    detail = f"frame of {total_bytes} bytes > {max_frame_bytes}"
+    return Decoded(1, problem=Problem(ProblemKind.OVERSIZED, detail, station=station))
+
+
+def _bad(
+    buffer: bytes, total_bytes: int, max_frame_bytes: int, detail: str, station: str
+) -> Decoded:
+    cut = _cut_before(buffer, total_bytes, max_frame_bytes)
+    if cut is not None:
+        return cut
     return Decoded(total_bytes, problem=Problem(ProblemKind.MALFORMED, detail, station=station))
 
 

@@ -48,6 +48,7 @@ from drivers.sl651.elements import (
 )
 from drivers.stations import (
     Alarm,
+    FramedLink,
     LinkOptions,
     LinkOutput,
     Observation,
@@ -75,48 +76,30 @@ class _Message:
     size: int = 0
 
 
-class Sl651Link:
+class Sl651Link(FramedLink):
     """One link's centre side; see the module docstring. Not thread-safe (one owner)."""
 
     def __init__(self, stations: Mapping[str, Sl651StationConfig], options: LinkOptions) -> None:
+        super().__init__()
         self._stations = stations
         self._options = options
-        self._buffer = bytearray()
         self._messages: dict[tuple[str, int], _Message] = {}
 
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buffer)
+    def _take(self, buffer: bytes, now_ms: int, out: LinkOutput) -> int:
+        decoded = decode(buffer, max_frame_bytes=self._options.max_frame_bytes)
+        if decoded.used:
+            self._decoded(decoded, now_ms, out)
+        return decoded.used
 
-    def receive(self, data: bytes, now_ms: int) -> LinkOutput:
-        out = LinkOutput()
-        self._buffer += data
-        while self._buffer:
-            decoded = decode(bytes(self._buffer), max_frame_bytes=self._options.max_frame_bytes)
-            if decoded.used == 0:
-                break
-            del self._buffer[: decoded.used]
-            self._take(decoded, now_ms, out)
+    def _after(self, now_ms: int, out: LinkOutput) -> None:
         self._expire(now_ms, out)
-        _merge_garbage(out)
-        return out
 
-    def close(self, now_ms: int) -> LinkOutput:
-        """The link closed: a frame begun is cut short; M3 messages are dropped."""
-        out = LinkOutput()
-        if self._buffer.strip(b"\r\n\x00"):
-            out.problems.append(
-                Problem(
-                    ProblemKind.TRUNCATED, f"the link closed {len(self._buffer)} bytes into a frame"
-                )
-            )
-        self._buffer.clear()
-        self._messages.clear()
-        return out
+    def _closed(self) -> None:
+        self._messages.clear()  # half-done M3 messages die with their link
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _take(self, decoded: Decoded, now_ms: int, out: LinkOutput) -> None:
+    def _decoded(self, decoded: Decoded, now_ms: int, out: LinkOutput) -> None:
         if decoded.problem is not None:
             station = self._stations.get(decoded.problem.station or "")
             problem = decoded.problem
@@ -341,20 +324,6 @@ class Sl651Link:
                         station.name if station else None,
                     )
                 )
-
-
-def _merge_garbage(out: LinkOutput) -> None:
-    """Runs of junk met in one call count once: noise is one problem, not one per byte."""
-    merged: list[Problem] = []
-    for problem in out.problems:
-        if (
-            merged
-            and problem.kind is ProblemKind.GARBAGE
-            and merged[-1].kind is ProblemKind.GARBAGE
-        ):
-            continue
-        merged.append(problem)
-    out.problems[:] = merged
 
 
 # -- reports to measurements ----------------------------------------------------------------

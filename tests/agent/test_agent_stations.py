@@ -208,3 +208,12 @@ def test_listener_config_errors_name_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(agent_toml(tmp_path / "data", mosquitto) + tables)
+
+
+def test_the_field_guides_station_sample_parses(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "field-guide.md").read_text()
+    section = guide.split("## 9. Stations that push")[1]
+    sample = section.split("```toml")[1].split("```")[0]
+    config = parse_config(agent_toml(tmp_path / "data", mosquitto) + sample)
+    assert [listener.port for listener in config.listeners] == [5001, 5002]
+    assert [d.driver for d in config.devices] == ["sl651", "hj212"]

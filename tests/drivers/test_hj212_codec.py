@@ -18,6 +18,8 @@ from drivers.hj212.codec import (
 )
 from drivers.stations import ProblemKind
 
+from .framing import take_all
+
 AIR_2011 = (
     b"##0229QN=20250618080000128;ST=22;CN=2011;PW=123456;MN=5001000000000000000000A1;Flag=5;"
     b"CP=&&DataTime=20250618080000;a34004-Rtd=35.2,a34004-Flag=N;a34002-Rtd=61.0,"
@@ -140,18 +142,7 @@ def test_a_crc_bypass_value_is_just_a_wrong_crc() -> None:
 
 
 def packets_of(stream: bytes) -> tuple[list[bytes], list[ProblemKind]]:
-    segments: list[bytes] = []
-    problems: list[ProblemKind] = []
-    while stream:
-        decoded = decode(stream)
-        if decoded.used == 0:
-            break
-        stream = stream[decoded.used :]
-        if decoded.segment is not None:
-            segments.append(decoded.segment)
-        if decoded.problem is not None:
-            problems.append(decoded.problem.kind)
-    return segments, problems
+    return take_all(decode, stream, "segment")
 
 
 def test_garbage_between_packets() -> None:

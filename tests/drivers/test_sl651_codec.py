@@ -24,6 +24,8 @@ from drivers.sl651.codec import (
 from drivers.sl651.elements import parse_element_key
 from drivers.stations import ProblemKind
 
+from .framing import take_all
+
 
 def h(text: str) -> bytes:
     return bytes.fromhex(text.replace(" ", ""))
@@ -143,18 +145,7 @@ def test_an_ascii_report_body() -> None:
 
 
 def frames_of(stream: bytes) -> tuple[list[Frame], list[ProblemKind]]:
-    frames: list[Frame] = []
-    problems: list[ProblemKind] = []
-    while stream:
-        decoded = decode(stream)
-        if decoded.used == 0:
-            break
-        stream = stream[decoded.used :]
-        if decoded.frame is not None:
-            frames.append(decoded.frame)
-        if decoded.problem is not None:
-            problems.append(decoded.problem.kind)
-    return frames, problems
+    return take_all(decode, stream, "frame")
 
 
 def test_garbage_between_frames_costs_no_frame() -> None:

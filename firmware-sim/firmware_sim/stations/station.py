@@ -90,6 +90,7 @@ class StationStats:
     clock_set: int = 0  # HJ212 1012 taken
     reboots: int = 0
     responses: int = 0  # for the control socket's status: answers read
+    last_alarm_ms: int = 0  # wall clock when the last 33H left the station (latency benches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +198,10 @@ class SimStation:
         return dict(self._values)
 
     def set_values(self, values: Mapping[str, float | None]) -> None:
-        """Readings to report instead of the model's (an empty mapping clears them)."""
+        """Readings to report instead of the model's (an empty mapping clears them); an
+        alarm bound they cross is seen at once."""
         self._values = dict(values)
+        self._next_alarm_check_s = self._clock()
         self._poke()
 
     def _poke(self) -> None:
@@ -328,6 +331,7 @@ class SimStation:
             data, key = self._hj212_report(readings, now_local)
         if alarm:
             self.stats.alarms += 1
+            self.stats.last_alarm_ms = int(self._wall() * 1000)
         else:
             self.stats.reports += 1
         if self.model.protocol == "hj212" or self.options.acknowledge:
