@@ -33,6 +33,7 @@ from agent.buffer.alerts import AlertQueue
 from agent.buffer.intake import Intake
 from agent.buffer.store import Buffer
 from agent.bus.counter_state import SqliteCounterStore
+from agent.bus.outlook import BusOutlook
 from agent.bus.ports import PortOwner
 from agent.config import AgentConfig, ConfigError
 from agent.edge_rules import EdgeRules
@@ -115,6 +116,9 @@ class Agent(Lifecycle):
             on_command=self._on_command,
             on_connection_closed=self._on_connection_closed,
         )
+        # When the port owners expect their next readings: the live lane holds a batch
+        # only while one is due before its deadline.
+        self.outlook = BusOutlook()
         self.publisher = Publisher(
             buffer=self.buffer,
             alerts=self.alerts,
@@ -123,6 +127,7 @@ class Agent(Lifecycle):
             clock=clock,
             batch_max_readings=batch_max_readings,
             housekeeping=self._retry_intake,
+            outlook=self.outlook,
         )
         self.intake = Intake(
             self.buffer,
@@ -342,6 +347,7 @@ class Agent(Lifecycle):
                 self._store_reading,
                 self._clock,
                 counters=self.counters,
+                outlook=self.outlook,
             )
             for port in config.ports
         ]

@@ -20,6 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wire.validation import problems
+
 log = logging.getLogger(__name__)
 
 LAST_GOOD_FILE = "config-last-good.json"
@@ -179,6 +181,4 @@ class Maintenance:
 def _explain(exc: OSError | ValidationError) -> str:
     if isinstance(exc, OSError):
         return str(exc)
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return f"{where}: {first['msg']}"
+    return "; ".join(problems(exc, OverridesDoc))

@@ -39,6 +39,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 import wire
+from bench.common import percentile
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.center import ReferenceCenter
 from edgewatch.waiting import wait_until
@@ -140,12 +141,6 @@ def replay_backlog(broker: Mosquitto, payloads: list[bytes], done: threading.Eve
         done.set()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
 def measure(
     gateway: Gateway,
     centers: dict[str, ReferenceCenter],
@@ -239,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(controller.wait, 30)
         stack.callback(controller.terminate)
         api = f"http://127.0.0.1:{http_port}/api/v1"
-        wait_until(lambda: _ok(f"{api}/healthz"), timeout_s=30, message="controller API")
+        wait_until(
+            lambda: _ok(f"http://127.0.0.1:{http_port}/healthz"),
+            timeout_s=30,
+            message="controller API",
+        )
         gateway = Gateway(broker, "gw-bench")
         stack.callback(gateway.close)
         wait_s = args.interval_ms / 1000

@@ -6,8 +6,12 @@ persistent session) decodes each message with ``json`` and inserts it with execu
 (INSERT OR IGNORE on (gateway, seq)), one commit per message, into a table shaped like the
 controller's ``readings``: the same columns, a unique (gateway, seq) index for de-duplication
 and the (gateway, device, seq) index the controller keeps for device queries (without it
-the baseline would store less than the real pipeline must). ``python -m bench.baseline
-pub|sub ...`` runs one side; ``run()`` runs both and returns readings per second.
+the baseline would store less than the real pipeline must). Like the controller, it counts
+what it stored in a ``counters`` row (``readings_stored``) in the same transaction, and the
+bench reads both sides' counts with the same ``bench.common.readings_stored`` (a
+``count(*)`` over the growing table, as before, cost the baseline a scan every 0.2 s).
+``python -m bench.baseline pub|sub ...`` runs one side; ``run()`` runs both and returns
+readings per second.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.common import readings_stored
 from bench.fill import fill_buffer
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
@@ -70,15 +75,22 @@ def subscriber(port: int, target: Path) -> None:
     )
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS readings_gateway_seq ON readings (gateway, seq)")
     db.execute("CREATE INDEX IF NOT EXISTS readings_device ON readings (gateway, device, seq)")
+    db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER)")
     db.commit()
     insert = (
         "INSERT OR IGNORE INTO readings (gateway, seq, ts_ms, device, metric, value, unit,"
         " quality, session, lane, received_ms) VALUES ('gw', ?, ?, ?, ?, ?, ?, ?, 1, 'backlog', ?)"
     )
 
+    count = (
+        "INSERT INTO counters (name, value) VALUES ('readings_stored', ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+    )  # the controller's own statement (controller/store/sqlite.py)
+
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         received_ms = time.time_ns() // 1_000_000
-        db.executemany(insert, [(*row, received_ms) for row in json.loads(msg.payload)])
+        stored = db.executemany(insert, [(*row, received_ms) for row in json.loads(msg.payload)])
+        db.execute(count, (stored.rowcount,))
         db.commit()
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="baseline-sub", clean_session=False)
@@ -88,12 +100,12 @@ def subscriber(port: int, target: Path) -> None:
     client.loop_forever()
 
 
-def stored(target: Path) -> int:
+def subscriber_ready(target: Path) -> bool:
+    """The subscriber created its tables (its count reads 0 until the first batch)."""
     try:
-        with sqlite3.connect(target, timeout=10) as db:
-            return int(db.execute("SELECT count(*) FROM readings").fetchone()[0])
+        return target.exists() and readings_stored(target) == 0
     except sqlite3.OperationalError:
-        return 0
+        return False
 
 
 def run(work: Path, readings: int) -> float:
@@ -103,11 +115,11 @@ def run(work: Path, readings: int) -> float:
         argv = [sys.executable, "-m", "bench.baseline"]
         sub = subprocess.Popen([*argv, "sub", str(broker.port), str(target)])
         try:
-            wait_until(lambda: target.exists() and stored(target) == 0, timeout_s=10)
+            wait_until(lambda: subscriber_ready(target), timeout_s=10)
             time.sleep(0.5)  # the subscription is in place (no condition to see it from here)
             started = time.perf_counter()
             pub = subprocess.Popen([*argv, "pub", str(broker.port), str(source)])
-            wait_until(lambda: stored(target) >= readings, timeout_s=600, interval_s=0.2)
+            wait_until(lambda: readings_stored(target) >= readings, timeout_s=600, interval_s=0.2)
             elapsed_s = time.perf_counter() - started
             pub.wait(timeout=30)
         finally:

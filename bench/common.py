@@ -29,6 +29,13 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile (0-100) of ``values``."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
     paths = [str(ROOT), str(ROOT / "firmware-sim")]

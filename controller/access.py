@@ -4,7 +4,8 @@ A token is shown once, when it is created (``edgewatch controller token create``
 store keeps only its sha256. A token's place scopes it: a street operator sees and commands
 only gateways at or below its street; everything else answers 404, as if it did not exist.
 Roles are ordered: a viewer reads, an operator also commands and changes config and the
-registry, an admin also provisions broker credentials and reads the whole audit log.
+registry, an admin also provisions broker credentials. The audit log, like everything else,
+shows a token only what happened at or below its place.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import json
 import secrets
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -43,11 +44,14 @@ class AccessError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller of one API request: a token's name, role and place (None: everywhere)."""
+    """The caller of one API request: a token's name, role and place (None: everywhere), and
+    the sha256 of the token itself (None for the demo and the controller's own actions):
+    what a later check asks about, since a name can be revoked and given to a new token."""
 
     name: str
     role: Role
     place: str | None
+    token_sha256: str | None = field(default=None, repr=False)
 
     def may(self, role: Role) -> bool:
         return self.role.rank >= role.rank
@@ -109,13 +113,26 @@ def list_tokens(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def principal_for(conn: sqlite3.Connection, token: str) -> Principal | None:
+    digest = token_digest(token)
     row = conn.execute(
         "SELECT name, role, place FROM api_tokens WHERE token_sha256 = ? AND revoked_ms IS NULL",
-        (token_digest(token),),
+        (digest,),
     ).fetchone()
     if row is None:
         return None
-    return Principal(name=row[0], role=Role(row[1]), place=row[2])
+    return Principal(name=row[0], role=Role(row[1]), place=row[2], token_sha256=digest)
+
+
+def token_still_grants(conn: sqlite3.Connection, principal: Principal) -> bool:
+    """The principal's own token (by its digest, not its name) is active and still has the
+    role and place it had: a revoked token whose name went to a new token grants nothing."""
+    if principal.token_sha256 is None:
+        return False
+    row = conn.execute(
+        "SELECT role, place FROM api_tokens WHERE token_sha256 = ? AND revoked_ms IS NULL",
+        (principal.token_sha256,),
+    ).fetchone()
+    return row is not None and (row[0], row[1]) == (principal.role.value, principal.place)
 
 
 # -- audit ----------------------------------------------------------------------------------

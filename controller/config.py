@@ -9,6 +9,8 @@ port = 1883
 # tls_ca_file = "ca.pem"             # TLS to the broker; client cert/key are optional
 # tls_cert_file = "controller.pem"
 # tls_key_file = "controller.key"
+# allow_plain_mqtt = false          # outside demo mode a broker off loopback needs TLS...
+# allow_anonymous = false           # ...and a login (username or client certificate)
 
 [api]
 auth = "tokens"                  # "tokens": bearer tokens (edgewatch controller token create);
@@ -20,6 +22,10 @@ format = "text"                  # or "json": one JSON object per line
 [http]
 host = "127.0.0.1"
 port = 8080                      # 0: any free port (the bound port is reported)
+# tls_cert_file = "api.pem"       # serve the API over HTTPS (certificate chain, PEM)...
+# tls_key_file = "api.key"        # ...and its key: both or neither
+# allow_plain_http = false        # outside demo mode, plain HTTP only on loopback (a TLS
+                                 # proxy in front) unless this says so
 
 [storage]
 path = "controller.db"           # relative paths are relative to the config file
@@ -58,7 +64,9 @@ name = "city"
 tier = "city"                    # city, district or street
 place = "cq"
 url = "http://127.0.0.1:9001/ingest"
-secret = "a-long-random-shared-secret"  # optional: HMAC-SHA256 signs every webhook
+secret = "a-long-random-shared-secret"  # HMAC-SHA256 signs every webhook; required
+                                 # outside demo mode
+# allow_plain_http = false       # outside demo mode an http:// url must be on loopback
 
 [[risk_points]]                  # see docs/risk-and-alerts.md for presets and defaults
 id = "jialing-jfb"
@@ -83,7 +91,7 @@ health_summary_interval_s = 60
 
 from __future__ import annotations
 
-import re
+import ipaddress
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -91,11 +99,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic import model_validator as _model_validator
-from pydantic_core import ErrorDetails
 
 import wire
 from wire.risk import Category, Colour, Measure, MetricRule, RiskPointRules, Thresholds
 from wire.risk_presets import PresetError, build_rule
+from wire.validation import problems
 
 # A place is a slash path city/district/street[/grid] of lower-case labels.
 PLACE_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*){0,3}$"
@@ -118,6 +126,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def is_loopback(host: str | None) -> bool:
+    """``host`` (a name or an address) is this machine's loopback."""
+    if host is None:
+        return False
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
@@ -130,6 +153,10 @@ class MqttConfig(_Section):
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # Outside demo mode a broker off loopback must be reached over TLS and with a login;
+    # these say, explicitly, that this one need not (controller.refusals).
+    allow_plain_mqtt: bool = False
+    allow_anonymous: bool = False
 
     @_model_validator(mode="after")
     def _pairs(self) -> MqttConfig:
@@ -182,6 +209,21 @@ class BrokerConfig(_Section):
 class HttpConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
+    # HTTPS: the certificate (chain) and its key, PEM. Without them the API is plain HTTP,
+    # which outside demo mode is refused off loopback unless allow_plain_http says so.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    allow_plain_http: bool = False
+
+    @_model_validator(mode="after")
+    def _tls_pair(self) -> HttpConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("http.tls_cert_file and http.tls_key_file go together: set both")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
 
 class StorageConfig(_Section):
@@ -236,8 +278,11 @@ class CenterConfig(_Section):
     tier: Tier
     place: Place
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)]
-    # Shared with the center; signs every webhook (wire.webhook). None: unsigned.
+    # Shared with the center; signs every webhook (wire.webhook). None: unsigned, which only
+    # demo mode accepts (controller.refusals).
     secret: Annotated[str, Field(min_length=16, max_length=256)] | None = None
+    # Outside demo mode an http:// url must point at loopback unless this says so.
+    allow_plain_http: bool = False
 
 
 class RiskMetricConfig(_Section):
@@ -343,36 +388,15 @@ class ControllerConfig(_Section):
         return {g.id: g.place for g in self.gateways}
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "config"
+# What a person calls the values a pattern accepts, for errors.
+PATTERN_NAMES = {
+    PLACE_PATTERN: "a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 4 levels)",
+}
 
 
-def _message(error: ErrorDetails) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key (remove it or check its spelling)"
-    if kind == "enum":
-        expected = str(error.get("ctx", {}).get("expected", ""))
-        choices = [c.strip(" '") for c in re.split(r",| or ", expected) if c.strip(" '")]
-        return f"must be one of {', '.join(choices)}"
-    if kind == "string_pattern_mismatch" and error["loc"][-1:] == ("place",):
-        return "must be a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 4 levels)"
-    if kind == "missing":
-        return "is required"
-    text = error["msg"].removeprefix("Value error, ")
-    return text[:1].lower() + text[1:]
-
-
-def format_errors(exc: ValidationError) -> list[str]:
-    lines: list[str] = []
-    for error in exc.errors():
-        message = _message(error)
-        # Model-level checks already put the key in front of their message.
-        lines.append(message if not error["loc"] else f"{_where(error['loc'])}: {message}")
-    return lines
+def format_errors(exc: ValidationError, data: Any = None) -> list[str]:
+    """One line per error, as agent.toml's: ``mqtt.hots: unknown key (did you mean 'host'?)``."""
+    return problems(exc, ControllerConfig, data, patterns=PATTERN_NAMES)
 
 
 def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> ControllerConfig:
@@ -380,7 +404,7 @@ def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Contr
     try:
         config = ControllerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(format_errors(exc))) from None
+        raise ConfigError("\n".join(format_errors(exc, data))) from None
     if base_dir is not None:
         config = _resolve_paths(config, base_dir)
     return config
@@ -393,6 +417,11 @@ def _resolve_paths(config: ControllerConfig, base_dir: Path) -> ControllerConfig
         return path if path is None or path.is_absolute() else base_dir / path
 
     storage = StorageConfig(path=resolve(config.storage.path) or config.storage.path)
+    http = config.http.model_copy(
+        update={
+            name: resolve(getattr(config.http, name)) for name in ("tls_cert_file", "tls_key_file")
+        }
+    )
     mqtt = config.mqtt.model_copy(
         update={
             name: resolve(getattr(config.mqtt, name))
@@ -405,7 +434,9 @@ def _resolve_paths(config: ControllerConfig, base_dir: Path) -> ControllerConfig
             for name in ("password_file", "acl_file", "reload_pid_file")
         }
     )
-    return config.model_copy(update={"storage": storage, "mqtt": mqtt, "broker": broker})
+    return config.model_copy(
+        update={"storage": storage, "http": http, "mqtt": mqtt, "broker": broker}
+    )
 
 
 def load_config(path: Path) -> ControllerConfig:

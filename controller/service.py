@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from contextlib import ExitStack
@@ -18,16 +19,17 @@ from fastapi import FastAPI
 
 from controller.access import active_token_count
 from controller.api.app import create_app
-from controller.config import AuthMode, ControllerConfig
+from controller.config import ControllerConfig, HttpConfig
 from controller.fleet.commands import Commands
 from controller.fleet.gaps import GapDetector
 from controller.fleet.health import DegradationLimits, HealthTracker
 from controller.fleet.ingest import IngestRole, MqttIngest, Rejections
 from controller.fleet.messages import Fleet
-from controller.fleet.provisioning import Provisioner
+from controller.fleet.provisioning import Provisioner, ProvisioningError
 from controller.forwarding.outbox import Outboxes
 from controller.forwarding.routing import Router
 from controller.metrics import Metrics
+from controller.refusals import StartupRefusedError, refusal
 from controller.risk.alerts import AlertEngine
 from controller.risk.edge_rules import RulesPusher
 from controller.store.sqlite import Store
@@ -35,46 +37,21 @@ from wire.clock import SYSTEM_CLOCK, Clock
 from wire.lifecycle import Lifecycle
 from wire.supervision import FailureLog, run_once
 
-# Secrets nobody may run a production controller with.
-DEFAULT_SECRETS = frozenset(
-    {"", "changeme", "change-me", "password", "secret", "admin", "edgewatch"}
-)
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
-class StartupRefusedError(RuntimeError):
-    """The controller will not start as configured; the message says what to change."""
-
-
-def refusal(config: ControllerConfig, active_tokens: int) -> str | None:
-    """Why this config must not run (None: it may)."""
-    if config.api.auth is AuthMode.DEMO:
-        if config.http.host not in LOOPBACK_HOSTS:
-            return (
-                f'[api] auth = "demo" serves the API without tokens: only on loopback,'
-                f" not on http.host = {config.http.host!r}"
-            )
-        return None
-    if active_tokens == 0:
-        return (
-            '[api] auth = "tokens" but the database has no API token: create one with'
-            f" 'edgewatch controller token create --role admin --db {config.storage.path}'"
-        )
-    if config.mqtt.username is not None and (config.mqtt.password or "") in DEFAULT_SECRETS:
-        return "mqtt.password is empty or a default secret: set a real one"
-    return None
-
-
 log = logging.getLogger(__name__)
 
 
-class ApiServer:
-    """uvicorn on its own thread, on a socket bound before start (so port 0 works)."""
+__all__ = ["ApiServer", "Controller", "StartupRefusedError"]
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+
+class ApiServer:
+    """uvicorn on its own thread, on a socket bound before start (so port 0 works); HTTPS
+    when the config names a certificate and key."""
+
+    def __init__(self, app: FastAPI, http: HttpConfig) -> None:
         self.app = app
-        self.host = host
-        self.requested_port = port
+        self.host = http.host
+        self.requested_port = http.port
+        self.tls_files = (http.tls_cert_file, http.tls_key_file) if http.tls else None
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -100,9 +77,22 @@ class ApiServer:
             raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {exc}") from exc
         self._socket = sock
         self.port = int(sock.getsockname()[1])
+        cert, key = self.tls_files or (None, None)
         config = uvicorn.Config(
-            self.app, lifespan="off", log_config=None, access_log=False, log_level="warning"
+            self.app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            log_level="warning",
+            ssl_certfile=cert,
+            ssl_keyfile=key,
         )
+        try:
+            config.load()  # here, not on the server thread: a bad certificate says so at once
+        except (OSError, ssl.SSLError) as exc:
+            self._socket = None
+            sock.close()
+            raise OSError(f"http.tls_cert_file / http.tls_key_file: cannot load: {exc}") from exc
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(
@@ -208,7 +198,7 @@ class Controller(Lifecycle):
             clock=self.clock,
         )
         self.fleet.on_health_seen.append(self.edge_rules.on_health)
-        self.api = ApiServer(create_app(self), config.http.host, config.http.port)
+        self.api = ApiServer(create_app(self), config.http)
         self._ticker_stop = threading.Event()
         self.health_ticks = 0  # health-ticker rounds so far, checked or paused
         self._stack: ExitStack | None = None
@@ -230,7 +220,9 @@ class Controller(Lifecycle):
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.config.http.host}:{self.api_port}"
+        scheme = "https" if self.config.http.tls else "http"
+        host = self.config.http.host
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.api_port}"
 
     def start(self) -> None:
         with ExitStack() as stack:
@@ -242,7 +234,12 @@ class Controller(Lifecycle):
             self.fleet.load(self.config.gateway_places())
             self.alerts.load()
             if self.provisioner.enabled:
-                self.store.read(self.provisioner.sync)
+                try:
+                    self.store.read(self.provisioner.sync)
+                except ProvisioningError as exc:
+                    raise StartupRefusedError(
+                        f"edgewatch controller refuses to start: broker files: {exc}"
+                    ) from None
             self.outboxes.start()
             stack.callback(self.outboxes.stop)
             self.gaps.start()

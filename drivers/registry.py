@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from drivers import hj212, modbus_rtu, serial_line, sl651
 from drivers.base import DeviceConfig, Driver, LineOptions
 from drivers.stations import LinkOptions, StationLink
+from wire.validation import problems
 
 LinkFactory = Callable[[Sequence[DeviceConfig], LinkOptions], Callable[[], StationLink]]
 
@@ -54,9 +55,9 @@ class DeviceConfigError(ValueError):
 def parse_device_config(raw: Mapping[str, Any]) -> DeviceConfig:
     """Check one ``[[devices]]`` table with its driver's config model.
 
-    Raises DeviceConfigError (a ValueError) naming the device, and for a bad register
-    the register's metric, e.g. ``device 'gauge-1' (modbus_rtu, slave 1): registers[0]
-    'level_cm'.address: Input should be greater than or equal to 0``.
+    Raises DeviceConfigError (a ValueError) naming the device and the key, in the words of
+    ``wire.validation`` (as agent.toml's errors), e.g. ``device 'gauge-1' (modbus_rtu,
+    slave 1): registers[0].adress: unknown key (did you mean 'address'?)``.
     """
     name = raw.get("name", "?")
     driver = raw.get("driver")
@@ -77,11 +78,10 @@ def parse_device_config(raw: Mapping[str, Any]) -> DeviceConfig:
         elif "mn" in raw:
             label = f"{driver}, MN {raw['mn']}"
         header = f"device {name!r} ({label}): "
-        # Model-level checks already name the device: say it once.
-        problems = "; ".join(
-            _describe_error(raw, error).removeprefix(header) for error in exc.errors()
-        )
-        raise DeviceConfigError(header + problems) from exc
+        found = problems(exc, spec.config_model, dict(raw))
+        # Model-level checks already name the device, list items' checks their item.
+        found = [_named_once(p).removeprefix(header) for p in found]
+        raise DeviceConfigError(header + "; ".join(found)) from exc
 
 
 def create_driver(
@@ -111,32 +111,11 @@ def link_factory(
     return factory(configs, options)
 
 
-def _describe_error(raw: Mapping[str, Any], error: Any) -> str:
-    """One pydantic error as a person reads it: list items named by their metric or name."""
-    parts: list[str] = []
-    node: Any = raw
-    for key in error["loc"]:
-        node = node.get(key) if isinstance(node, Mapping) else _item(node, key)
-        if isinstance(key, int):
-            label = node.get("metric") or node.get("name") if isinstance(node, Mapping) else None
-            parts.append(f"[{key}] {label!r}" if label else f"[{key}]")
-        else:
-            parts.append(f".{key}" if parts else str(key))
-    where = "".join(parts)
-    cause = error.get("ctx", {}).get("error")
-    message = str(cause) if error["type"] == "value_error" and cause else error["msg"]
-    if len(error["loc"]) == 2 and message.startswith(
-        ("register '", "health register '", "field '")
-    ):
-        return message  # a list item's own check already names it
-    return f"{where}: {message}" if where else message
+_NAMES_ITSELF = ("register '", "health register '", "field '")
 
 
-def _item(node: Any, index: Any) -> Any:
-    if (
-        isinstance(node, list | tuple)
-        and isinstance(index, int)
-        and -len(node) <= index < len(node)
-    ):
-        return node[index]
-    return None
+def _named_once(problem: str) -> str:
+    """``registers[1]: register 'a' (holding 1) ...`` -> ``register 'a' (holding 1) ...``:
+    a list item's own check already names it."""
+    path, _, text = problem.partition(": ")
+    return text if text.startswith(_NAMES_ITSELF) and "." not in path else problem

@@ -99,6 +99,8 @@ class Mosquitto(Lifecycle):
             self._command(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            # A terminal's Ctrl-C reaches the demo only, which stops the broker last.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout_s
         while not port_accepts(self.host, self.port):

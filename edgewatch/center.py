@@ -4,8 +4,9 @@
 [--secret S]``
 
 - ``POST /ingest`` takes a batch ``{"kind": "readings" | "alerts" | "health", "center",
-  "batch_id", KIND: [...]}``; a batch whose ``Idempotency-Key`` was seen before is
-  acknowledged and not recorded twice.
+  "batch_id", KIND: [...]}``; a batch whose ``batch_id`` was seen before is acknowledged and
+  not recorded twice (``wire.webhook.dedup_key``: the signed ``batch_id``, which an
+  ``Idempotency-Key`` header, if sent, must equal; 400 otherwise).
 - With ``--secret``, every POST must carry a valid ``X-Edgewatch-Signature`` (wire.webhook)
   whose timestamp is within the replay window; anything else gets 401 and is not recorded.
 - ``GET /received`` returns ``{"name", "tier", "batches", "readings", "alerts", "health",
@@ -31,7 +32,14 @@ from types import FrameType
 from typing import Any
 
 from wire.lifecycle import Lifecycle
-from wire.webhook import REPLAY_WINDOW_S, SIGNATURE_HEADER, SignatureError, verify
+from wire.webhook import (
+    IDEMPOTENCY_HEADER,
+    REPLAY_WINDOW_S,
+    SIGNATURE_HEADER,
+    SignatureError,
+    dedup_key,
+    verify,
+)
 
 TIERS = ("city", "district", "street")
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -144,17 +152,16 @@ class ReferenceCenter(Lifecycle):
             return str(exc)
         return None
 
-    def record(self, key: str | None, batch: dict[str, Any]) -> bool:
-        """Record a batch; False if its idempotency key was seen before."""
+    def record(self, key: str, batch: dict[str, Any]) -> bool:
+        """Record a batch; False if its key (``dedup_key``) was seen before."""
         kind = batch.get("kind", "readings")
         items = batch[kind]
         received_ms = time.time_ns() // 1_000_000
         with self._lock:
-            if key is not None:
-                if key in self._keys:
-                    self.duplicates += 1
-                    return False
-                self._keys.add(key)
+            if key in self._keys:
+                self.duplicates += 1
+                return False
+            self._keys.add(key)
             self.batches += 1
             if kind == "readings":
                 self.readings.extend(items)
@@ -246,11 +253,12 @@ class _Handler(BaseHTTPRequestHandler):
             kind = batch.get("kind", "readings") if isinstance(batch, dict) else None
             if kind not in KINDS or not isinstance(batch.get(kind), list):
                 raise ValueError(f"expected an object with a kind of {KINDS} and its list")
+            header = self.headers.get(IDEMPOTENCY_HEADER)
+            key = dedup_key(batch, header)
         except ValueError as exc:
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             return
-        key = self.headers.get("Idempotency-Key")
-        if self.center.take_post(key):
+        if self.center.take_post(header):
             self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "injected failure"})
             return
         new = self.center.record(key, batch)

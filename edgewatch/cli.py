@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from edgewatch.processes import die_with_parent
+
 # subcommand -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("agent.cli", "run a gateway agent (field gateways)"),
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"edgewatch: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
         return 2
+    die_with_parent()  # a child of the demo or of a test: never outlive it
     module_name = COMMANDS[name][0]
     try:
         module = importlib.import_module(module_name)

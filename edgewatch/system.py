@@ -45,6 +45,15 @@ GATEWAYS = {
 # The demo's third gateway: the flood-station scenario, Modbus gauges and pushing stations.
 STATION_GATEWAY = "gw-flood-1"
 STATION_GATEWAY_PLACE = "cq/yuzhong/jiefangbei/grid-3"
+# What people call the demo's places: the risk map and the console show names, not ids.
+PLACE_NAMES = {
+    "cq": "Chongqing",
+    "cq/yuzhong": "Yuzhong",
+    "cq/yuzhong/jiefangbei": "Jiefangbei",
+    "cq/yuzhong/jiefangbei/grid-1": "Jiefangbei grid 1",
+    "cq/yuzhong/jiefangbei/grid-2": "Jiefangbei grid 2",
+    STATION_GATEWAY_PLACE: "Jiefangbei grid 3",
+}
 
 
 class StartupError(RuntimeError):
@@ -234,7 +243,7 @@ class LocalSystem:
             "controller", "controller", "run", "--config", str(config_path)
         )
         wait_for_child(
-            self.controller, "controller API", lambda: http_ok(f"{self.api}/healthz"), 30
+            self.controller, "controller API", lambda: http_ok(f"{self.base_url}/healthz"), 30
         )
         return self.controller
 
@@ -306,6 +315,17 @@ class LocalSystem:
         return self.procs.start_cli(
             f"agent-{gateway_id}", "agent", "run", "--config", str(config_path)
         )
+
+    def name_places(self, names: dict[str, str]) -> None:
+        """Register places with their names (``POST /places``, parents first; demo mode)."""
+        for path, name in sorted(names.items()):
+            request = urllib.request.Request(  # noqa: S310 (loopback, http)
+                f"{self.api}/places",
+                data=json.dumps({"path": path, "name": name}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5):  # noqa: S310 (loopback)
+                pass
 
     def gateway_state(self, gateway_id: str) -> str | None:
         try:

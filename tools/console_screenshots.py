@@ -11,10 +11,8 @@ each (acknowledging the red alert on the way).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 from edgewatch.broker import Mosquitto
@@ -70,14 +68,6 @@ RISK_POINTS = "".join(
                     "gw-cqk-1.river-gauge-1", 1800.0),
     ]
 )  # fmt: skip
-
-
-def post_json(url: str, body: dict[str, str]) -> None:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=5):  # loopback, demo mode
-        pass
 
 
 def readings_of(system: LocalSystem, device: str) -> int:
@@ -137,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             system = LocalSystem(workdir, broker.port, procs)
             system.start_centers()
             system.start_controller(extra_config=RISK_POINTS)
-            for place, name in PLACES.items():
-                post_json(f"{system.api}/places", {"path": place, "name": name})
+            system.name_places(PLACES)
             for gateway_id in GATEWAYS:
                 system.start_gateway(gateway_id, TIMING)
             wait_until(

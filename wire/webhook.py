@@ -3,17 +3,26 @@
 Header: ``X-Edgewatch-Signature: t=<unix seconds>,v1=<hex>`` where the hex digest is
 ``HMAC-SHA256(secret, f"{t}.".encode() + body)``. The receiver recomputes it with its own
 copy of the secret, compares in constant time, and refuses a timestamp outside its replay
-window; together with the ``Idempotency-Key`` this makes a captured request useless to
-replay later, and a retried one recognisable. Each attempt is signed afresh.
+window. Each attempt is signed afresh.
+
+De-duplication: the receiver de-duplicates on the body's ``batch_id`` (``dedup_key``),
+which the signature covers, never on the ``Idempotency-Key`` header alone, which it does
+not: a captured request re-sent within the window with a new header is still the same batch
+and is recorded once. The controller sends the header equal to ``batch_id`` (the same on
+every retry); a header that differs from the signed ``batch_id`` is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
 SIGNATURE_HEADER = "X-Edgewatch-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAY_WINDOW_S = 300.0
+MAX_BATCH_ID_CHARS = 256
 
 
 class SignatureError(ValueError):
@@ -55,3 +64,20 @@ def verify(
     if not hmac.compare_digest(given, _digest(secret, timestamp_s, body)):
         raise SignatureError("signature does not match the body")
     return timestamp_s
+
+
+def dedup_key(batch: Mapping[str, Any], header: str | None) -> str:
+    """What a receiver de-duplicates a verified body on: its ``batch_id``, which the
+    signature covers. Raises ValueError if the body has none, or if the ``Idempotency-Key``
+    header is given and differs from it."""
+    batch_id = batch.get("batch_id")
+    if not isinstance(batch_id, str) or not 0 < len(batch_id) <= MAX_BATCH_ID_CHARS:
+        raise ValueError(
+            f"batch_id: a string of 1 to {MAX_BATCH_ID_CHARS} characters is required"
+            " (the batch is de-duplicated on it)"
+        )
+    if header is not None and header != batch_id:
+        raise ValueError(
+            f"{IDEMPOTENCY_HEADER} {header[:80]!r} is not the body's batch_id {batch_id!r}"
+        )
+    return batch_id

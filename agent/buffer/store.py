@@ -248,7 +248,7 @@ class Buffer:
         """The live rows not taken yet: when (monotonic s) the oldest was appended, and how
         many there are at most (rows in flight after a ``release`` may be counted); None
         when none waits. A row handed back by ``release`` counts from its append, so the
-        publisher's linger (``[buffer] live_linger_s``) never holds it again."""
+        publisher never holds it past its first deadline (``[buffer] live_linger_s``)."""
         with self.lock:
             start = max(self._cursor[Lane.LIVE] + 1, self.live_floor_seq())
             if start >= self._numbering.next_seq:

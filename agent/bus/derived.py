@@ -19,6 +19,7 @@ from agent.bus.counter_state import CounterStore
 from drivers.base import Measurement
 from drivers.counters import counter_increment
 from wire import Quality
+from wire.readable import measured
 
 INCREMENT_SUFFIX = "_increment"
 
@@ -68,7 +69,7 @@ class Deriver:
             return None, 0
         counts = counter_increment(previous, counter.raw, counter.modulus)
         reset = int(counter.raw < previous and counts == counter.raw)
-        value = counts * counter.scale
+        value = measured(counts * counter.scale)  # 1.2 mm, not 1.2000000000000002
         return Measurement(metric + INCREMENT_SUFFIX, value, measurement.unit), reset
 
     def _check_frozen(self, measurement: Measurement) -> Measurement:

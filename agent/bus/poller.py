@@ -95,6 +95,7 @@ class DevicePoller:
         self._driver: Driver | None = None
         self._health_reporter: HealthReporter | None = None
         self.next_due_s = clock.monotonic_s()
+        self.poll_s = 0.0  # how long the last poll took, to its store (0 before the first)
         self._sink = sink
         self._clock = clock
         self._lock = threading.Lock()
@@ -129,16 +130,18 @@ class DevicePoller:
 
         After consecutive failures, the bounded backoff's wait instead, from now.
         """
-        now = self._clock.monotonic_s()
+        self.next_due_s = self.due_after_this_read_s(self._clock.monotonic_s())
+
+    def due_after_this_read_s(self, now_s: float) -> float:
+        """When the next read is due once this one is done (what ``advance_schedule``
+        sets), without moving the schedule: the port owner's outlook asks it mid-read."""
         with self._lock:
             failures = self._counters.consecutive_failures
         wait_s = self.retry_s(failures)
         if wait_s > self.interval_s:
-            self.next_due_s = now + wait_s
-            return
-        self.next_due_s += self.interval_s
-        if self.next_due_s < now:
-            self.next_due_s = now + self.interval_s
+            return now_s + wait_s
+        due_s = self.next_due_s + self.interval_s
+        return now_s + self.interval_s if due_s < now_s else due_s
 
     def retry_s(self, consecutive_failures: int) -> float:
         """The wait before the next read after ``consecutive_failures`` failed ones."""
@@ -150,31 +153,41 @@ class DevicePoller:
 
     def poll(self) -> str | None:
         """Read the device once and hand the result to the sink; never raises a
-        DriverError. Returns the failure kind, or None when the device answered."""
-        ts_ms = self._clock.wall_ms()
+        DriverError. Returns the failure kind, or None when the device answered.
+
+        A reading's ``ts_ms`` is the wall-clock time its answer was in (for a failed read:
+        the time the read failed), taken on this thread: the "read" that the live lane's
+        latency is measured from (bench.drain). ``poll_s`` becomes how long this poll held
+        the bus until its readings went to the sink.
+        """
+        started_s = self._clock.monotonic_s()
         if self.driver is None:
             self.fail(ErrorKind.IO, f"device {self.name!r}: no driver (port not open)")
             return ErrorKind.IO
         registers: dict[str, float] = {}
         try:
             measurements = self.driver.read()
+            ts_ms = self._clock.wall_ms()
             if self._health_reporter is not None:
                 registers = self._health_reporter.health_registers()
         except DriverError as exc:
-            self.fail(exc.kind, str(exc), ts_ms=ts_ms)
+            self.poll_s = self._clock.monotonic_s() - started_s
+            self.fail(exc.kind, str(exc))
             return exc.kind
         except Exception as exc:
+            self.poll_s = self._clock.monotonic_s() - started_s
             log.exception("device %r: driver crashed while reading", self.name)
-            self.fail(INTERNAL_ERROR, f"device {self.name!r}: driver crashed: {exc!r}", ts_ms=ts_ms)
+            self.fail(INTERNAL_ERROR, f"device {self.name!r}: driver crashed: {exc!r}")
             return INTERNAL_ERROR
         derived = self._deriver.derive(measurements)
         self._succeed(ts_ms, derived.measurements, derived.counter_resets, derived.stuck, registers)
+        self.poll_s = self._clock.monotonic_s() - started_s
         self._sink(self.name, ts_ms, derived.measurements)
         return None
 
-    def fail(self, kind: str, message: str, *, ts_ms: int | None = None) -> None:
-        """Count a failed read and store bad readings for it."""
-        ts_ms = self._clock.wall_ms() if ts_ms is None else ts_ms
+    def fail(self, kind: str, message: str) -> None:
+        """Count a failed read and store bad readings for it, stamped now."""
+        ts_ms = self._clock.wall_ms()
         with self._lock:
             counters = self._counters
             counters.reads_failed += 1

@@ -29,9 +29,10 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import serial
 
 from agent.bus.counter_state import CounterStore, MemoryCounterStore
+from agent.bus.outlook import BusOutlook
 from agent.bus.poller import INTERNAL_ERROR, DevicePoller, Sink
 from agent.config import PortConfig, SerialSettings
-from drivers.base import DeviceConfig, Driver, ErrorKind, LineOptions
+from drivers.base import DeviceConfig, Driver, ErrorKind, LineOptions, Measurement
 from drivers.registry import create_driver
 from wire.clock import Clock
 from wire.supervision import Backoff, FailureLog, supervise
@@ -114,13 +115,17 @@ class PortOwner:
         opener: OpenSerial = open_serial,
         driver_factory: CreateDriver = create_driver,
         counters: CounterStore | None = None,
+        outlook: BusOutlook | None = None,
     ) -> None:
         self.port = port
         store = counters if counters is not None else MemoryCounterStore()
+        self._sink = sink
         self.pollers = [
-            DevicePoller(d, sink, clock, backoff_max_s=port.backoff_max_s, counters=store)
+            DevicePoller(d, self._store, clock, backoff_max_s=port.backoff_max_s, counters=store)
             for d in devices
         ]
+        self._outlook = outlook if outlook is not None else BusOutlook()
+        self._polling: DevicePoller | None = None  # the device being read, on the owner thread
         self.crashes = 0  # polls or owner loops that raised: bugs, not device faults
         self._line = LineOptions(inter_frame_silence=port.inter_frame_silence)
         self._clock = clock
@@ -144,6 +149,7 @@ class PortOwner:
             if self._thread.is_alive():
                 log.error("port %s: owner thread did not stop", self.port.name)
             self._thread = None
+        self._outlook.forget(self.port.name)
         self._fail_calls("the port owner stopped")
 
     @property
@@ -193,7 +199,7 @@ class PortOwner:
             raise KeyError(f"port {self.port.name!r}: no device {device!r}")
 
         def poll(access: PortAccess) -> str | None:
-            failure = poller.poll()
+            failure = self._poll(poller)
             poller.next_due_s = self._clock.monotonic_s()
             poller.advance_schedule()
             return failure
@@ -253,6 +259,7 @@ class PortOwner:
                 try:
                     answered, problem = self._serve(link)
                 finally:
+                    self._outlook.forget(self.port.name)
                     self._close(link)
             if problem is None:  # stopped
                 return
@@ -326,11 +333,12 @@ class PortOwner:
             poller = min(self.pollers, key=lambda p: p.next_due_s)
             wait_s = poller.next_due_s - self._clock.monotonic_s()
             if wait_s > 0:
+                self._outlook.expect(self.port.name, poller.next_due_s + poller.poll_s)
                 self._wake.wait(wait_s)
                 self._wake.clear()
                 continue  # calls first, then whoever is due by now
             try:
-                failure = poller.poll()
+                failure = self._poll(poller)
             except Exception:
                 self.crashes += 1
                 log.exception("port %s: poll crashed on %r; going on", self.port.name, poller.name)
@@ -340,6 +348,35 @@ class PortOwner:
             if failure == ErrorKind.IO or not link.is_open:
                 return answered, f"port {self.port.name!r}: I/O error: {poller.health().last_error}"
         return answered, None
+
+    def _poll(self, poller: DevicePoller) -> str | None:
+        """Read ``poller``'s device, telling the outlook when its reading should be in."""
+        self._outlook.expect(self.port.name, self._clock.monotonic_s() + poller.poll_s)
+        self._polling = poller
+        try:
+            return poller.poll()
+        finally:
+            self._polling = None
+
+    def _store(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
+        """The pollers' sink. While a poll's reading is stored, the outlook already says
+        when this port's *next* reading should be in: whoever decides on the stored one
+        (the live lane) sees what would follow it."""
+        polling = self._polling
+        if polling is not None:
+            self._outlook.expect(self.port.name, self._next_store_s(polling))
+        self._sink(device, ts_ms, measurements)
+
+    def _next_store_s(self, polling: DevicePoller) -> float:
+        """When the read after ``polling``'s should be stored: the next device due (or
+        ``polling`` again), from the later of now and its due time, plus its last poll
+        time."""
+        now_s = self._clock.monotonic_s()
+        due_s, following = polling.due_after_this_read_s(now_s), polling
+        for poller in self.pollers:
+            if poller is not polling and poller.next_due_s < due_s:
+                due_s, following = poller.next_due_s, poller
+        return max(now_s, due_s) + following.poll_s
 
     def _run_calls(self, access: PortAccess) -> None:
         while True:

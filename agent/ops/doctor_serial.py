@@ -81,13 +81,17 @@ def check_port(port: PortConfig, *, by_id: Path = BY_ID) -> Iterator[CheckResult
         return
     if not Path(port.url).exists():
         present = present_ports(by_id=by_id)
-        listed = ", ".join(present) if present else "none: no USB serial adapter is plugged in"
-        yield failed(
-            CheckName.PORT_EXISTS,
-            f"{port.url} does not exist",
-            f"plug in the adapter (see `dmesg | tail`), or set ports.url to one present: {listed}",
-            subject,
-        )
+        if present:
+            fix = (
+                "plug in the adapter (see `dmesg | tail`), or set ports.url to one present: "
+                + ", ".join(present)
+            )
+        else:
+            fix = (
+                "no USB serial adapter is plugged in: plug one in and check `dmesg | tail` "
+                "shows it, then set ports.url to its /dev/serial/by-id/ name"
+            )
+        yield failed(CheckName.PORT_EXISTS, f"{port.url} does not exist", fix, subject)
         return
     yield passed(CheckName.PORT_EXISTS, f"{port.url} exists", subject)
     yield _check_name(port, subject, by_id)
@@ -109,8 +113,10 @@ def _check_name(port: PortConfig, subject: str, by_id: Path) -> CheckResult:
 
 def _check_free_and_access(port: PortConfig, subject: str) -> Iterator[CheckResult]:
     holders = holders_of(port.url)
-    others = [h for h in holders.found if not h.is_edgewatch_agent]
-    agents = [h for h in holders.found if h.is_edgewatch_agent]
+    # The pty's master side is the line's far end (the simulator), not a second master.
+    far_ends = [h for h in holders.found if h.is_pty_master]
+    agents = [h for h in holders.found if h.is_edgewatch_agent and not h.is_pty_master]
+    others = [h for h in holders.found if h not in far_ends and h not in agents]
     if others:
         yield failed(
             CheckName.PORT_FREE,
@@ -154,6 +160,12 @@ def _check_free_and_access(port: PortConfig, subject: str) -> Iterator[CheckResu
     if agents:
         yield passed(
             CheckName.PORT_FREE, f"in use by the edgewatch agent (pid {agents[0].pid})", subject
+        )
+    elif far_ends:
+        yield passed(
+            CheckName.PORT_FREE,
+            f"a pseudo-terminal: its other end is {far_ends[0].describe()}, the simulated line",
+            subject,
         )
     elif holders.unseen and os.geteuid() != 0:
         yield passed(

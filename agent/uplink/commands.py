@@ -25,10 +25,13 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+import wire.commands
 from agent.uplink.publisher import Publisher
 from agent.uplink.replay_progress import await_replay
 from agent.uplink.session import MqttSession
 from wire import MAX_REPLAY_SPAN, CommandRequest, CommandResult, CommandType, TopicKind, encode
+from wire.commands import CommandArgs
+from wire.validation import problems
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ class CommandRunner:
         try:
             succeeded, detail = handler(request)
         except ValidationError as exc:
-            self._answer(request, "failed", f"bad arguments: {explain_args(exc)}")
+            self._answer(request, "failed", f"bad arguments: {explain_args(exc, request.args)}")
             return
         except ValueError as exc:
             self._answer(request, "failed", f"bad arguments: {exc}")
@@ -118,10 +121,9 @@ class CommandRunner:
         return json.loads(detail)["unavailable"] == 0, detail
 
 
-def explain_args(exc: ValidationError) -> str:
-    """``args.device: Field required; args.interval_s: ...``: each error names its key."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in ("args", *error["loc"]))
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
+def explain_args(exc: ValidationError, args: object = None) -> str:
+    """``args.interval_s: missing required key; args.devce: unknown key (did you mean
+    'device'?)``: each error names its key, in the words of every config error."""
+    model = vars(wire.commands).get(exc.title)  # pydantic names the model that refused
+    known = model if isinstance(model, type) and issubclass(model, CommandArgs) else None
+    return "; ".join(problems(exc, known, args, prefix="args"))

@@ -2,7 +2,8 @@
 
     alerts  (edgewatch/v1/<gw>/alerts)    every unsent alert, first
     live    (edgewatch/v1/<gw>/readings)  rows appended within [buffer] live_window_s,
-                                          a batch lingering up to live_linger_s
+                                          a batch held for more readings only while
+                                          one is due within live_linger_s
     backlog (edgewatch/v1/<gw>/backlog)   older rows and replays asked for by the controller
 
 Backlog never delays live readings or alerts: it is sent only when nothing of a higher lane
@@ -11,6 +12,15 @@ live batch always finds a free slot), and it is capped at ``backlog_max_readings
 (a token bucket; 0 = no cap). Nothing is published while the session is down or, with
 ``hold_while_controller_offline``, while the controller's retained status is not online:
 the readings stay in the buffer instead of a broker queue that may drop them.
+
+The live lane holds a batch only while waiting buys something: it goes as soon as no port
+owner expects to store another reading before the batch's deadline (its oldest row's
+append plus ``live_linger_s``; ``agent.bus.outlook``), when it is full, or at that
+deadline. So a lone reading (the last of a poll round, a device read once a minute) goes at
+once, and a busy bus still sends several reads per message: at 9600 baud, with the default
+0.05 s, every second read. The decision is taken on the port owner's thread as it stores a
+reading (``readings_stored``), which then wakes this loop only to send or to start a
+batch's deadline timer: two wake-ups per message at most, as with a fixed linger.
 
 The same loop does the housekeeping that must go on during an outage: buffer limits
 (``agent.buffer.eviction``) every second, retries of a buffer that could not be written
@@ -31,6 +41,7 @@ from dataclasses import dataclass
 from agent.buffer.alerts import AlertQueue
 from agent.buffer.eviction import enforce_limits
 from agent.buffer.store import Buffer, Lane
+from agent.bus.outlook import BusOutlook
 from agent.config import BufferConfig
 from agent.uplink.replay_progress import ReplayProgress
 from agent.uplink.session import MqttSession
@@ -83,8 +94,11 @@ class Publisher:
         clock: Clock,
         batch_max_readings: int = BATCH_MAX_READINGS,
         housekeeping: Callable[[], None] | None = None,
+        outlook: BusOutlook | None = None,
     ) -> None:
         self._buffer = buffer
+        # The port owners' next expected stores; without any, a live reading goes at once.
+        self._outlook = outlook if outlook is not None else BusOutlook()
         self._alerts = alerts
         self._session = session
         self._config = config
@@ -97,8 +111,8 @@ class Publisher:
         self._tokens = 0.0
         self._tokens_at_s = clock.monotonic_s()
         self._replays: deque[ReplayJob] = deque()
-        # While a live batch lingers: when it is due (monotonic s). A new reading then
-        # needs no wake-up (the batch goes at that time anyway); see readings_stored.
+        # While a live batch is held: its deadline (monotonic s). A new reading then wakes
+        # the loop only if the batch should go now; see readings_stored.
         self._live_due_s: float | None = None
         self._last_replay: ReplayJob | None = None
         self._topics = {kind: session.topic(kind) for kind in TopicKind if kind.value[:3] != "cmd"}
@@ -106,10 +120,12 @@ class Publisher:
     # -- requests from other threads ------------------------------------------------------
 
     def readings_stored(self) -> None:
-        """The intake stored readings: wake the loop, unless a lingering live batch will
-        take them when it is due (a wake-up per device read costs a gateway more than the
-        read's own bookkeeping) and the batch is not full yet."""
-        if self._live_due_s is None or self._live_batch_full(self._buffer.live_waiting()):
+        """The intake stored readings (on a port owner's thread): wake the loop when no
+        batch is held yet (it then sends, or starts the batch's deadline) or when the held
+        batch should go now; otherwise the reading joins the held batch without a wake-up
+        (one costs a gateway more than the read's own bookkeeping)."""
+        due_s = self._live_due_s
+        if due_s is None or self._live_goes_now(self._buffer.live_waiting(), due_s):
             self.wake.set()
 
     def replay(self, from_seq: int, to_seq: int) -> Future[str]:
@@ -195,9 +211,8 @@ class Publisher:
         return bool(taken)
 
     def _live_wait_s(self) -> float | None:
-        """How long the live batch lingers before it goes: 0.0 now, None when no live row
-        waits. A batch goes once its oldest row has waited ``live_linger_s`` or it is full,
-        so one poll round of a bus goes as one message rather than one per device."""
+        """How long the live batch is held before it goes: 0.0 now, None when no live row
+        waits. Its deadline is its oldest row's append plus ``live_linger_s``."""
         # Cleared before the rows are looked at: a reading stored from here on either is
         # seen below or wakes the loop (readings_stored).
         self._live_due_s = None
@@ -205,14 +220,20 @@ class Publisher:
         if waiting is None:
             return None
         due_s = waiting[0] + self._config.live_linger_s
-        wait_s = due_s - self._clock.monotonic_s()
-        if wait_s <= 0 or self._live_batch_full(waiting):
+        if self._live_goes_now(waiting, due_s):
             return 0.0
         self._live_due_s = due_s
-        return wait_s
+        return due_s - self._clock.monotonic_s()
 
-    def _live_batch_full(self, waiting: tuple[float, int] | None) -> bool:
-        return waiting is not None and waiting[1] >= self._batch_max_readings
+    def _live_goes_now(self, waiting: tuple[float, int] | None, due_s: float) -> bool:
+        """Whether the live batch should go now: it is full, its deadline has come, or
+        holding it buys nothing because no port owner expects to store another reading
+        before the deadline."""
+        if waiting is None:
+            return False
+        if waiting[1] >= self._batch_max_readings:
+            return True
+        return self._clock.monotonic_s() >= due_s or self._outlook.next_store_s() > due_s
 
     def _send_live(self) -> bool:
         rows = self._buffer.take_unsent_rows(self._batch_max_readings, Lane.LIVE)
@@ -306,7 +327,8 @@ class Publisher:
         if backlog:
             self._backlog_done()  # wakes the loop
         else:
-            self.wake.set()  # handed back: goes again at once, never lingers
+            self.wake.set()  # handed back: its deadline counts from its append, so it
+            # goes again at once unless it is still young enough to be held
 
     def _backlog_done(self) -> None:
         with self._lock:

@@ -8,7 +8,12 @@ does with it:
    ('gauge-1').slave: ...``). What belongs to the gateway itself may be left out and is then
    kept: ``gateway.data_dir`` (the buffer stays where it is), ``[mqtt]`` (its broker and
    credentials) and ``[buffer]``. If given they must equal the running ones: those change
-   with agent.toml and a restart, never remotely;
+   with agent.toml and a restart, never remotely. The keys that read a file, dial a host or
+   write to a field device (``wire.pushed_config``: ``risk.rules_file``, ``ports[].url``,
+   ``devices[].trigger``, ``write_enable``, ``command``) are refused outright, whatever the
+   controller checked: a port takes its url from the running port of the same name, a
+   device its trigger, write-enable coil and command from the running device of the same
+   name, slave and port;
 2. an unchanged config (same hash) changes nothing;
 3. otherwise rebuilds the port owners (ports and devices) and takes the new heartbeat
    interval; the buffer, the MQTT session and the commands go on. Local overrides win over
@@ -37,6 +42,8 @@ from agent.bus.poller import DeviceState
 from agent.bus.ports import PortOwner
 from agent.config import AgentConfig, ConfigError, canonical_json, config_from_dict
 from agent.local_state import LastGood, Overrides, load_last_good, save_last_good
+from wire.pushed_config import DEVICE_KEYS, gateway_owned_keys
+from wire.pushed_config import refusal as owned_key_refusal
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +60,14 @@ def merge_pushed(
 ) -> AgentConfig:
     """Validate ``pushed`` for this gateway, filling in what is the gateway's own; the
     result's document (and so its hash) is ``pushed`` as the controller sent it."""
+    owned = gateway_owned_keys(pushed)
+    if owned:
+        raise ConfigError(f"{source}: {owned_key_refusal(owned[0])}")
     filled: dict[str, Any] = copy.deepcopy(dict(pushed))
     gateway = filled.setdefault("gateway", {})
     if not isinstance(gateway, dict):
         raise ConfigError(f"{source}: gateway: expected a table")
+    _fill_gateway_owned(running, filled, source)
     gateway.setdefault("id", running.gateway.id)
     gateway.setdefault("data_dir", str(running.gateway.data_dir))
     filled.setdefault("buffer", running.buffer.model_dump(mode="json"))
@@ -87,6 +98,43 @@ def merge_pushed(
                 " not by a push (leave the table out to keep it)"
             )
     return config
+
+
+def _fill_gateway_owned(running: AgentConfig, filled: dict[str, Any], source: str) -> None:
+    """Put the running config's gateway-owned values into a pushed document that has none:
+    ports' urls by port name, devices' trigger, write-enable coil and command by device (same
+    name, driver, port and slave or address), and the rules file."""
+    if running.risk.rules_file is not None:
+        risk = filled.setdefault("risk", {})
+        if isinstance(risk, dict):
+            risk["rules_file"] = str(running.risk.rules_file)
+    local_ports = {p.name: p for p in running.ports}
+    for index, port in enumerate(_tables(filled.get("ports"))):
+        local_port = local_ports.get(str(port.get("name")))
+        if local_port is None:
+            raise ConfigError(
+                f"{source}: ports[{index}] ({port.get('name')!r}).url: this gateway's"
+                " agent.toml has no port of that name: a new port is added there, not by a push"
+            )
+        port["url"] = local_port.url
+    local_devices = {d.name: d.model_dump(mode="json") for d in running.devices}
+    for index, device in enumerate(_tables(filled.get("devices"))):
+        local = local_devices.get(str(device.get("name")), {})
+        owned = {key: local[key] for key in DEVICE_KEYS if local.get(key) is not None}
+        if not owned:
+            continue
+        for key in ("driver", "port", "slave", "address"):
+            if device.get(key, local.get(key)) != local.get(key):
+                raise ConfigError(
+                    f"{source}: devices[{index}] ({device.get('name')!r}).{key}: differs from"
+                    f" the running device, whose {', '.join(sorted(owned))} agent.toml sets"
+                    " for that device only: change it in agent.toml, not by a push"
+                )
+        device.update(owned)
+
+
+def _tables(value: Any) -> list[dict[str, Any]]:
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
 
 
 def startup_config(

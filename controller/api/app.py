@@ -3,7 +3,9 @@
 Every endpoint under ``/api/v1`` needs ``Authorization: Bearer <token>`` (``[api] auth =
 "tokens"``) unless the controller runs in demo mode. Tokens carry a role (viewer, operator,
 admin) and a place: a scoped token sees only gateways, risk points and alerts at or below its
-place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` need no token.
+place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` are served at
+the root, outside ``/api/v1``, and need no token (``tests/controller/test_authorization.py``
+walks every ``/api/v1`` route of the OpenAPI document without a token).
 
 | endpoint | what |
 | --- | --- |
@@ -25,18 +27,22 @@ place; others answer 404. Probes (``/healthz``, ``/readyz``) and ``/metrics`` ne
 | ``GET /api/v1/alerts/stream`` | alerts as server-sent events (Bearer or ``?ticket=``) |
 | ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` | probes and Prometheus |
 | ``GET /console/`` | the web console (static files; ``/`` redirects there) |
+| ``GET /docs`` | Swagger UI over ``/openapi.json``, its files served from the package |
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from controller.api.console import console, mount_console, stream_tickets
 from controller.api.deps import ApiBackend
+from controller.api.docs import mount_docs
 from controller.api.fleet import devices, gateways
 from controller.api.gaps import gaps
 from controller.api.ops import audit, commands
@@ -45,6 +51,8 @@ from controller.api.risk import alerts, risk, risk_rules
 from controller.api.risk_points import points
 from controller.api.stream import alert_stream
 from controller.api.system import centers, probes, summary
+from controller.config import PATTERN_NAMES
+from wire.validation import describe, ordered
 from wire.version import package_version
 
 API_PREFIX = "/api/v1"
@@ -55,30 +63,51 @@ __all__ = ["API_PREFIX", "ApiBackend", "create_app"]
 _TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
 
 
-def validation_errors(errors: Any) -> list[dict[str, Any]]:
+def validation_errors(
+    errors: Any, body_model: type[BaseModel] | None = None
+) -> list[dict[str, Any]]:
     """422 details that name the field: ``loc``, ``field`` (dotted) and a message that starts
-    with it. The offending input is not echoed back (it may be large or hostile)."""
-    out: list[dict[str, Any]] = []
-    for error in errors:
-        loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
-        if error.get("type") in _TAG_ERRORS:
-            loc.append(str(error.get("ctx", {}).get("discriminator", "type")).strip("'"))
-        # Tagged unions add the tag as a level ("body.set-interval.args"): keep it, it helps.
-        field = ".".join(str(p) for p in loc) or "request"
-        out.append(
-            {
-                "loc": loc,
-                "field": field,
-                "type": str(error.get("type", "")),
-                "msg": f"{field}: {error.get('msg', 'invalid')}",
-            }
-        )
-    return out
+    with it, in the words of every config error (``wire.validation``): ``body.plcae: unknown
+    key (did you mean 'place'?)``. The offending input appears only as a short repr."""
+    in_body = [e for e in errors if tuple(e.get("loc", ()))[:1] == ("body",)]
+    elsewhere = [e for e in errors if e not in in_body]
+    scoped = [{**e, "loc": tuple(e["loc"])[1:]} for e in in_body]  # relative to body_model
+    return [_detail(e, ("body",), body_model) for e in ordered(scoped, body_model)] + [
+        _detail(e, (), None) for e in ordered(elsewhere, None)
+    ]
+
+
+def _detail(
+    error: Mapping[str, Any], outer: tuple[str, ...], model: type[BaseModel] | None
+) -> dict[str, Any]:
+    loc = [*outer, *(p if isinstance(p, int) else str(p) for p in error.get("loc", ()))]
+    if error.get("type") in _TAG_ERRORS:
+        loc.append(str(error.get("ctx", {}).get("discriminator", "type")).strip("'"))
+    # Tagged unions add the tag as a level ("body.set-interval.args"): keep it, it helps.
+    field = ".".join(str(p) for p in loc) or "request"
+    text = describe(error, model, PATTERN_NAMES)
+    return {
+        "loc": loc,
+        "field": field,
+        "type": str(error.get("type", "")),
+        "msg": f"{field}: {text}",
+    }
+
+
+def body_model_of(request: Request) -> type[BaseModel] | None:
+    """The pydantic model of the matched route's JSON body, for "did you mean"."""
+    route = request.scope.get("route")
+    body = getattr(route, "body_field", None)
+    model = getattr(getattr(body, "field_info", None), "annotation", None)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model
+    return None
 
 
 async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse(status_code=422, content={"detail": validation_errors(exc.errors())})
+    details = validation_errors(exc.errors(), body_model_of(request))
+    return JSONResponse(status_code=422, content={"detail": details})
 
 
 # The API is versioned with the package: one version string (wire.version).
@@ -91,6 +120,8 @@ def create_app(backend: ApiBackend) -> FastAPI:
         summary="Fleet registry, health, commands, config, risk and alerts, and forwarding to"
         " the tier centers.",
         version=API_VERSION,
+        docs_url=None,  # mount_docs serves /docs from the package (no CDN)
+        redoc_url=None,
     )
     app.state.backend = backend
     app.add_exception_handler(RequestValidationError, _on_invalid)
@@ -98,7 +129,8 @@ def create_app(backend: ApiBackend) -> FastAPI:
     routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
     for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(probes, prefix=API_PREFIX)
-    app.include_router(probes)  # also at /healthz, /readyz and /metrics, where probes look
+    # Probes and Prometheus look at the root; nothing under /api/v1 answers without a token.
+    app.include_router(probes)
     mount_console(app)  # the web console at /console/
+    mount_docs(app)  # Swagger UI at /docs, its assets vendored
     return app

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlite_utils import Database
 
-from controller.access import AuditEntry, Role, record_audit
+from controller.access import AuditEntry, record_audit
 from controller.api.deps import (
     BackendDep,
     GatewayId,
@@ -17,6 +17,7 @@ from controller.api.deps import (
     PageDep,
     Viewer,
     scoped_gateway,
+    unprocessable,
 )
 from controller.fleet import configs
 from controller.fleet.commands import (
@@ -32,6 +33,8 @@ from controller.fleet.commands import (
 from controller.fleet.configs import ConfigState, ConfigVersion
 from controller.fleet.queries import Where
 from wire import ReloadConfigArgs
+from wire.pushed_config import gateway_owned_keys
+from wire.pushed_config import refusal as owned_key_refusal
 
 commands = APIRouter(prefix="/gateways/{gateway_id}", tags=["commands", "config"])
 audit = APIRouter(prefix="/audit", tags=["audit"])
@@ -48,6 +51,8 @@ def create_command(
 ) -> CommandOut:
     """Queue a command; it goes out when the gateway is online, or expires at its deadline."""
     place = scoped_gateway(backend, principal, gateway_id)
+    if isinstance(command, ReloadConfigCommand):
+        refuse_gateway_owned_keys(command.args.config, "args.config")
     if isinstance(command, MaintenanceCommand):
         device = command.args.device
         if not backend.fleet.set_maintenance(gateway_id, device, on=command.args.on):
@@ -91,6 +96,14 @@ def get_gateway_command(
 # -- versioned config -------------------------------------------------------------------------
 
 
+def refuse_gateway_owned_keys(config: dict[str, Any], field: str) -> None:
+    """422 naming the first key of ``config`` that only the gateway's agent.toml may set
+    (``wire.pushed_config``): a file to read, a host to dial, a write to a field device."""
+    owned = gateway_owned_keys(config)
+    if owned:
+        raise unprocessable(field, owned_key_refusal(owned[0]))
+
+
 class ConfigIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     config: dict[str, Any] = Field(description="the agent config as a JSON object")
@@ -100,6 +113,14 @@ class ConfigIn(BaseModel):
     def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(configs.canonical(value)) > configs.MAX_CONFIG_BYTES:
             raise ValueError(f"is larger than {configs.MAX_CONFIG_BYTES} bytes")
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _gateway_owned(cls, value: dict[str, Any]) -> dict[str, Any]:
+        owned = gateway_owned_keys(value)
+        if owned:
+            raise ValueError(owned_key_refusal(owned[0]))
         return value
 
 
@@ -171,6 +192,7 @@ def push_config(
         raise HTTPException(
             status_code=404, detail=f"version: gateway {gateway_id!r} has no {what}"
         )
+    refuse_gateway_owned_keys(found.config, "version")  # stored before this rule existed
     command = ReloadConfigCommand(
         type="reload-config",
         args=ReloadConfigArgs(config=found.config, version=found.version, hash=found.hash),
@@ -201,9 +223,10 @@ def list_audit(
     page: PageDep,
     action: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[a-z.-]+$")] = None,
 ) -> list[AuditOut]:
-    """Who did what, when, with what outcome; newest first. Scoped by the token's place."""
-    scope = principal.place if principal.role is not Role.ADMIN else None
-    where = Where().equals("action", action).within("place", scope)
+    """Who did what, when, with what outcome; newest first. Scoped by the token's place, for
+    every role: an admin of a district sees what was done in its district (and below), and
+    nothing unplaced."""
+    where = Where().equals("action", action).within("place", principal.place)
     columns = "id, at_ms, actor, role, action, target, place, detail, outcome"
     sql = f"SELECT {columns} FROM audit WHERE {where.sql} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608
     rows = backend.store.read(

@@ -33,7 +33,7 @@ from controller.api.deps import (
 )
 from controller.api.fleet import DeviceId
 from controller.fleet import queries
-from controller.fleet.provisioning import ProvisioningError
+from controller.fleet.provisioning import ProvisioningError, UserTakenError
 from controller.fleet.queries import DeviceOut, GatewayOut
 
 registry = APIRouter(tags=["registry"])
@@ -126,10 +126,23 @@ def create_place(body: PlaceIn, backend: BackendDep, principal: Operator) -> Pla
 # -- gateways -----------------------------------------------------------------------------------
 
 
+def _check_gateway_id(backend: ApiBackend, gateway: str) -> None:
+    """409 if ``gateway`` is a broker user that is not this gateway (the controller's own
+    login, a user of the broker's password file): it would take over that login."""
+    provisioner = backend.provisioner
+    try:
+        backend.store.read(lambda conn: provisioner.check_gateway_id(conn, gateway))
+    except UserTakenError as exc:
+        raise HTTPException(status_code=409, detail=f"id: {exc}") from None
+    except ProvisioningError as exc:
+        raise HTTPException(status_code=502, detail=f"broker: {exc}") from None
+
+
 def _issue(backend: ApiBackend, gateway: str) -> MqttCredentials | None:
     provisioner = backend.provisioner
     if not provisioner.enabled:
         return None
+    _check_gateway_id(backend, gateway)
     now_ms = backend.clock.wall_ms()
     password = backend.store.call(lambda db: provisioner.issue(db, gateway, now_ms=now_ms))
     try:
@@ -143,6 +156,7 @@ def _issue(backend: ApiBackend, gateway: str) -> MqttCredentials | None:
 def create_gateway(body: GatewayIn, backend: BackendDep, principal: Operator) -> GatewayCreated:
     """Register a gateway; where the controller keeps the broker's files, issue credentials."""
     check_place_in_scope(principal, body.place, "place")
+    _check_gateway_id(backend, body.id)
     now_ms = backend.clock.wall_ms()
 
     def insert(db: Database) -> bool:

@@ -10,7 +10,8 @@ indexed table, cheap next to the second-level push it serves.
 
 Authentication: ``Authorization: Bearer`` as everywhere, or ``?ticket=`` from
 ``POST /api/v1/alerts/stream-ticket`` for a browser's EventSource (which cannot send headers).
-The token is checked again every ``RECHECK_S``: a revoked token's stream ends.
+The token itself (by its digest, not its name) is checked again every ``RECHECK_S``: a
+revoked token's stream ends, even when a new token took its name.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from controller.access import Principal
+from controller.access import Principal, token_still_grants
 from controller.api.console import tickets_of
 from controller.api.deps import ApiBackend, BackendDep, authenticate, bearer
-from controller.api.stream_tickets import token_still_grants
 from controller.config import AuthMode
 from controller.risk import queries as alert_queries
 from controller.risk.queries import AlertDetail
@@ -82,10 +82,13 @@ async def stream_principal(
 ) -> Principal:
     if ticket is None or backend.config.api.auth is AuthMode.DEMO:
         return await authenticate(backend, credentials)
-    principal = tickets_of(request).redeem(ticket, now_ms=backend.clock.wall_ms())
-    if principal is None or not backend.store.read(
-        lambda conn: token_still_grants(conn, principal)
-    ):
+    tickets = tickets_of(request)
+    claims = tickets.redeem(ticket, now_ms=backend.clock.wall_ms())
+    principal = None
+    if claims is not None:
+        redeemed = claims
+        principal = backend.store.read(lambda conn: tickets.holder(conn, redeemed))
+    if principal is None:
         raise HTTPException(
             status_code=401,
             detail="ticket: unknown, expired or used; ask POST /api/v1/alerts/stream-ticket",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import wire
+from wire.readable import duration
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,19 @@ def judge_device(
             DeviceHealthState.FAILING,
             f"{reported.consecutive_failures} consecutive read errors{error}",
         )
-    last_good_ms = evidence.last_good_ms
-    if reported is not None and reported.last_good_ms is not None:
-        last_good_ms = max(last_good_ms or 0, reported.last_good_ms)
+    # 0 is no time (a store that wrote it for "never"): not 1970.
+    last_good_ms = max(evidence.last_good_ms or 0, (reported and reported.last_good_ms) or 0)
     if reported is not None and reported.state == "stale":
-        return DeviceHealthState.STALE, "the agent reports no good reading for 3 poll intervals"
-    if last_good_ms is None:
-        return DeviceHealthState.UNKNOWN, "no good reading yet"
+        return DeviceHealthState.STALE, (
+            "the agent reports no good reading for 3 poll intervals"
+            if last_good_ms
+            else "the agent reports no reading yet"
+        )
+    if not last_good_ms:
+        return DeviceHealthState.UNKNOWN, "no reading yet"
     age_s = (now_ms - last_good_ms) / 1000
     if age_s > stale_after_s:
-        return DeviceHealthState.STALE, f"no good reading for {age_s:.0f} s"
+        return DeviceHealthState.STALE, f"no good reading for {duration(age_s)}"
     offset_ms = evidence.clock_offset_ms
     if (
         offset_ms is not None

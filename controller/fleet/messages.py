@@ -229,8 +229,9 @@ class Fleet:
                 " ON CONFLICT (gateway, name) DO UPDATE SET"
                 " state = excluded.state, updated_ms = excluded.updated_ms,"
                 " health_registers = excluded.health_registers,"
-                " last_good_ms = max(coalesce(devices.last_good_ms, 0),"
-                " coalesce(excluded.last_good_ms, 0))",
+                # NULL while neither side has seen a good reading (0 read as 1970).
+                " last_good_ms = nullif(max(coalesce(devices.last_good_ms, 0),"
+                " coalesce(excluded.last_good_ms, 0)), 0)",
                 device_states,
             )
             _record_transition(db, transition)

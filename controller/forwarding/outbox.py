@@ -37,7 +37,7 @@ from controller.forwarding.lanes import PRIORITY_LANE, READINGS_LANE, Lane
 from controller.store.sqlite import Store, StoreError
 from wire.clock import wall_ms
 from wire.supervision import Backoff, FailureLog, supervise
-from wire.webhook import SIGNATURE_HEADER, sign
+from wire.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,8 @@ class LaneWorker:
         return True
 
     def _post(self, client: httpx.Client, body: bytes, batch_id: str) -> None:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": batch_id}
+        # The key is the body's batch_id, which the signature covers (wire.webhook.dedup_key).
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: batch_id}
         if self.center.secret is not None:  # signed afresh on every attempt
             headers[SIGNATURE_HEADER] = sign(self.center.secret, body, int(time.time()))
         try:

@@ -45,9 +45,20 @@ from controller.risk.chain import (
 from controller.risk.points import load_judged, load_points, register_config_points
 from controller.store.sqlite import Store
 from wire.clock import Clock
+from wire.readable import measured
 from wire.risk import BlindSpot, Colour, ColourChange, Event, RiskEvaluator, RiskPointRules
 
 log = logging.getLogger(__name__)
+
+
+def _show_cause(conn: sqlite3.Connection, alert_id: int, event: ColourChange) -> None:
+    """The alert shows what made it its current colour (not what opened the episode)."""
+    if event.measure is None:
+        return
+    conn.execute(
+        "UPDATE alerts SET device = ?, metric = ?, value = ? WHERE id = ?",
+        (event.device, event.metric, measured(event.measure), alert_id),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,11 +279,13 @@ class AlertEngine:
                 (event.after.value, event.after.value, json.dumps(tiers), now_ms, deadline,
                  deadline, alert_id),
             )  # fmt: skip
+            _show_cause(conn, alert_id, event)
             return self._record(conn, alert_id, Step("colour_raised", now_ms, by, cause))
         conn.execute(
             "UPDATE alerts SET colour = ?, updated_ms = ? WHERE id = ?",
             (event.after.value, now_ms, alert_id),
         )
+        _show_cause(conn, alert_id, event)
         action = "colour_raised" if event.rising else "colour_lowered"
         return self._record(conn, alert_id, Step(action, now_ms, by, cause))
 
@@ -328,7 +341,7 @@ class AlertEngine:
                 kind.value,
                 event.device,
                 event.metric,
-                event.measure,
+                None if event.measure is None else measured(event.measure),
                 point.place,
                 colour.value,
                 colour.value,

@@ -107,8 +107,18 @@ ON CONFLICT (gateway, name) DO UPDATE SET
     last_quality = CASE WHEN excluded.last_seq > coalesce(devices.last_seq, 0)
                         THEN excluded.last_quality ELSE devices.last_quality END,
     updated_ms = excluded.updated_ms,
-    last_good_ms = max(coalesce(devices.last_good_ms, 0), coalesce(excluded.last_good_ms, 0))
+    last_good_ms = nullif(max(coalesce(devices.last_good_ms, 0),
+                              coalesce(excluded.last_good_ms, 0)), 0)
 """
+
+
+def _shows_better(row: ReadingRow, held: ReadingRow) -> bool:
+    """Whether ``row`` rather than ``held`` is the device's "last value" a person sees: the
+    newest read, and of its registers the first measured quantity (one with a unit), so a
+    gauge shows ``level_cm 250.7 cm``, not the ``status_word 0`` read after it."""
+    seq, ts_ms, _, _, _, unit, _ = row
+    held_seq, held_ts_ms, _, _, _, held_unit, _ = held
+    return (ts_ms, bool(unit), -seq) > (held_ts_ms, bool(held_unit), -held_seq)
 
 
 class StoreError(RuntimeError):
@@ -352,9 +362,9 @@ def store_readings(conn: sqlite3.Connection, batch: IncomingReadings) -> int:
     good_ms: dict[str, int] = {}
     good = wire.Quality.GOOD.value
     for row in batch.rows:
-        seq, ts_ms, device, _, _, _, quality = row
+        _, ts_ms, device, _, _, _, quality = row
         held = latest.get(device)
-        if held is None or seq > held[0]:
+        if held is None or _shows_better(row, held):
             latest[device] = row
         if quality == good and ts_ms > good_ms.get(device, 0):
             good_ms[device] = ts_ms

@@ -14,6 +14,7 @@ from drivers.modbus_rtu.config import (
     RegisterType,
     WordOrder,
 )
+from wire.readable import measured
 
 MAX_REGISTERS_PER_READ = 125  # the Modbus limit for fc 03/04
 
@@ -120,7 +121,8 @@ def encode_raw(value: float, type_: RegisterType, word_order: WordOrder) -> list
 
 def decode_value(words: Sequence[int], register: RegisterConfig) -> float:
     """The engineering value of ``register`` from its words: raw * scale + offset."""
-    return decode_raw(words, register.type, register.word_order) * register.scale + register.offset
+    raw = decode_raw(words, register.type, register.word_order)
+    return measured(raw * register.scale + register.offset)
 
 
 MAX_DECIMALS = 9
@@ -152,14 +154,14 @@ def interpret(
             return Interpreted(
                 None, f"count {bits} is not below modulus {register.counter_modulus}"
             )
-        return Interpreted(bits * register.scale, count=bits)
+        return Interpreted(measured(bits * register.scale), count=bits)
     raw = decode_raw(words, register.type, register.word_order)
     if register.decimals_address is not None:
         if decimals is None or not 0 <= decimals <= MAX_DECIMALS:
             where = f"decimals register {register.decimals_address}"
             return Interpreted(None, f"{where} holds {decimals}, not 0-{MAX_DECIMALS}")
         raw = raw / 10**decimals
-    value = raw * register.scale + register.offset
+    value = measured(raw * register.scale + register.offset)  # 239.7, not 239.70000000000002
     if not math.isfinite(value):
         return Interpreted(None, f"{value} is not a number")
     low, high = register.valid_min, register.valid_max

@@ -201,9 +201,23 @@ class ModbusRtuDriver:
                 if kind is ErrorKind.TIMEOUT and attempt + 1 < attempts:
                     continue
                 raise DriverError(
-                    kind, f"{self._config.describe()}: {label}: {kind}: {error}"
+                    kind, f"{self._config.describe()}: {label}: {kind}: {error}{self._hint(kind)}"
                 ) from error
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _hint(self, kind: ErrorKind) -> str:
+        """What a technician checks first: a wrong baud, parity or stop bits look on the wire
+        like silence (the device drops frames it cannot decode) or like garbage."""
+        link = self._serial
+        line = f"{link.baudrate} baud, parity {link.parity}, {link.stopbits} stop bits"
+        if kind is ErrorKind.TIMEOUT:
+            return (
+                f" (no answer: does the device use {line}? is slave {self._config.slave}"
+                " its address? are A and B wired the right way round?)"
+            )
+        if kind in (ErrorKind.CRC, ErrorKind.GARBAGE):
+            return f" (garbled answer: does the device use {line}? or noise on the line)"
+        return ""
 
     def _write_words(self, label: str, address: int, words: list[int], *, single: bool) -> None:
         """Write ``words`` from ``address`` (fc 06 or 16), behind the write-enable coil."""

@@ -39,6 +39,7 @@ from drivers.serial_line.config import (
     SerialLineDeviceConfig,
 )
 from wire import Quality
+from wire.readable import measured
 
 
 class SerialLineDriver:
@@ -210,7 +211,7 @@ class SerialLineDriver:
         problem = None
         value = None
         try:
-            value = float(text or "nan") * field.scale + field.offset
+            value = measured(float(text or "nan") * field.scale + field.offset)
         except ValueError:
             problem = f"{text!r} is not a number"
         if problem is None and (value is None or not math.isfinite(value)):

@@ -100,15 +100,16 @@ class Site:
         return self.finished(pushed.json()["id"], timeout_s)
 
 
-def pushed_config(*devices: dict[str, Any], port_url: str) -> dict[str, Any]:
-    """A full config as an operator would push it: no [mqtt], data_dir or [buffer]."""
+def pushed_config(*devices: dict[str, Any]) -> dict[str, Any]:
+    """A full config as an operator would push it: no [mqtt], data_dir or [buffer], and no
+    port url (the gateway's agent.toml owns it: wire.pushed_config)."""
     return {
         "gateway": {
             "id": GATEWAY_ID,
             "heartbeat_interval_s": 0.5,
             "reload_probation_s": PROBATION_S,
         },
-        "ports": [{"name": "bus1", "url": port_url, "timeout_s": 0.2, "backoff_max_s": 0.5}],
+        "ports": [{"name": "bus1", "timeout_s": 0.2, "backoff_max_s": 0.5}],
         "devices": list(devices),
     }
 

@@ -187,4 +187,4 @@ def test_expired_and_unknown_commands_fail_without_running(
     assert not site.restart_asked.is_set()
     assert (shell.outcome, shell.detail) == ("failed", "unknown command type 'shell'")
     assert bad.outcome == "failed"
-    assert "args.interval_s: Field required" in bad.detail
+    assert "args.interval_s: missing required key" in bad.detail

@@ -58,7 +58,7 @@ def test_a_valid_config_is_typed_with_defaults(tmp_path: Path) -> None:
     assert config.devices[0].name == "gauge-1"
     assert config.devices[0].interval_s == 2.0
     assert config.devices_on("bus1") == [config.devices[0]]
-    assert config.buffer.live_linger_s == 0.2
+    assert config.buffer.live_linger_s == 0.05
 
 
 def test_a_negative_live_linger_is_refused_with_the_bound() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 import serial
 
+from agent.bus.outlook import BusOutlook
 from agent.bus.poller import DEVICE_METRIC, DeviceState
 from agent.bus.ports import PortOwner
 from agent.config import PortConfig
@@ -19,6 +21,7 @@ from drivers.registry import parse_device_config
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
 from firmware_sim.device import Faults
+from tests.agent.conftest import HeldClock
 from wire import Quality
 from wire.clock import SYSTEM_CLOCK
 
@@ -230,3 +233,61 @@ def test_reads_the_simulated_gauge_on_a_real_pty(sink: Sink, gauge_bus: Simulate
     assert 200.0 < good[0].value < 300.0
     assert good[1].value == 0x0102
     assert health.errors["timeout"] >= 3
+
+
+# -- the outlook: when the port will store its next reading ---------------------------------
+
+
+class WireTimedDriver:
+    """Answers after ``read_s`` of a held clock, as a 9600-baud read takes ~29 ms."""
+
+    def __init__(self, name: str, clock: HeldClock, read_s: float) -> None:
+        self._name, self._clock, self._read_s = name, clock, read_s
+
+    @property
+    def device_name(self) -> str:
+        return self._name
+
+    def read(self) -> list[Measurement]:
+        self._clock.mono_s += self._read_s
+        return [Measurement("level_cm", 1.0, "cm")]
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_outlook_says_when_the_port_will_store_its_next_reading(
+    held_clock: HeldClock,
+) -> None:
+    outlook = BusOutlook()
+    seen: list[tuple[str, float, float]] = []  # (device, now, next store) at each store
+
+    def sink(device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
+        seen.append((device, held_clock.mono_s, outlook.next_store_s()))
+
+    owner = PortOwner(
+        PORT,
+        [device("gauge-1", interval_s=10.0), device("gauge-2", interval_s=10.0)],
+        sink,
+        held_clock,
+        opener=loop_port,
+        driver_factory=lambda c, *_: WireTimedDriver(c.name, held_clock, 0.029),
+        outlook=outlook,
+    )
+    with running(owner):
+        # One round at 1000 s (both due), then nothing until 1010 s: the clock is held.
+        wait_until(lambda: len(seen) == 2, timeout_s=WAIT_S, message="one round")
+        idle_expected_s = 1010.0 + 0.029  # the next round's first read, as long as its last
+        wait_until(
+            lambda: outlook.next_store_s() == pytest.approx(idle_expected_s),
+            timeout_s=WAIT_S,
+            message="the port's idle outlook",
+        )
+    first, second = seen
+    # gauge-1 stored: gauge-2 is due and on the wire at once (never read: no poll time yet).
+    assert first[0] == "gauge-1"
+    assert first[2] == pytest.approx(first[1])
+    # gauge-2 stored, the round over: the next store is gauge-1's next round.
+    assert second[0] == "gauge-2"
+    assert second[2] == pytest.approx(idle_expected_s)
+    assert outlook.next_store_s() == math.inf  # a stopped port expects nothing

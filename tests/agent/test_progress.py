@@ -4,6 +4,7 @@ process, or in-process), real SQLite, a simulated gauge on a real pty."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import logging
@@ -19,7 +20,7 @@ from agent.buffer.store import Buffer
 from agent.buffer.view import BUFFER_FILE, read_buffer
 from agent.cli import main
 from agent.config import parse_config
-from agent.ops.status_watch import DrainSample, describe
+from agent.ops.status_watch import DrainSample, describe, watch
 from agent.status_file import read_status
 from agent.uplink import replay_progress
 from agent.uplink.replay_progress import ReplayProgress
@@ -29,6 +30,7 @@ from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
 from tests.agent.conftest import WAIT_S, Recorder, agent_process, agent_toml
 from tests.agent.test_store_and_forward import replay, results
+from tests.clock import FakeClock
 
 # Rows older than a second are backlog, sent at 20 rows/s: a drain that takes seconds.
 # Each live read goes as it is stored (no linger), so at most one read's rows are on their
@@ -101,7 +103,7 @@ def test_watch_follows_the_buffer_draining_after_an_outage(
 
 
 def test_watch_gives_up_after_max_s_when_nothing_drains(
-    tmp_path: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -112,12 +114,21 @@ def test_watch_gives_up_after_max_s_when_nothing_drains(
         for i in range(5):
             buffer.append("gauge-1", now_ms - 60_000 + i, [Measurement("level_cm", i, "cm")])
 
-    code = main(
-        ["status", "--config", str(path), "--watch", "--interval-s", "0.1", "--max-s", "0.3"]
+    clock = FakeClock()  # the watch's own time: a loaded machine cannot skip a sample
+    out, err_stream = io.StringIO(), io.StringIO()
+    code = watch(
+        path,
+        interval_s=0.1,
+        max_s=0.3,
+        as_json=False,
+        out=out,
+        err=err_stream,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic_s,
     )
 
     assert code == 3
-    err = capsys.readouterr().err
+    err = err_stream.getvalue()
     assert "5 unsent, not draining, ETA unknown, oldest unsent 60 s old" in err
     assert "agent not running: nothing drains" in err
     assert "not drained within 0.3 s" in err

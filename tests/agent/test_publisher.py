@@ -13,9 +13,11 @@ import pytest
 
 from agent.buffer.alerts import AlertQueue
 from agent.buffer.store import Buffer
+from agent.bus.outlook import BusOutlook
 from agent.config import BufferConfig
 from agent.uplink.publisher import Publisher
 from drivers.base import Measurement
+from tests.agent.conftest import HeldClock
 from wire import ReadingBatch, TopicKind, encode, topic_for
 from wire.clock import SYSTEM_CLOCK, Clock
 
@@ -72,6 +74,7 @@ def run_publisher(
     config: BufferConfig | None = None,
     clock: Clock = SYSTEM_CLOCK,
     alerts: AlertQueue | None = None,
+    outlook: BusOutlook | None = None,
 ) -> tuple[Publisher, Callable[[], None]]:
     publisher = Publisher(
         buffer=buffer,
@@ -80,6 +83,7 @@ def run_publisher(
         config=config or BufferConfig(backlog_max_readings_per_s=0),
         clock=clock,
         batch_max_readings=batch,
+        outlook=outlook,
     )
     stopping = threading.Event()
     thread = threading.Thread(target=publisher.run, args=(stopping,))
@@ -134,25 +138,10 @@ def test_a_refused_message_puts_its_rows_back(buffer: Buffer) -> None:
     assert buffer.stats().unsent_rows == 1
 
 
-# -- the live lane's linger -----------------------------------------------------------------
+# -- the live lane: held only while another reading is due before its deadline ------------
 
-
-@dataclass
-class HeldClock:
-    """Time that moves only when the test says: a linger never runs out by itself."""
-
-    mono_s: float = 1000.0
-
-    def wall_ms(self) -> int:
-        return NOW_MS + int(self.mono_s * 1000)
-
-    def monotonic_s(self) -> float:
-        return self.mono_s
-
-
-@pytest.fixture
-def held_clock() -> HeldClock:
-    return HeldClock()
+PORT = "bus1"
+READ_S = 0.029  # a two-register Modbus read at 9600 baud
 
 
 @pytest.fixture
@@ -173,20 +162,21 @@ def readings_of(sent: Sent) -> list[tuple[int, str]]:
 
 
 @contextmanager
-def lingering_publisher(
+def live_publisher(
     buffer: Buffer,
     clock: HeldClock,
     live_linger_s: float,
     *,
+    outlook: BusOutlook | None = None,
     batch: int = 500,
     alerts: AlertQueue | None = None,
 ) -> Iterator[tuple[FakeSession, Publisher]]:
-    """A running publisher on ``buffer`` whose live batches linger ``live_linger_s`` of
-    ``clock``; stopped on the way out."""
+    """A running publisher on ``buffer`` whose live batches may be held ``live_linger_s``
+    of ``clock`` while ``outlook`` expects a reading; stopped on the way out."""
     session = FakeSession()
     config = BufferConfig(backlog_max_readings_per_s=0, live_linger_s=live_linger_s)
     publisher, stop = run_publisher(
-        buffer, session, batch, config=config, clock=clock, alerts=alerts
+        buffer, session, batch, config=config, clock=clock, alerts=alerts, outlook=outlook
     )
     try:
         yield session, publisher
@@ -194,43 +184,88 @@ def lingering_publisher(
         stop()
 
 
-def test_the_reads_of_one_poll_round_go_as_one_live_message(
+def test_a_batch_is_held_while_the_bus_has_a_read_due_before_its_deadline(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    with lingering_publisher(live_buffer, held_clock, 0.2) as (session, publisher):
-        for device in ("gauge-1", "gauge-2", "gauge-3"):
+    outlook = BusOutlook()
+    with live_publisher(live_buffer, held_clock, 0.05, outlook=outlook) as (session, publisher):
+        # Time never moves by itself: only what the outlook says decides.
+        for device in ("gauge-1", "gauge-2"):
+            outlook.expect(PORT, held_clock.mono_s + READ_S)  # the next read is on the wire
             store_read(publisher, live_buffer, device)
-            held_clock.mono_s += 0.05  # a read every 50 ms: within the linger
-        publisher.wake.set()  # the publisher looks again, as its own timer would
-        assert session.sent == []  # the first read has waited 0.15 s of 0.2
-        held_clock.mono_s += 0.06
-        publisher.wake.set()
+        outlook.expect(PORT, held_clock.mono_s + 0.7)  # the round ended: next in 0.7 s
+        store_read(publisher, live_buffer, "gauge-3")
         (sent,) = session.wait_for(1)
-        store_read(publisher, live_buffer, "gauge-1")  # the next round starts a new batch
-        held_clock.mono_s += 0.2
-        publisher.wake.set()
+        assert sent.topic.endswith("/readings")
+        assert readings_of(sent) == [(1, "gauge-1"), (2, "gauge-2"), (3, "gauge-3")]
+
+        # The next round: a read due past the deadline (0.05 s) sends at once.
+        held_clock.mono_s += 1.0
+        outlook.expect(PORT, held_clock.mono_s + 2 * READ_S)
+        store_read(publisher, live_buffer, "gauge-1")
         second = session.wait_for(2)[1]
-    assert sent.topic.endswith("/readings")
-    assert readings_of(sent) == [(1, "gauge-1"), (2, "gauge-2"), (3, "gauge-3")]
     assert readings_of(second) == [(4, "gauge-1")]
 
 
-def test_a_full_live_batch_goes_without_waiting_out_the_linger(
+def test_a_lone_reading_is_not_held(live_buffer: Buffer, held_clock: HeldClock) -> None:
+    outlook = BusOutlook()
+    outlook.expect(PORT, held_clock.mono_s + 60.0)  # a device read once a minute
+    with live_publisher(live_buffer, held_clock, 5.0, outlook=outlook) as (session, publisher):
+        store_read(publisher, live_buffer, "gauge-1")
+        (sent,) = session.wait_for(1)  # time never moved: the 5 s deadline did not send it
+    assert readings_of(sent) == [(1, "gauge-1")]
+
+
+def test_without_port_owners_a_live_reading_goes_at_once(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    with lingering_publisher(live_buffer, held_clock, 5.0, batch=3) as (session, publisher):
+    with live_publisher(live_buffer, held_clock, 5.0) as (session, publisher):
+        store_read(publisher, live_buffer, "gauge-1")
+        (sent,) = session.wait_for(1)
+    assert readings_of(sent) == [(1, "gauge-1")]
+
+
+def test_a_held_batch_goes_at_its_deadline_when_the_expected_read_is_late(
+    live_buffer: Buffer, held_clock: HeldClock
+) -> None:
+    outlook = BusOutlook()
+    outlook.expect(PORT, held_clock.mono_s + READ_S)  # then the slave never answers
+    with live_publisher(live_buffer, held_clock, 0.05, outlook=outlook) as (session, publisher):
+        store_read(publisher, live_buffer, "gauge-1")
+        held_clock.mono_s += 0.04
+        publisher.wake.set()  # the publisher looks again, as its own timer would
+        held_clock.mono_s += 0.01  # the deadline
+        publisher.wake.set()
+        (sent,) = session.wait_for(1)
+    assert readings_of(sent) == [(1, "gauge-1")]
+
+
+def test_a_full_live_batch_goes_without_waiting_for_the_next_read(
+    live_buffer: Buffer, held_clock: HeldClock
+) -> None:
+    outlook = BusOutlook()
+    outlook.expect(PORT, held_clock.mono_s)  # always another read due: only size sends
+    with live_publisher(live_buffer, held_clock, 5.0, outlook=outlook, batch=3) as (
+        session,
+        publisher,
+    ):
         for device in ("gauge-1", "gauge-2", "gauge-3", "gauge-4"):
             store_read(publisher, live_buffer, device)
-        (sent,) = session.wait_for(1)  # time never moved: only the batch size sent it
+        (sent,) = session.wait_for(1)
     assert readings_of(sent) == [(1, "gauge-1"), (2, "gauge-2"), (3, "gauge-3")]
-    assert live_buffer.stats().unsent_rows == 4  # the fourth waits for its own linger
+    assert live_buffer.stats().unsent_rows == 4  # the fourth waits for company
 
 
-def test_an_alert_never_waits_for_a_lingering_live_batch(
+def test_an_alert_never_waits_for_a_held_live_batch(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
     alerts = AlertQueue(live_buffer)
-    with lingering_publisher(live_buffer, held_clock, 5.0, alerts=alerts) as (session, publisher):
+    outlook = BusOutlook()
+    outlook.expect(PORT, held_clock.mono_s)
+    with live_publisher(live_buffer, held_clock, 5.0, outlook=outlook, alerts=alerts) as (
+        session,
+        publisher,
+    ):
         store_read(publisher, live_buffer, "gauge-1")
         alerts.append(NOW_MS, b'{"alert": 1}')
         publisher.wake.set()  # as the agent does when it stores an alert
@@ -242,13 +277,15 @@ def test_an_alert_never_waits_for_a_lingering_live_batch(
 def test_a_refused_live_batch_goes_again_at_once(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    with lingering_publisher(live_buffer, held_clock, 0.2) as (session, publisher):
+    outlook = BusOutlook()
+    outlook.expect(PORT, held_clock.mono_s)  # another read always due: held to the deadline
+    with live_publisher(live_buffer, held_clock, 0.2, outlook=outlook) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
         held_clock.mono_s += 0.2
         publisher.wake.set()
         (sent,) = session.wait_for(1)
         assert sent.on_refused is not None
-        sent.on_refused()  # the time is unchanged: only "handed back goes at once" sends it
+        sent.on_refused()  # time is unchanged: a reading's deadline counts from its append
         resent = session.wait_for(2)[1]
     assert readings_of(resent) == readings_of(sent) == [(1, "gauge-1")]
 
@@ -256,7 +293,9 @@ def test_a_refused_live_batch_goes_again_at_once(
 def test_without_a_linger_every_read_goes_as_it_is_stored(
     live_buffer: Buffer, held_clock: HeldClock
 ) -> None:
-    with lingering_publisher(live_buffer, held_clock, 0.0) as (session, publisher):
+    outlook = BusOutlook()
+    outlook.expect(PORT, held_clock.mono_s)  # another read always due: no matter
+    with live_publisher(live_buffer, held_clock, 0.0, outlook=outlook) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
         session.wait_for(1)
         store_read(publisher, live_buffer, "gauge-2")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.agent import Agent
-from agent.config import parse_config
-from agent.uplink.reconfigure import controller_hash
+from agent.config import ConfigError, parse_config
+from agent.uplink.reconfigure import controller_hash, merge_pushed
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
@@ -33,7 +33,7 @@ def good_reads(site: Site, device: str) -> int:
 def test_a_good_config_is_applied_without_dropping_the_buffer(site: Site) -> None:
     wait_until(lambda: site.agent.buffer.last_seq >= 10, timeout_s=WAIT_S)
     seq_before = site.agent.buffer.last_seq
-    document = pushed_config(gauge("gauge-1", 1), gauge("gauge-2", 2), port_url=site.bus.port_path)
+    document = pushed_config(gauge("gauge-1", 1), gauge("gauge-2", 2))
 
     done = site.push(document)
 
@@ -62,7 +62,7 @@ def test_a_good_config_is_applied_without_dropping_the_buffer(site: Site) -> Non
 
 def test_a_pushed_config_keeps_a_local_override_and_says_so(site: Site) -> None:
     site.run({"type": "set-interval", "args": {"device": "gauge-1", "interval_s": 2.5}})
-    document = pushed_config(gauge("gauge-1", 1, interval_s=0.2), port_url=site.bus.port_path)
+    document = pushed_config(gauge("gauge-1", 1, interval_s=0.2))
 
     done = site.push(document)
 
@@ -86,7 +86,7 @@ def test_an_invalid_config_is_refused_naming_the_key(
     site: Site, change: dict[str, object], named: str
 ) -> None:
     running_hash = site.agent.config.config_hash
-    document = pushed_config({**gauge("gauge-1", 1), **change}, port_url=site.bus.port_path)
+    document = pushed_config({**gauge("gauge-1", 1), **change})
 
     done = site.push(document)
 
@@ -97,7 +97,7 @@ def test_an_invalid_config_is_refused_naming_the_key(
 
 
 def test_a_config_for_another_broker_is_refused(site: Site) -> None:
-    document = {**pushed_config(port_url=site.bus.port_path), "mqtt": {"host": "10.0.0.9"}}
+    document = {**pushed_config(), "mqtt": {"host": "10.0.0.9"}}
     done = site.push(document)
     assert done["state"] == "failed"
     assert "mqtt.host: differs from the running config" in done["detail"]
@@ -105,7 +105,7 @@ def test_a_config_for_another_broker_is_refused(site: Site) -> None:
 
 def test_a_config_whose_devices_all_fail_is_rolled_back(site: Site) -> None:
     running_hash = site.agent.config.config_hash
-    document = pushed_config(gauge("gauge-1", 7), port_url=site.bus.port_path)  # no slave 7
+    document = pushed_config(gauge("gauge-1", 7))  # no slave 7
 
     done = site.push(document)
 
@@ -123,7 +123,7 @@ def test_the_applied_config_survives_a_restart_until_agent_toml_is_edited(
     tmp_path: Path, mosquitto: Mosquitto, gauge_bus: SimulatedBus
 ) -> None:
     toml = agent_toml(tmp_path / "data", mosquitto, port_url=gauge_bus.port_path)
-    document = pushed_config(gauge("gauge-1", 1, interval_s=0.3), port_url=gauge_bus.port_path)
+    document = pushed_config(gauge("gauge-1", 1, interval_s=0.3))
     with Agent(parse_config(toml)) as agent:
         ok, detail = agent.reload_config(
             document, version=4, expected_hash=controller_hash(document)
@@ -144,8 +144,93 @@ def test_a_corrupted_config_is_not_applied(
     tmp_path: Path, mosquitto: Mosquitto, gauge_bus: SimulatedBus
 ) -> None:
     toml = agent_toml(tmp_path / "data", mosquitto, port_url=gauge_bus.port_path)
-    document = pushed_config(gauge("gauge-1", 1), port_url=gauge_bus.port_path)
+    document = pushed_config(gauge("gauge-1", 1))
     with Agent(parse_config(toml)) as agent:
         ok, detail = agent.reload_config(document, version=2, expected_hash="0" * 64)
     assert not ok
     assert detail == "config v2: its hash does not match its content: not applied"
+
+
+SECRET_TEXT = "root:TOP-SECRET-HASH:19000:0:99999:7:::"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"risk": {"rules_file": "SECRET"}}, "risk.rules_file"),
+        ({"ports": [{"name": "bus1", "url": "socket://10.9.8.7:502"}]}, "ports[0].url"),
+        (
+            {"devices": [gauge("gauge-1", 1, trigger={"address": 7, "value": 1, "settle_s": 1})]},
+            "devices[0].trigger",
+        ),
+        ({"devices": [gauge("gauge-1", 1, write_enable={"coil": 4})]}, "devices[0].write_enable"),
+        ({"devices": [gauge("gauge-1", 1, command="RESET")]}, "devices[0].command"),
+    ],
+)
+def test_the_agent_refuses_a_pushed_file_host_or_device_write_whatever_the_controller_said(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    gauge_bus: SimulatedBus,
+    change: dict[str, object],
+    named: str,
+) -> None:
+    """Sent straight to the agent, as a controller that did not check (or an impostor on the
+    broker) would: refused naming the key, nothing of the file in the answer, nothing run."""
+    secret = tmp_path / "shadow"
+    secret.write_text(SECRET_TEXT)
+    if "risk" in change:
+        change = {"risk": {"rules_file": str(secret)}}
+    toml = agent_toml(tmp_path / "data", mosquitto, port_url=gauge_bus.port_path)
+    document = {**pushed_config(gauge("gauge-1", 1)), **change}
+    with Agent(parse_config(toml)) as agent:
+        running = agent.config.config_hash
+        ok, detail = agent.reload_config(
+            document, version=2, expected_hash=controller_hash(document)
+        )
+        assert not ok
+        assert detail.startswith(f"invalid config, not applied: pushed config v2: {named}: ")
+        assert "belongs to the gateway's own agent.toml" in detail
+        assert "TOP-SECRET" not in detail
+        assert agent.config.config_hash == running
+        assert agent.ports[0].port.url == gauge_bus.port_path
+
+
+def test_a_pushed_config_keeps_the_gateways_own_url_and_device_writes(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Left out of the push, they come from agent.toml: the port's url by its name, a
+    device's write-enable coil and trigger by the device (same name, driver, port, slave)."""
+    toml = agent_toml(tmp_path / "data", mosquitto, port_url="/dev/ttyLOCAL0")
+    toml = toml.replace("slave = 1\n", "slave = 1\nwrite_enable = {coil = 4}\n", 1)
+    running = parse_config(toml)
+    merged = merge_pushed(
+        running,
+        pushed_config(gauge("gauge-1", 1, interval_s=2.0)),
+        source="pushed config v5",
+        base_dir=None,
+    )
+    assert merged.ports[0].url == "/dev/ttyLOCAL0"
+    assert merged.devices[0].interval_s == 2.0
+    assert merged.devices[0].write_enable == running.devices[0].write_enable  # type: ignore[attr-defined]
+    assert merged.devices[0].write_enable is not None  # type: ignore[attr-defined]
+    assert merged.document == pushed_config(gauge("gauge-1", 1, interval_s=2.0))  # as sent
+
+    moved = pushed_config(gauge("gauge-1", 2))  # the coil is slave 1's, not slave 2's
+    with pytest.raises(ConfigError, match=r"devices\[0\] \('gauge-1'\)\.slave: differs"):
+        merge_pushed(running, moved, source="pushed config v6", base_dir=None)
+    new_port = {**pushed_config(), "ports": [{"name": "bus9"}]}
+    with pytest.raises(ConfigError, match=r"ports\[0\] \('bus9'\)\.url: this gateway's agent"):
+        merge_pushed(running, new_port, source="pushed config v7", base_dir=None)
+
+
+def test_a_rules_file_that_is_not_rules_is_refused_without_quoting_it(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    secret = tmp_path / "shadow"
+    for content in (SECRET_TEXT, '{"TOP-SECRET-KEY": "TOP-SECRET-VALUE"}'):
+        secret.write_text(content)
+        toml = agent_toml(tmp_path / "data", mosquitto) + f'\n[risk]\nrules_file = "{secret}"\n'
+        with pytest.raises(ConfigError) as refused:
+            parse_config(toml)
+        assert f"risk.rules_file: {secret} is not a rule set" in str(refused.value)
+        assert "TOP-SECRET" not in str(refused.value)

@@ -1,4 +1,4 @@
-"""The reference tier center over real HTTP: records batches once per Idempotency-Key."""
+"""The reference tier center over real HTTP: records each batch once, by its signed batch_id."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_records_batches_and_ignores_a_repeated_key() -> None:
                 "readings": [reading(1), reading(2)]}  # fmt: skip
         assert post(center, body, "b1").json() == {"accepted": 2, "duplicate": False}
         assert post(center, body, "b1").json() == {"accepted": 2, "duplicate": True}
-        post(center, {**body, "readings": [reading(i) for i in range(3, 30)]}, "b2")
+        post(center, {**body, "batch_id": "b2", "readings": [reading(i) for i in range(3, 30)]})
         state = received(center)
     assert state["name"] == "street-1"
     assert state["tier"] == "street"
@@ -66,7 +66,7 @@ def test_refuses_bad_bodies_and_paths() -> None:
 def test_injected_failures_answer_503_without_recording() -> None:
     with ReferenceCenter("c", "city") as center:
         center.fail_next_posts(1)
-        body = {"readings": [reading(1)]}
+        body = {"batch_id": "k", "readings": [reading(1)]}
         assert post(center, body, "k").status_code == 503
         assert post(center, body, "k").status_code == 200
         assert center.post_keys == ["k", "k"]
@@ -117,8 +117,18 @@ def signed_post(
         return client.post(center.url, content=body, headers=headers)
 
 
+def alerts_body(batch_id: str, alert_id: int) -> bytes:
+    return json.dumps(
+        {
+            "kind": "alerts",
+            "batch_id": batch_id,
+            "alerts": [{"alert_id": alert_id, "action": "raised"}],
+        }
+    ).encode()
+
+
 def test_a_forged_or_missing_signature_is_refused() -> None:
-    body = json.dumps({"kind": "alerts", "alerts": [{"alert_id": 1, "action": "raised"}]}).encode()
+    body = alerts_body("k1", 1)
     now_s = int(time.time())
     with ReferenceCenter("c", "city", secret=SECRET) as center:
         forged = sign("not-the-secret-at-all", body, now_s)
@@ -137,17 +147,43 @@ def test_a_forged_or_missing_signature_is_refused() -> None:
 
 
 def test_a_replayed_webhook_is_deduplicated_in_the_window_and_refused_after() -> None:
-    body = json.dumps({"kind": "alerts", "alerts": [{"alert_id": 7, "action": "raised"}]}).encode()
+    body = alerts_body("k7", 7)
     with ReferenceCenter("c", "city", secret=SECRET, replay_window_s=300) as center:
         signature = sign(SECRET, body, int(time.time()))
         assert signed_post(center, body, key="k7", signature=signature).json()["duplicate"] is False
         again = signed_post(center, body, key="k7", signature=signature)
         assert (again.status_code, again.json()["duplicate"]) == (200, True)
         old = sign(SECRET, body, int(time.time()) - 301)
-        stale = signed_post(center, body, key="k8", signature=old)
+        stale = signed_post(center, body, key="k7", signature=old)
         assert stale.status_code == 401
         assert "replay window" in stale.json()["error"]
         assert center.alert_actions() == [(7, "raised")]
+
+
+def test_a_captured_webhook_sent_again_under_a_new_key_is_recorded_once() -> None:
+    """Regression: the center de-duplicated on the unsigned Idempotency-Key, so a captured
+    request re-sent within the replay window with a fresh key was recorded twice."""
+    body = alerts_body("city-p1-1", 9)
+    with ReferenceCenter("c", "city", secret=SECRET) as center:
+        signature = sign(SECRET, body, int(time.time()))
+        first = signed_post(center, body, key="city-p1-1", signature=signature)
+        assert first.json() == {"accepted": 1, "duplicate": False}
+        renamed = signed_post(center, body, key="a-fresh-key", signature=signature)
+        assert renamed.status_code == 400
+        assert "is not the body's batch_id 'city-p1-1'" in renamed.json()["error"]
+        with httpx.Client(trust_env=False, timeout=5) as client:  # no key at all
+            bare = client.post(center.url, content=body, headers={SIGNATURE_HEADER: signature})
+        assert bare.json() == {"accepted": 1, "duplicate": True}
+        assert center.alert_actions() == [(9, "raised")]
+        assert center.received()["duplicates"] == 1
+
+
+def test_a_batch_without_a_batch_id_is_refused() -> None:
+    with ReferenceCenter("c", "city") as center:
+        response = post(center, {"kind": "readings", "readings": [reading(1)]}, "k")
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("batch_id: ")
+        assert center.seqs() == set()
 
 
 def test_signing_round_trip_and_window_edges() -> None:

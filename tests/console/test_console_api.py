@@ -80,7 +80,9 @@ def test_tickets_are_single_use_short_lived_and_unforgeable() -> None:
     who = Principal(name="op-a", role=Role.OPERATOR, place=STREET_A)
     ticket = tickets.issue(who, now_ms=1_000_000)
     assert ticket.expires_ms == 1_030_000
-    assert tickets.redeem(ticket.value, now_ms=1_000_500) == who
+    redeemed = tickets.redeem(ticket.value, now_ms=1_000_500)
+    assert redeemed is not None
+    assert redeemed.principal == who
     assert tickets.redeem(ticket.value, now_ms=1_000_600) is None  # used once already
 
     late = tickets.issue(who, now_ms=1_000_000)

@@ -102,6 +102,19 @@ def config_for(
     return parse_config(data)
 
 
+def river(gateway: str, place: str) -> dict[str, Any]:
+    """A river risk point at ``place`` watching ``<gateway>.gauge-1``: red from 400 cm."""
+    return {
+        "id": f"river-{gateway}",
+        "name": f"River by {gateway}",
+        "category": "water_level",
+        "place": place,
+        "metrics": [
+            {"device": f"{gateway}.gauge-1", "metric": "level_cm", "thresholds": {"red": 400}}
+        ],
+    }
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

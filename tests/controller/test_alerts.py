@@ -233,8 +233,11 @@ def test_an_unacknowledged_alert_climbs_one_tier_per_deadline(rig: Rig) -> None:
 def test_colour_rises_within_the_episode_and_closes_after_the_hold_time(rig: Rig) -> None:
     rig.reading(150)
     rig.wait_actions("street", [(1, "raised")])
-    rig.reading(420)  # blue -> red: the same alert, now told to the city at once
+    assert rig.alert(1)["value"] == 150
+    rig.reading(4207 * 0.1)  # blue -> red: the same alert, now told to the city at once
     rig.wait_actions("city", [(1, "colour_raised")])
+    # The alert shows the value that made it red, as a person reads it (not 420.70000000000005).
+    assert repr(rig.alert(1)["value"]) == "420.7"
     assert rig.move(1, "acknowledged").status_code == 200  # no escalation in the way
     rig.reading(50)  # below every bound: held for 30 s before it closes
     rig.clock.advance(29)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 import httpx
@@ -81,10 +82,22 @@ def test_healthz_and_openapi(client: httpx.Client) -> None:
         "store_writer": True,
         "mqtt_connected": True,
     }
-    assert get_json(client, "/api/v1/healthz")["status"] == "ok"
+    assert client.get("/api/v1/healthz").status_code == 404  # probes live at the root only
     paths = get_json(client, "/openapi.json")["paths"]
     assert {"/api/v1/gateways", "/api/v1/centers", "/api/v1/summary"} <= set(paths)
-    assert client.get("/docs").status_code == 200
+
+
+def test_the_docs_page_and_its_assets_come_from_the_controller(client: httpx.Client) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources, page.text
+    assert all(url.startswith("/docs/assets/") for url in sources), sources
+    for url in sources:
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 0, url
+    assert '"validatorUrl": null' in page.text  # no badge fetched from a public validator
 
 
 def test_the_api_socket_sends_answers_without_nagle_delay(controller: Controller) -> None:

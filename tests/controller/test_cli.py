@@ -21,11 +21,18 @@ def test_bad_config_exits_2_naming_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[[centers]]\nname = "x"\ntier = "county"\nplace = "cq"\nurl = "http://h/i"\n')
+    path.write_text(
+        '[mqtt]\nhots = "127.0.0.1"\n'
+        '[[centers]]\nname = "x"\ntier = "county"\nplace = "cq"\nurl = "http://h/i"\n'
+    )
     assert main(["run", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "c.toml" in err
-    assert "centers[0].tier: must be one of city, district, street" in err
+    # The same words as agent.toml's errors, with the fix for a typo.
+    assert "mqtt.hots: unknown key (did you mean 'host'?)" in err
+    assert (
+        "centers[0] ('x').tier: Input should be 'city', 'district' or 'street', got 'county'" in err
+    )
 
 
 def test_run_serves_the_api_and_stops_on_sigterm(tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from controller import config as config_module
 from controller.config import ConfigError, Tier, load_config, parse_config
+from controller.refusals import refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,13 +39,16 @@ def test_the_documented_example_parses(tmp_path: Path) -> None:
     assert config.gateways[0].place == "cq/yuzhong/jiefangbei"
     assert config.centers[0].tier is Tier.CITY
     assert config.health.heartbeat_misses == 3
+    assert refusal(config, active_tokens=1) is None  # and it would start, outside demo mode
 
 
 def test_the_module_docstring_example_parses() -> None:
     doc = config_module.__doc__ or ""
     example = re.search(r"```toml\n(.*?)```", doc, re.S)
     assert example
-    assert parse_config(tomllib.loads(example.group(1))).forwarding.batch_max_readings == 500
+    config = parse_config(tomllib.loads(example.group(1)))
+    assert config.forwarding.batch_max_readings == 500
+    assert refusal(config, active_tokens=1) is None
 
 
 CENTER = {"name": "c", "tier": "city", "place": "cq", "url": "http://127.0.0.1:9/ingest"}
@@ -55,17 +59,30 @@ CENTER = {"name": "c", "tier": "city", "place": "cq", "url": "http://127.0.0.1:9
     [
         (
             {"centers": [CENTER, {**CENTER, "name": "d", "tier": "county"}]},
-            "centers[1].tier: must be one of city, district, street",
+            "centers[1] ('d').tier: Input should be 'city', 'district' or 'street', got 'county'",
         ),
-        ({"mqtt": {"hots": "x"}}, "mqtt.hots: unknown key"),
-        ({"colour": "red"}, "colour: unknown key"),
-        ({"centers": [{**CENTER, "place": "CQ//x"}]}, "centers[0].place: must be a place path"),
-        ({"centers": [{**CENTER, "url": None}]}, "centers[0].url: input should be a valid string"),
-        ({"centers": [{k: v for k, v in CENTER.items() if k != "url"}]}, "url: is required"),
-        ({"centers": [{**CENTER, "url": "ftp://x"}]}, "centers[0].url:"),
+        ({"mqtt": {"hots": "x"}}, "mqtt.hots: unknown key (did you mean 'host'?)"),
+        ({"centers": [{**CENTER, "tier": "distrct"}]}, "(did you mean 'district'?)"),
+        ({"colour": "red"}, "colour: unknown key (allowed keys: "),
+        (
+            {"centers": [{**CENTER, "place": "CQ//x"}]},
+            "centers[0] ('c').place: expected a place path like",
+        ),
+        (
+            {"centers": [{**CENTER, "url": None}]},
+            "centers[0] ('c').url: expected a string, got None",
+        ),
+        (
+            {"centers": [{k: v for k, v in CENTER.items() if k != "url"}]},
+            "centers[0] ('c').url: missing required key",
+        ),
+        ({"centers": [{**CENTER, "url": "ftp://x"}]}, "centers[0] ('c').url:"),
         ({"centers": [CENTER, CENTER]}, "centers[1].name: 'c' is configured twice"),
         ({"gateways": [{"id": "GW_1", "place": "cq"}]}, "gateways[0].id: gateway id 'GW_1' is not"),
-        ({"http": {"port": 70000}}, "http.port: input should be less than or equal to"),
+        (
+            {"http": {"port": 70000}},
+            "http.port: Input should be less than or equal to 65535, got 70000",
+        ),
         ({"health": {"heartbeat_misses": 0}}, "health.heartbeat_misses:"),
     ],
 )

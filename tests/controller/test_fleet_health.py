@@ -67,7 +67,7 @@ def test_degraded_with_reasons_skew_shown_and_device_states(
     assert failing["health_reason"] == "4 consecutive read errors: timeout after 0.3 s"
     stale = device(client, "slope-1")
     assert stale["health_state"] == "stale"
-    assert stale["health_reason"].startswith("no good reading for 3600 s")
+    assert stale["health_reason"].startswith("no good reading for 1 h")
     failing_only = get_json(client, "/api/v1/devices", params={"state": "failing"})
     assert [d["id"] for d in failing_only] == ["gw-a.rain-1"]
     # The list (built as JSON by SQLite) says exactly what the detail (built in Python) says.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import wire
+from controller.fleet.devices import DeviceEvidence, DeviceHealthState, judge_device
 from controller.fleet.health import GatewayHealthState, HealthTracker, StatusVerdict
 from tests.controller.support import FakeClock, birth, health, offline
 
@@ -148,3 +149,23 @@ def test_a_gateway_that_returns_degraded_is_one_transition() -> None:
     back = health_tracker.on_health("gw", skewed)
     assert back is not None
     assert (back.from_state, back.to_state) == (OFFLINE, DEGRADED)
+
+
+def test_a_device_never_read_has_no_reading_yet_not_an_age_counted_from_1970() -> None:
+    now_ms = 1_796_670_929_000
+    for stored, reported in ((None, None), (0, None), (None, 0), (0, 0)):
+        evidence = DeviceEvidence(
+            maintenance=False,
+            gateway_alive=True,
+            reported=wire.DeviceHealth(state="starting", last_good_ms=reported),
+            last_good_ms=stored,
+        )
+        assert judge_device(evidence, now_ms=now_ms, stale_after_s=10) == (
+            DeviceHealthState.UNKNOWN,
+            "no reading yet",
+        )
+    quiet = DeviceEvidence(False, True, None, last_good_ms=now_ms - 7_500_000)
+    assert judge_device(quiet, now_ms=now_ms, stale_after_s=10) == (
+        DeviceHealthState.STALE,
+        "no good reading for 2 h 5 min",
+    )

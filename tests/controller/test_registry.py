@@ -97,3 +97,17 @@ def test_bad_input_is_4xx_naming_the_field(
     response = client.request(method, path, json=body, params=params)
     assert response.status_code == 422, response.text
     assert field in response.json()["detail"][0]["field"], response.text
+
+
+def test_a_typo_in_a_body_gets_did_you_mean_as_a_config_typo_does(client: httpx.Client) -> None:
+    response = client.post("/api/v1/gateways", json={"id": "gw-x", "plcae": "cq/yuzhong"})
+    assert response.status_code == 422, response.text
+    # One mistake, one error: the "missing place" it causes is the same typo.
+    assert [e["msg"] for e in response.json()["detail"]] == [
+        "body.plcae: unknown key (did you mean 'place'?)"
+    ]
+    bad_place = client.post("/api/v1/gateways", json={"id": "gw-x", "place": "CQ//x"})
+    assert bad_place.json()["detail"][0]["msg"] == (
+        "body.place: expected a place path like 'cq/yuzhong/jiefangbei' "
+        "(lower-case, 1 to 4 levels), got 'CQ//x'"
+    )

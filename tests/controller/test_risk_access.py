@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,22 +14,18 @@ import wire
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from tests.controller.support import Publisher, as_, config_for, get_json, make_token, now_ms
+from tests.controller.support import (
+    Publisher,
+    as_,
+    config_for,
+    get_json,
+    make_token,
+    now_ms,
+    river,
+)
 
 STREET_A = "cq/yuzhong/jiefangbei"
 STREET_B = "cq/yuzhong/chaotianmen"
-
-
-def river(gateway: str, place: str) -> dict[str, Any]:
-    return {
-        "id": f"river-{gateway}",
-        "name": f"River by {gateway}",
-        "category": "water_level",
-        "place": place,
-        "metrics": [
-            {"device": f"{gateway}.gauge-1", "metric": "level_cm", "thresholds": {"red": 400}}
-        ],
-    }
 
 
 @dataclass

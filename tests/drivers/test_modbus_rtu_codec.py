@@ -158,3 +158,11 @@ def test_counter_carries_its_raw_count() -> None:
 def test_a_write_answer_cut_short_is_a_timeout_not_a_crc(answer: bytes, kind: str) -> None:
     error = minimalmodbus.InvalidResponseError("Checksum error in rtu mode")
     assert classify(error, answer, slave=5) is ErrorKind(kind)
+
+
+@pytest.mark.parametrize(("raw", "shown"), [(2397, 239.7), (2507, 250.7), (3, 0.3), (7, 0.7)])
+def test_scaled_values_carry_no_float_noise(raw: int, shown: float) -> None:
+    """2397 * 0.1 is 239.70000000000002 in floats; the API and the console showed it so."""
+    register = reg("level_cm", 0, scale=0.1)
+    assert interpret(register, [raw]).value == shown
+    assert repr(interpret(register, [raw]).value) == repr(shown)

@@ -29,6 +29,7 @@ function showLogin(message = "") {
   state.live?.stop();
   state.live = null;
   state.me = null;
+  $("live").hidden = true; // no stream before anyone logged in
   $("nav").hidden = true;
   $("logout").hidden = true;
   $("who").textContent = "";
@@ -60,6 +61,7 @@ async function identify() {
     $("live").className = `live live-${event.detail}`;
     $("live").textContent = `● ${event.detail}`;
     $("live").title = `live alert stream: ${event.detail}`;
+    $("live").hidden = false;
   });
   state.live.addEventListener("change", () => {
     const count = state.live.openCount();

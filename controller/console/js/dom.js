@@ -65,6 +65,19 @@ export function number(value, digits = 2) {
   return Number(value).toLocaleString(undefined, { maximumFractionDigits: digits });
 }
 
+/**
+ * A device's last value as a person reads it: "level_cm 250.7 cm", or why there is none.
+ * "_device" is the agent's metric for a read that failed before the device ever answered
+ * (its port would not open, or it never replied): that is "no answer yet", not a value.
+ */
+export function lastValue(device) {
+  if (!device.last_metric) return "no reading yet";
+  if (device.last_metric === "_device") return "no answer yet";
+  const value = device.last_value === null ? "no value" : `${number(device.last_value)} ${device.last_unit ?? ""}`.trim();
+  const quality = device.last_quality && device.last_quality !== "good" ? ` (${device.last_quality})` : "";
+  return `${device.last_metric} ${value}${quality}`;
+}
+
 export function bytes(n) {
   if (n === null || n === undefined) return "–";
   const units = ["B", "kB", "MB", "GB", "TB"];

@@ -2,7 +2,7 @@
 // API on demand. Each alert moves one step at a time: acknowledge, handle, resolve, review.
 
 import { api } from "../api.js";
-import { ago, badge, duration, h, replace, table, time } from "../dom.js";
+import { ago, badge, duration, h, number, replace, table, time } from "../dom.js";
 
 const NEXT = {
   raised: [["acknowledged", "Acknowledge"]],
@@ -94,7 +94,7 @@ export async function render(main, _params, ctx) {
       h(
         "p",
         {},
-        `${alert.device} ${alert.metric} = ${alert.value ?? "–"} · raised ${ago(alert.raised_ms)} by ${alert.source}`,
+        `${alert.device} ${alert.metric} = ${number(alert.value)} · raised ${ago(alert.raised_ms)} by ${alert.source}`,
         ` · told: ${alert.tiers.join(", ") || "nobody yet"}`,
         alert.peak_colour !== alert.colour ? ` · peak ${alert.peak_colour}` : "",
         deadline,

@@ -3,7 +3,7 @@
 
 import { api, ApiError } from "../api.js";
 import { lineChart, stateStrip } from "../chart.js";
-import { ago, badge, card, h, number, replace, table, time } from "../dom.js";
+import { ago, badge, card, h, lastValue, number, replace, table, time } from "../dom.js";
 
 export const WINDOWS = [
   ["5m", 5 * 60e3],
@@ -75,7 +75,6 @@ export async function render(main, [deviceId], ctx) {
       api(`${path}/history`, { params: { limit: 50 } }),
     ]);
     if (!ctx.current()) return;
-    const value = device.last_value === null ? "–" : `${number(device.last_value)} ${device.last_unit ?? ""}`;
     replace(
       head,
       h(
@@ -83,7 +82,8 @@ export async function render(main, [deviceId], ctx) {
         { class: "subtitle" },
         badge(device.health_state),
         device.health_reason ? ` ${device.health_reason}` : "",
-        ` · last ${device.last_metric ?? "reading"} ${value} ${ago(device.last_ts_ms)}`,
+        ` · ${lastValue(device)}`,
+        device.last_ts_ms ? ` ${ago(device.last_ts_ms)}` : "",
         ` · gateway `,
         h("a", { href: `#/gateway/${device.gateway}` }, device.gateway),
         device.family ? ` · ${device.family}` : "",

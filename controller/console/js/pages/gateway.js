@@ -3,21 +3,20 @@
 
 import { api } from "../api.js";
 import { stateStrip } from "../chart.js";
-import { ago, badge, bytes, card, duration, h, keyValues, number, replace, table, time } from "../dom.js";
+import { ago, badge, bytes, card, duration, h, keyValues, lastValue, number, replace, table, time } from "../dom.js";
 
 const REFRESH_MS = 3000;
 
 function deviceRows(gateway, devices, health, send) {
   return devices.map((d) => {
     const reported = health?.devices?.[d.name];
-    const value = d.last_value === null ? "–" : `${number(d.last_value)} ${d.last_unit ?? ""}`;
     return h(
       "tr",
       { "data-device": d.id },
       h("td", {}, h("a", { href: `#/device/${d.id}` }, d.name), h("div", { class: "quiet" }, d.family ?? "")),
       h("td", {}, badge(d.health_state), d.maintenance ? " (maintenance)" : ""),
       h("td", {}, d.health_reason ?? ""),
-      h("td", {}, d.last_metric ?? "–", ": ", h("b", {}, value), d.last_quality && d.last_quality !== "good" ? ` (${d.last_quality})` : ""),
+      h("td", {}, lastValue(d)),
       h("td", {}, ago(d.last_ts_ms)),
       h("td", {}, reported ? `${reported.reads_ok} ok / ${reported.reads_failed} failed` : "–", reported?.last_error ? h("div", { class: "quiet" }, reported.last_error) : null),
       send
