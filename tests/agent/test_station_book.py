@@ -9,7 +9,7 @@ from agent.stations.book import StationBook
 from drivers.base import Measurement
 from drivers.stations import Observation, Problem, ProblemKind, StationReport
 from tests.agent.station_rig import river_config
-from tests.controller.support import FakeClock
+from tests.clock import FakeClock
 from wire import Health, encode
 from wire.payloads import MAX_PAYLOAD_BYTES
 
