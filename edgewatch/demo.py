@@ -113,10 +113,10 @@ def status_line(summary: dict[str, Any]) -> str:
         for name, s in summary.get("stations", {}).items()
         if s["value"] is not None
     )
-    return (
+    return (  # "centers received" last: scripts read the counts at the end of the line
         f"[demo] gateways: {gateways or 'none yet'} | readings stored: "
-        f"{summary.get('readings_stored', 0)} | centers received: {centers}"
-        f" | stations: {stations or 'none yet'}"
+        f"{summary.get('readings_stored', 0)} | stations: {stations or 'none yet'}"
+        f" | centers received: {centers}"
     )
 
 

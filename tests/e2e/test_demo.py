@@ -126,7 +126,7 @@ def test_a_signal_to_the_demo_s_process_group_stops_it_cleanly_with_a_true_summa
     for name, before in seen.items():
         # Each center's own count, asked before anything stopped: never less than it had.
         assert summary["centers"][name]["received"] >= before, (name, printed)
-    assert summary["gateways"]["online"] == 2
+    assert summary["gateways"]["online"] == 3  # two water-gauge gateways and the flood station
     assert f"logs: {work / 'logs'}/" in printed
     assert (work / "logs" / "controller.log").exists()  # --workdir: kept
 
