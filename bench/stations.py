@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         config.write_text(controller_toml(broker.port, http_port, work / "c.db", urls, args.alarms))
         controller = procs.start_cli("controller", "controller", "run", "--config", str(config))
         api = f"http://127.0.0.1:{http_port}/api/v1"
-        wait_for_child(controller, "controller", lambda: http_ok(f"{api}/healthz"), 60)
+        root = f"http://127.0.0.1:{http_port}"
+        wait_for_child(controller, "controller", lambda: http_ok(f"{root}/healthz"), 60)
         agent_config = work / "agent.toml"
         agent_config.write_text(agent_toml(work / "agent", broker.port, listen_port, args))
         agent = procs.start_cli("agent", "agent", "run", "--config", str(agent_config))

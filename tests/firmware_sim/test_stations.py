@@ -15,10 +15,17 @@ from pathlib import Path
 import pytest
 
 from edgewatch.waiting import wait_until
+from firmware_sim.cli import main as cli_main
 from firmware_sim.control import send
 from firmware_sim.modbus import crc16_modbus
 from firmware_sim.scenario import RunningScenario, parse_scenario
-from firmware_sim.stations import StationQuirks, StationRunner, StationSpec, build_station
+from firmware_sim.stations import (
+    SimStation,
+    StationQuirks,
+    StationRunner,
+    StationSpec,
+    build_station,
+)
 from firmware_sim.stations.hj212 import hj212_crc, read_packet
 from firmware_sim.stations.sl651 import ADDITIONAL, EOT, ESC, KEEP_ALIVE, TIMED
 
@@ -262,3 +269,25 @@ def test_a_tcp_station_without_a_listener_to_dial_is_refused() -> None:
     raw = tomllib.loads(SCENARIO.replace('transport = "pty"', 'transport = "tcp"'))
     with pytest.raises(ValueError, match="--connect sl651=HOST:PORT"):
         RunningScenario(parse_scenario(raw)).__enter__()
+
+
+def test_the_cli_switches_a_stations_quirks_values_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control = tmp_path / "control.sock"
+    with RunningScenario(parse_scenario(tomllib.loads(SCENARIO)), control_path=control) as running:
+        station = running.by_name["river-st"]
+        assert isinstance(station, SimStation)
+        base = ["--control", str(control), "--device", "river-st"]
+        assert cli_main(["quirks", *base, "--clock-offset-s", "600", "--lowercase-crc"]) == 0
+        assert station.quirks == StationQuirks(clock_offset_s=600, lowercase_crc=True)
+        assert cli_main(["values", *base, "Z=15.8"]) == 0
+        assert station.values == {"Z": 15.8}
+        assert cli_main(["report", *base]) == 0
+        assert cli_main(["values", *base, "Z=high"]) == 2
+        assert "ELEMENT=NUMBER" in capsys.readouterr().err
+
+
+def test_the_cli_refuses_a_malformed_connect(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["run", "--scenario", "flood-station", "--connect", "sl651"]) == 2
+    assert "PROTOCOL=HOST:PORT" in capsys.readouterr().err
