@@ -3,7 +3,10 @@
 - ``run --config PATH [--log-level L] [--log-format text|json]``: until SIGTERM or Ctrl-C;
 - ``token create --role admin|operator|viewer [--place PATH] [--name N] (--db PATH | --config
   PATH)``: prints the new token once (only its sha256 is stored);
-- ``token list`` and ``token revoke --name N`` with the same ``--db`` / ``--config``.
+- ``token list`` and ``token revoke --name N`` with the same ``--db`` / ``--config``;
+- ``import-points FILE [--format csv|geojson] [--datum D]`` and ``import-boundaries FILE
+  --datum D``: send a file to a running controller (``--url URL`` or ``--config PATH``; the
+  token from ``$EDGEWATCH_TOKEN``), which checks it whole and imports all of it or nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -59,7 +63,82 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("--name", required=True)
     _database_args(revoke)
+    datums = ["wgs84", "gcj02", "bd09"]
+    points = commands.add_parser(
+        "import-points", help="risk points with coordinates from a CSV or GeoJSON file"
+    )
+    points.add_argument("file", type=Path)
+    points.add_argument("--format", choices=["csv", "geojson"], help="default: by the name")
+    points.add_argument("--datum", choices=datums, default="wgs84", help="the file's datum")
+    _api_args(points)
+    outlines = commands.add_parser(
+        "import-boundaries", help="place outlines (district, street) from a GeoJSON file"
+    )
+    outlines.add_argument("file", type=Path)
+    outlines.add_argument(
+        "--datum", choices=datums, required=True, help="the file's datum (Amap exports: gcj02)"
+    )
+    outlines.add_argument("--place-property", default="place")
+    outlines.add_argument("--name-property", default="name")
+    _api_args(outlines)
     return parser
+
+
+def _api_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="the running controller, e.g. http://127.0.0.1:8080")
+    where.add_argument("--config", type=Path, help="the controller's TOML config (its [http])")
+
+
+def upload_main(args: argparse.Namespace) -> int:
+    """POST the file to the running controller; print its answer (JSON) or its refusal."""
+    import httpx  # noqa: PLC0415 (only for these commands)
+
+    from controller.map.imports import format_of  # noqa: PLC0415
+
+    try:
+        url = args.url or _config_url(args.config)
+        data = args.file.read_bytes()
+        if args.command == "import-points":
+            file_format = args.format or format_of(args.file.name).value
+            path = "/api/v1/risk-points/import"
+            params = {"format": file_format, "datum": args.datum}
+        else:
+            path = "/api/v1/map/boundaries"
+            params = {"datum": args.datum, "place_property": args.place_property,
+                      "name_property": args.name_property}  # fmt: skip
+    except (ConfigError, OSError, ValueError) as exc:
+        print(f"edgewatch controller: {exc}", file=sys.stderr)
+        return 2
+    headers = {"Content-Type": "application/octet-stream"}
+    token = os.environ.get("EDGEWATCH_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = httpx.post(
+            f"{url.rstrip('/')}{path}", params=params, content=data, headers=headers,
+            timeout=300, trust_env=False,
+        )  # fmt: skip
+    except httpx.HTTPError as exc:
+        print(f"edgewatch controller: {url}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        print(f"edgewatch controller: {args.file}: {detail}", file=sys.stderr)
+        return 1
+    print(json.dumps(response.json()))
+    return 0
+
+
+def _config_url(path: Path) -> str:
+    http = load_config(path).http
+    if http.port == 0:
+        raise ConfigError(f"{path}: [http] port = 0 (any free port): give --url instead")
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host
+    return f"http://{host}:{http.port}"
 
 
 def _open_db(args: argparse.Namespace) -> Database:
@@ -118,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "token":
         return token_main(args)
+    if args.command in ("import-points", "import-boundaries"):
+        return upload_main(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -58,6 +58,8 @@ max_attempts = 3                 # and recorded as unfillable after this many as
 [[gateways]]
 id = "gw-demo-1"
 place = "cq/yuzhong/jiefangbei"
+lon = 106.5770                   # optional, WGS84 / CGCS2000 degrees: where the map shows it
+lat = 29.5647
 
 [[centers]]
 name = "city"
@@ -72,6 +74,8 @@ secret = "a-long-random-shared-secret"  # HMAC-SHA256 signs every webhook; requi
 id = "jialing-jfb"
 category = "water_level"         # water_level, rainfall, slope, gas, fire, bridge, other
 place = "cq/yuzhong/jiefangbei/grid-1"
+lon = 106.5791                   # optional, WGS84 / CGCS2000 degrees: where the map shows it
+lat = 29.5652
 stale_after_s = 300              # a quiet device on a red-capable point: blind spot
 [[risk_points.metrics]]
 device = "gw-demo-1.river-gauge-1"   # <gateway>.<device>
@@ -79,6 +83,12 @@ metric = "level_cm"
 preset = "water_level"           # or thresholds = {yellow = 1.0, red = 2.0}
 warning_level = 1800.0
 guarantee_level = 2000.0
+
+[map]                            # optional: the console's map (docs/map.md)
+# tile_url = "https://tiles.intranet.example/{z}/{x}/{y}.png"   # none: the offline base layer
+# tile_datum = "wgs84"           # the tiles' datum: wgs84 (also CGCS2000, Tianditu), gcj02, bd09
+# tile_attribution = ""
+# tile_max_zoom = 18
 
 [alert_routing]                  # optional, these are the defaults
 blue = {tiers = ["street"], ack_deadline_s = 1800}
@@ -97,17 +107,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic import model_validator as _model_validator
 
 import wire
+from controller.config_types import PLACE_PATTERN as PLACE_PATTERN  # noqa: PLC0414 (re-exported)
+from controller.config_types import Place
+from controller.config_types import Section as _Section
+from controller.map.datum import Datum
+from controller.notify.config import NotifyConfig
 from wire.risk import Category, Colour, Measure, MetricRule, RiskPointRules, Thresholds
 from wire.risk_presets import PresetError, build_rule
 from wire.validation import problems
 
-# A place is a slash path city/district/street[/grid] of lower-case labels.
-PLACE_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*){0,3}$"
-Place = Annotated[str, Field(pattern=PLACE_PATTERN, max_length=255)]
 CenterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -120,10 +132,6 @@ class Tier(StrEnum):
     CITY = "city"
     DISTRICT = "district"
     STREET = "street"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -265,9 +273,61 @@ class GapsConfig(_Section):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
 
 
-class GatewayConfig(_Section):
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+
+
+class Located(BaseModel):
+    """Where a thing is on the map (WGS84 / CGCS2000 degrees): both or neither. A part of
+    the config's gateways and risk points, and of the risk-point API's bodies."""
+
+    lon: Longitude | None = None
+    lat: Latitude | None = None
+
+    @_model_validator(mode="after")
+    def _both_or_neither(self) -> Located:
+        if (self.lon is None) != (self.lat is None):
+            raise ValueError("give both lon and lat, or neither")
+        return self
+
+
+class _Located(_Section, Located):
+    pass
+
+
+class GatewayConfig(_Located):
     id: wire.ValidGatewayId
     place: Place
+
+
+class MapConfig(_Section):
+    """The console's map. Without ``tile_url`` it draws the places' boundaries (offline)."""
+
+    tile_url: (
+        Annotated[
+            str,
+            Field(pattern=r"^(https?://[^\s/]+)?/\S*\{z\}\S*$", max_length=2048),
+        ]
+        | None
+    ) = None
+    tile_datum: Datum = Datum.WGS84
+    tile_attribution: Annotated[str, Field(max_length=256)] = ""
+    tile_max_zoom: Annotated[int, Field(ge=1, le=20)] = 18
+
+    @_model_validator(mode="after")
+    def _template(self) -> MapConfig:
+        if self.tile_url is not None and not all(
+            key in self.tile_url for key in ("{z}", "{x}", "{y}")
+        ):
+            raise ValueError("tile_url: a template with {z}, {x} and {y}")
+        return self
+
+    def tile_origin(self) -> str | None:
+        """Where the tiles come from, for the console's content security policy."""
+        if self.tile_url is None or not self.tile_url.startswith("http"):
+            return None
+        scheme, _, rest = self.tile_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 TIER_ORDER = (Tier.STREET, Tier.DISTRICT, Tier.CITY)  # bottom up: escalation climbs this
@@ -306,7 +366,7 @@ class RiskMetricConfig(_Section):
         return build_rule(category=category, **fields)
 
 
-class RiskPointConfig(_Section):
+class RiskPointConfig(_Located):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
     name: str = ""
     category: Category
@@ -368,6 +428,8 @@ class ControllerConfig(_Section):
     centers: list[CenterConfig] = []
     risk_points: list[RiskPointConfig] = []
     alert_routing: AlertRoutingConfig = AlertRoutingConfig()
+    map: MapConfig = MapConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @_model_validator(mode="after")
     def _unique_names(self) -> ControllerConfig:
@@ -387,10 +449,15 @@ class ControllerConfig(_Section):
     def gateway_places(self) -> dict[str, str]:
         return {g.id: g.place for g in self.gateways}
 
+    def gateway_locations(self) -> dict[str, tuple[float, float]]:
+        return {
+            g.id: (g.lon, g.lat) for g in self.gateways if g.lon is not None and g.lat is not None
+        }
+
 
 # What a person calls the values a pattern accepts, for errors.
 PATTERN_NAMES = {
-    PLACE_PATTERN: "a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 4 levels)",
+    PLACE_PATTERN: "a place path like 'cq/yuzhong/jiefangbei' (lower-case, 1 to 5 levels)",
 }
 
 
@@ -434,8 +501,11 @@ def _resolve_paths(config: ControllerConfig, base_dir: Path) -> ControllerConfig
             for name in ("password_file", "acl_file", "reload_pid_file")
         }
     )
+    notify = config.notify.model_copy(
+        update={"link_secret_file": resolve(config.notify.link_secret_file)}
+    )
     return config.model_copy(
-        update={"storage": storage, "http": http, "mqtt": mqtt, "broker": broker}
+        update={"storage": storage, "http": http, "mqtt": mqtt, "broker": broker, "notify": notify}
     )
 
 

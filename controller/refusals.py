@@ -13,7 +13,10 @@ network, and what crosses that network must be private and authenticated:
   ``[mqtt] allow_anonymous = true``;
 - every center has a ``secret`` (its webhooks are signed, and it can tell a forged or
   replayed batch), and its ``http://`` url points at loopback unless that center says
-  ``allow_plain_http = true``.
+  ``allow_plain_http = true``;
+- duty notifications (``[notify]`` rosters or channels) have a link secret, which a
+  restart must not change (the links already sent must keep working), and the links a
+  phone opens are ``https://`` unless they point at loopback.
 
 Each refusal names the key and the fix; all of them are reported at once.
 """
@@ -50,6 +53,7 @@ def refusal(config: ControllerConfig, active_tokens: int) -> str | None:
             f" 'edgewatch controller token create --role admin --db {config.storage.path}'"
         )
     problems += _http_problems(config) + _mqtt_problems(config) + _center_problems(config)
+    problems += _notify_problems(config)
     return "\n".join(problems) or None
 
 
@@ -100,5 +104,28 @@ def _center_problems(config: ControllerConfig) -> list[str]:
             problems.append(
                 f"{where}.url: plain http:// to {url.hostname!r}, which is not on loopback:"
                 " use https://, or say allow_plain_http = true for this center"
+            )
+    return problems
+
+
+def _notify_problems(config: ControllerConfig) -> list[str]:
+    notify = config.notify
+    if not (notify.rosters or notify.channels):
+        return []
+    problems: list[str] = []
+    if notify.link_secret is None and notify.link_secret_file is None:
+        problems.append(
+            "notify.link_secret_file (or notify.link_secret): required outside demo mode: it"
+            " signs the acknowledgement links sent to duty people"
+        )
+    base = notify.link_base_url
+    if base is None and not config.http.tls and not is_loopback(config.http.host):
+        base = f"http://{config.http.host}"
+    if base is not None:
+        url = urlsplit(base)
+        if url.scheme == "http" and not is_loopback(url.hostname):
+            problems.append(
+                f"notify.link_base_url: plain http:// to {url.hostname!r}: the links carry"
+                " their credential; use https:// (a TLS proxy in front is fine)"
             )
     return problems

@@ -28,7 +28,9 @@ from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner, ProvisioningError
 from controller.forwarding.outbox import Outboxes
 from controller.forwarding.routing import Router
+from controller.map.state import MapState
 from controller.metrics import Metrics
+from controller.notify.service import Notify
 from controller.refusals import StartupRefusedError, refusal
 from controller.risk.alerts import AlertEngine
 from controller.risk.edge_rules import RulesPusher
@@ -151,6 +153,18 @@ class Controller(Lifecycle):
         self.alerts = AlertEngine(
             config=config, store=self.store, clock=self.clock, notify=self.outboxes.notify_priority
         )
+        # Duty people: told inside each alert step's transaction, escalated by the ticker.
+        self.notify = Notify(
+            config,
+            store=self.store,
+            clock=self.clock,
+            transition=self.alerts.transition,
+            base_url=lambda: self.api_url,
+        )
+        self.alerts.step_listener = self.notify.planner
+        # The console's map: risk points' colours follow the engine's committed changes.
+        self.map = MapState(config, self.store)
+        self.alerts.on_colours.append(self.map.on_colours)
         self.fleet = Fleet(
             store=self.store,
             tracker=self.tracker,
@@ -232,7 +246,10 @@ class Controller(Lifecycle):
             if problem is not None:
                 raise StartupRefusedError(f"edgewatch controller refuses to start: {problem}")
             self.fleet.load(self.config.gateway_places())
+            self.notify.start()  # rosters before the first alert step
+            stack.callback(self.notify.stop)
             self.alerts.load()
+            self.map.load()
             if self.provisioner.enabled:
                 try:
                     self.store.read(self.provisioner.sync)
@@ -287,6 +304,7 @@ class Controller(Lifecycle):
 
         def alert_tick() -> None:
             self.alerts.tick()
+            self.notify.tick()
             self.edge_rules.tick()
 
         while not self._ticker_stop.wait(interval_s):

@@ -53,6 +53,8 @@ id = "jialing-grid-1"
 name = "Jialing river, grid 1"
 category = "water_level"
 place = "cq/yuzhong/jiefangbei/grid-1"
+lon = 106.5818
+lat = 29.5655
 [[risk_points.metrics]]
 device = "gw-demo-1.river-gauge-1"
 metric = "level_cm"
@@ -65,6 +67,8 @@ id = "yangtze-grid-2"
 name = "Yangtze river, grid 2"
 category = "water_level"
 place = "cq/yuzhong/jiefangbei/grid-2"
+lon = 106.5812
+lat = 29.5572
 [[risk_points.metrics]]
 device = "gw-demo-2.river-gauge-1"
 metric = "level_cm"
@@ -89,6 +93,20 @@ guarantee_level = 18.0
 def stations_reporting(summary: dict[str, Any]) -> set[str]:
     """The protocols of the stations that have a reading stored."""
     return {s["protocol"] for s in summary.get("stations", {}).values() if s["value"] is not None}
+
+
+def load_outlines(system: LocalSystem) -> None:
+    """Chongqing's 38 district outlines as the map's offline base layer, loaded the
+    operator's way (``edgewatch controller import-boundaries``)."""
+    from edgewatch.chongqing import BoundariesMissingError  # noqa: PLC0415
+    from edgewatch.city_map import import_outlines  # noqa: PLC0415
+
+    try:
+        import_outlines(system)
+    except (BoundariesMissingError, RuntimeError) as exc:
+        print(f"[demo] map: no district outlines ({exc})")
+        return
+    print(f"[demo] map: {system.base_url}/console/#/map (Chongqing's 38 districts, offline)")
 
 
 def demo_succeeded(summary: dict[str, Any]) -> bool:
@@ -231,6 +249,7 @@ def run_system(
     system.name_places(PLACE_NAMES)
     print(f"[demo] controller API: {system.api} (OpenAPI: {system.base_url}/docs)")
     print(f"[demo] web console: {system.base_url}/console/ (demo mode: no login)")
+    load_outlines(system)
     for gateway_id, place in GATEWAYS.items():
         system.start_gateway(gateway_id)
         print(f"[demo] gateway {gateway_id} at {place}: agent reading a simulated water gauge")

@@ -17,8 +17,14 @@ walks every ``/api/v1`` route of the OpenAPI document without a token).
 | ``GET/POST /api/v1/devices``, ``GET/PATCH /api/v1/devices/{id}[/history, /readings]`` | devices |
 | ``GET/POST /api/v1/places``, ``GET/POST/PATCH /api/v1/risk-points`` | registry |
 | ``GET /api/v1/risk-map[?place=P]`` | colour per risk point, counts per place |
+| ``GET /api/v1/map/config``, ``/map/features``, ``GET/POST /api/v1/map/boundaries`` | the map |
+| ``POST /api/v1/risk-points/import`` | risk points in bulk from CSV or GeoJSON (operator) |
 | ``GET /api/v1/alerts[?place=&colour=&state=&open=]``, ``GET /api/v1/alerts/{id}`` | alerts |
 | ``POST /api/v1/alerts/{id}/transitions`` | one step along the alert chain (operator) |
+| ``GET/PUT/DELETE /api/v1/rosters[/{place}]`` | duty rosters: people, shifts, overrides |
+| ``GET /api/v1/alerts/{id}/notifications`` | who was told of an alert, by which channel |
+| ``GET /api/v1/notify/channels`` | each notification channel's queue and health |
+| ``GET/POST /m/a/{token}`` | a duty person's acknowledgement page (the signed link, no token) |
 | ``GET /api/v1/risk-rules?gateway=ID`` | ``wire.risk.RuleSet``: the rules an agent evaluates |
 | ``GET /api/v1/audit`` | who did what, when, with what outcome |
 | ``GET /api/v1/centers``, ``GET /api/v1/summary`` | forwarding per center and lane, an overview |
@@ -40,11 +46,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from controller.api.ack import ack
 from controller.api.console import console, mount_console, stream_tickets
 from controller.api.deps import ApiBackend
 from controller.api.docs import mount_docs
 from controller.api.fleet import devices, gateways
 from controller.api.gaps import gaps
+from controller.api.map import maps
+from controller.api.notify import notifications, rosters
 from controller.api.ops import audit, commands
 from controller.api.registry import registry
 from controller.api.risk import alerts, risk, risk_rules
@@ -127,10 +136,24 @@ def create_app(backend: ApiBackend) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_invalid)
     # The console's /alerts/stream and /alerts/stream-ticket before /alerts/{alert_id}.
     routers = (console, stream_tickets, alert_stream, gateways, gaps, devices, registry, points)
-    for router in (*routers, commands, audit, centers, summary, risk, risk_rules, alerts):
+    duty = (rosters, notifications)
+    for router in (
+        *routers,
+        commands,
+        audit,
+        centers,
+        summary,
+        risk,
+        risk_rules,
+        alerts,
+        maps,
+        *duty,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     # Probes and Prometheus look at the root; nothing under /api/v1 answers without a token.
     app.include_router(probes)
+    # The duty person's acknowledgement page: its signed link is its only credential.
+    app.include_router(ack)
     mount_console(app)  # the web console at /console/
     mount_docs(app)  # Swagger UI at /docs, its assets vendored
     return app

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import Scope
 
-from controller.api.deps import BackendDep, Viewer
+from controller.api.deps import ApiBackend, BackendDep, Viewer
 from controller.api.stream_tickets import StreamTickets
 
 CONSOLE_DIR = Path(__file__).parent.parent / "console"
@@ -32,6 +32,16 @@ CONTENT_SECURITY_POLICY = (
     " connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none';"
     " form-action 'self'"
 )
+
+
+def content_security_policy(tile_origin: str | None) -> str:
+    """The policy, with the map's tile server (``[map] tile_url``) allowed for images."""
+    if tile_origin is None:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace(
+        "img-src 'self' data:;", f"img-src 'self' data: {tile_origin};"
+    )
+
 
 console = APIRouter(tags=["console"])
 stream_tickets = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -80,9 +90,13 @@ async def stream_ticket(request: Request, backend: BackendDep, principal: Viewer
 class ConsoleFiles(StaticFiles):
     """The console's files with a strict content security policy; always revalidated."""
 
+    def __init__(self, *, directory: Path, policy: str) -> None:
+        super().__init__(directory=directory, html=True)
+        self.policy = policy
+
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["Content-Security-Policy"] = self.policy
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["Cache-Control"] = "no-cache"
@@ -92,7 +106,9 @@ class ConsoleFiles(StaticFiles):
 def mount_console(app: FastAPI) -> None:
     app.state.stream_tickets = StreamTickets()
     app.state.stopping = threading.Event()  # set by the API server as it stops
-    app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
+    tile_origin = cast(ApiBackend, app.state.backend).config.map.tile_origin()
+    policy = content_security_policy(tile_origin)
+    app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, policy=policy), name="console")
 
     @app.get("/", include_in_schema=False)
     async def _root() -> RedirectResponse:

@@ -29,7 +29,9 @@ from controller.fleet.ingest import Rejections
 from controller.fleet.messages import Fleet
 from controller.fleet.provisioning import Provisioner
 from controller.forwarding.outbox import Outboxes
+from controller.map.state import MapState
 from controller.metrics import Metrics
+from controller.notify.service import Notify
 from controller.risk.alerts import AlertEngine
 from controller.store.sqlite import Store
 from wire.clock import Clock
@@ -70,6 +72,12 @@ class ApiBackend(Protocol):
 
     @property
     def alerts(self) -> AlertEngine: ...
+
+    @property
+    def notify(self) -> Notify: ...
+
+    @property
+    def map(self) -> MapState: ...
 
     @property
     def mqtt_connected(self) -> bool: ...

@@ -39,7 +39,9 @@ from controller.fleet.queries import DeviceOut, GatewayOut
 registry = APIRouter(tags=["registry"])
 
 Family = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-LEVELS = ("city", "district", "street", "grid")
+# By depth. A place four levels deep is a grid under its street, or a community whose grids
+# sit one level below it (its duty roster says layer = "community": docs/notify.md).
+LEVELS = ("city", "district", "street", "grid", "grid")
 
 
 class PlaceIn(InputModel):

@@ -10,11 +10,13 @@ are changed there (409).
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlite_utils import Database
+from starlette.concurrency import run_in_threadpool
 
 from controller.access import Principal
 from controller.api.deps import (
@@ -32,9 +34,13 @@ from controller.api.deps import (
     not_found,
     unprocessable,
 )
-from controller.config import RiskMetricConfig
+from controller.api.map import bounded_body
+from controller.config import Located, RiskMetricConfig
 from controller.fleet import queries
+from controller.map.datum import Datum
+from controller.map.imports import MAX_FILE_BYTES, FileFormat, PointsFileError, parse_points
 from controller.risk import points as risk_points
+from controller.store import map as map_store
 from wire.risk import Category, Colour, MetricRule
 
 points = APIRouter(prefix="/risk-points", tags=["registry", "risk"])
@@ -46,7 +52,7 @@ MetricSpecs = Annotated[list[RiskMetricConfig], Field(min_length=1, max_length=1
 StaleAfterS = Annotated[float, Field(gt=0, le=86400 * 30)]
 
 
-class RiskPointIn(InputModel):
+class RiskPointIn(InputModel, Located):  # lon, lat: WGS84 / CGCS2000, both or neither
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     name: Label
     place: Place
@@ -57,7 +63,7 @@ class RiskPointIn(InputModel):
     stale_after_s: StaleAfterS = 300.0
 
 
-class RiskPointPatch(InputModel):
+class RiskPointPatch(InputModel, Located):
     name: Label | None = None
     place: Place | None = None
     category: Category | None = None
@@ -79,11 +85,18 @@ class RiskPointOut(BaseModel):
     colour_since_ms: int | None
     created_ms: int
     updated_ms: int
+    lon: float | None  # WGS84 / CGCS2000; None: not on the map
+    lat: float | None
+
+
+class ImportOut(BaseModel):
+    created: int
+    updated: int
 
 
 _RISK_COLUMNS = (
     "id, name, place, category, devices_json, rules_json, stale_after_s, source, colour,"
-    " colour_since_ms, created_ms, updated_ms"
+    " colour_since_ms, created_ms, updated_ms, lon, lat"
 )
 RiskPointId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 
@@ -164,10 +177,11 @@ def create_risk_point(body: RiskPointIn, backend: BackendDep, principal: Operato
     def insert(db: Database) -> bool:
         cursor = db.execute(
             "INSERT OR IGNORE INTO risk_points (id, name, place, category, devices_json,"
-            " rules_json, stale_after_s, source, created_ms, updated_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'api', ?, ?)",
+            " rules_json, stale_after_s, source, created_ms, updated_ms, lon, lat)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'api', ?, ?, ?, ?)",
             (body.id, body.name, body.place, body.category.value, json.dumps(devices),
-             risk_points.dump_rules(rules), body.stale_after_s, now_ms, now_ms),
+             risk_points.dump_rules(rules), body.stale_after_s, now_ms, now_ms, body.lon,
+             body.lat),
         )  # fmt: skip
         return bool(cursor.rowcount)
 
@@ -182,6 +196,7 @@ def create_risk_point(body: RiskPointIn, backend: BackendDep, principal: Operato
         body.model_dump(exclude_none=True),
     )
     backend.alerts.refresh()
+    backend.map.reload_point(body.id)
     return _risk_point(_read_risk_point(backend, body.id))
 
 
@@ -256,4 +271,96 @@ def update_risk_point(
             body.model_dump(exclude_none=True),
         )
         backend.alerts.refresh()
+        backend.map.reload_point(risk_point_id)
     return _risk_point(_read_risk_point(backend, risk_point_id))
+
+
+@points.get("/{risk_point_id}", response_model=RiskPointOut)
+def get_risk_point(
+    risk_point_id: RiskPointId, backend: BackendDep, principal: Viewer
+) -> RiskPointOut:
+    row = _read_risk_point(backend, risk_point_id)
+    if row is None or not principal.sees(row["place"]):
+        raise not_found("risk point", risk_point_id)
+    return _risk_point(row)
+
+
+@points.post("/import", response_model=ImportOut)
+async def import_risk_points(
+    request: Request,
+    backend: BackendDep,
+    principal: Operator,
+    file_format: Annotated[FileFormat, Query(alias="format")],
+    datum: Annotated[Datum, Query(description="the file's datum")] = Datum.WGS84,
+) -> ImportOut:
+    """Create or update risk points from a CSV or GeoJSON file (the body), with their
+    coordinates: every bad row is named (422) and then nothing is imported."""
+    data = await bounded_body(request, MAX_FILE_BYTES)
+    return await run_in_threadpool(_import, backend, principal, data, file_format, datum)
+
+
+def _import(
+    backend: ApiBackend, principal: Principal, data: bytes, file_format: FileFormat, datum: Datum
+) -> ImportOut:
+    try:
+        rows = parse_points(data, file_format=file_format, datum=datum)
+    except PointsFileError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    existing = backend.store.read(lambda conn: map_store.point_sources(conn, [r.id for r in rows]))
+    problems: list[str] = []
+    imported: list[map_store.ImportedPoint] = []
+    gateways_seen: dict[str, bool] = {}
+    for row in rows:
+        where = f"row {row.row} ({row.id})"
+        source, old_place = existing.get(row.id, ("", None))
+        if not principal.sees(row.place) or (source and not principal.sees(old_place)):
+            problems.append(f"{where}: place {row.place!r} is outside the place of token"
+                            f" {principal.name!r} ({principal.place})")  # fmt: skip
+            continue
+        if source == risk_points.CONFIG:
+            problems.append(f"{where}: declared in the controller's config; change it there")
+            continue
+        devices_json = rules_json = None
+        if row.devices is not None:
+            try:
+                rules = risk_points.resolve_rules(row.category, list(row.devices), None)
+            except risk_points.RulesError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            outside = _gateways_outside(backend, principal, row.devices, gateways_seen)
+            if outside:
+                problems.append(f"{where}: gateway {outside!r} is outside the place of token"
+                                f" {principal.name!r}")  # fmt: skip
+                continue
+            devices_json = json.dumps(risk_points.devices_of(list(row.devices), rules))
+            rules_json = risk_points.dump_rules(rules)
+        imported.append(
+            map_store.ImportedPoint(row.id, row.name, row.place, row.category.value, row.lon,
+                                    row.lat, devices_json, rules_json)
+        )  # fmt: skip
+    if problems:
+        raise HTTPException(status_code=422, detail=str(PointsFileError(problems)))
+    now_ms = backend.clock.wall_ms()
+    backend.store.call(lambda db: map_store.import_points(db, imported, now_ms), timeout_s=120)
+    updated = sum(p.id in existing for p in imported)
+    detail = {"rows": len(imported), "format": file_format.value, "datum": datum.value}
+    audit_ok(backend, principal, "risk-point.import", "risk-points", principal.place, detail)
+    backend.alerts.refresh()
+    backend.map.reload_points()
+    return ImportOut(created=len(imported) - updated, updated=updated)
+
+
+def _gateways_outside(
+    backend: ApiBackend, principal: Principal, devices: tuple[str, ...], seen: dict[str, bool]
+) -> str | None:
+    """The first gateway of ``devices`` a scoped token may not watch, if any."""
+    if principal.place is None:
+        return None
+    for device in devices:
+        gateway = device.partition(".")[0]
+        if gateway not in seen:
+            known, place = backend.store.read(partial(queries.gateway_place, gateway=gateway))
+            seen[gateway] = known and principal.sees(place)
+        if not seen[gateway]:
+            return gateway
+    return None

@@ -204,6 +204,7 @@ def _families(backend: ApiBackend) -> list[Family]:
         *outbox,
         outcome,
         _alert_family(alerts),
+        *backend.notify.metric_families(),
         up,
     ]
 

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlite_utils import Database
 
@@ -69,6 +70,19 @@ class _Change:
     source: str  # "controller" or "edge:<gateway>"
 
 
+class StepListener(Protocol):
+    """Told of every step inside the step's own transaction (on the writer thread), and once
+    that transaction committed: duty people are notified this way (controller.notify)."""
+
+    def on_step(self, conn: sqlite3.Connection, alert: Any, action: str, category: str) -> None:
+        """``alert``: the alert's row as it now is, by column name."""
+
+    def after_commit(self) -> None: ...
+
+
+Guard = Callable[[sqlite3.Connection], TransitionRefused | None]
+
+
 class AlertEngine:
     def __init__(
         self,
@@ -88,9 +102,12 @@ class AlertEngine:
         self._names: dict[str, str] = {}
         self.evaluator = RiskEvaluator([])
         self._notify = notify
+        # Called (writer thread, after commit) with the risk points whose colour changed.
+        self.on_colours: list[Callable[[dict[str, Colour]], None]] = []
         self._lock = threading.Lock()
         self._next_health_ms = 0
         self.edge_alerts_ignored = 0
+        self.step_listener: StepListener | None = None
 
     def load(self) -> None:
         """Register the configured risk points and take up every stored one with the state
@@ -171,9 +188,10 @@ class AlertEngine:
             self._submit(events, "controller", escalate=bool(due), health=health)
 
     def transition(
-        self, alert_id: int, to: AlertState, by: str, note: str
+        self, alert_id: int, to: AlertState, by: str, note: str, *, guard: Guard | None = None
     ) -> TransitionRefused | None:
-        """Move an alert one step along the chain as ``by``; None when done."""
+        """Move an alert one step along the chain as ``by``; None when done. ``guard`` runs
+        in the same transaction once the step is allowed, and may still refuse it."""
         now_ms = self.clock.wall_ms()
 
         def op(db: Database) -> tuple[TransitionRefused | None, set[str]]:
@@ -188,6 +206,9 @@ class AlertEngine:
                     f"alert {alert_id} is {state.value}: it can go to {allowed} next,"
                     f" not {to.value}",
                 ), set()
+            refused = guard(db.conn) if guard is not None else None
+            if refused is not None:
+                return refused, set()
             closing = to is AlertState.RESOLVED
             db.conn.execute(
                 "UPDATE alerts SET state = ?, updated_ms = ?, ack_deadline_ms = NULL,"
@@ -200,6 +221,8 @@ class AlertEngine:
         future = self.store.submit(op, urgent=True)
         refused, centers = future.result(timeout=10)
         self._notify(centers)
+        if self.step_listener is not None:
+            self.step_listener.after_commit()
         return refused
 
     # -- the writer side ------------------------------------------------------------------
@@ -209,27 +232,40 @@ class AlertEngine:
     ) -> None:
         now_ms = self.clock.wall_ms()
 
-        def op(db: Database) -> set[str]:
+        def op(db: Database) -> tuple[set[str], dict[str, Colour]]:
             touched: set[str] = set()
+            colours: dict[str, Colour] = {}
             for event in events:
                 if isinstance(event, ColourChange):
-                    touched |= self._on_change(db.conn, _Change(event, source), now_ms)
+                    touched |= self._on_change(db.conn, _Change(event, source), now_ms, colours)
                 else:
                     touched |= self._on_blind_spot(db.conn, event, now_ms)
             if escalate:
                 touched |= self._escalate(db.conn, now_ms)
             if health:
                 touched |= self._health_summary(db.conn, now_ms)
-            return touched
+            return touched, colours
 
         future = self.store.submit(op, urgent=True)
         future.add_done_callback(self._committed)
 
-    def _committed(self, future: Future[set[str]]) -> None:
-        if future.exception() is None:
-            self._notify(future.result())
+    def _committed(self, future: Future[tuple[set[str], dict[str, Colour]]]) -> None:
+        if future.exception() is not None:
+            return
+        touched, colours = future.result()
+        self._notify(touched)
+        if self.step_listener is not None:
+            self.step_listener.after_commit()
+        if colours:
+            for listener in self.on_colours:
+                try:
+                    listener(colours)
+                except Exception:
+                    log.exception("colour listener %r failed", listener)
 
-    def _on_change(self, conn: sqlite3.Connection, change: _Change, now_ms: int) -> set[str]:
+    def _on_change(
+        self, conn: sqlite3.Connection, change: _Change, now_ms: int, colours: dict[str, Colour]
+    ) -> set[str]:
         event, edge = change.event, change.source != "controller"
         point = self.points.get(event.point)
         if point is None:  # its rules went away meanwhile
@@ -248,6 +284,7 @@ class AlertEngine:
                 "UPDATE risk_points SET colour = ?, colour_since_ms = ? WHERE id = ?",
                 (event.after.value, event.at_ms, point.id),
             )
+            colours[point.id] = event.after
         cause = f"{event.device}/{event.metric}"
         if event.measure is not None:
             cause += f" = {event.measure:g}"
@@ -412,6 +449,10 @@ class AlertEngine:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (alert_id, action, row["state"], row["colour"], now_ms, by, note),
         )
+        if self.step_listener is not None:
+            point = self.points.get(row["point"])
+            category = point.category.value if point is not None else ""
+            self.step_listener.on_step(conn, row, action, category)
         tiers = set(json.loads(row["tiers"]))
         centers = [
             c.name

@@ -31,15 +31,25 @@ API = "api"
 _RULES = TypeAdapter(list[MetricRule])
 _CHANGED = " OR ".join(
     f"risk_points.{column} IS NOT excluded.{column}"
-    for column in ("name", "category", "place", "devices_json", "rules_json", "stale_after_s")
+    for column in (
+        "name",
+        "category",
+        "place",
+        "devices_json",
+        "rules_json",
+        "stale_after_s",
+        "lon",
+        "lat",
+    )
 )
 _UPSERT_CONFIG_POINT = (
     "INSERT INTO risk_points (id, name, category, place, devices_json, rules_json,"  # noqa: S608
-    " stale_after_s, created_ms, updated_ms, source)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'config') ON CONFLICT (id) DO UPDATE SET"
+    " stale_after_s, created_ms, updated_ms, source, lon, lat)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'config', ?, ?) ON CONFLICT (id) DO UPDATE SET"
     " name = excluded.name, category = excluded.category, place = excluded.place,"
     " devices_json = excluded.devices_json, rules_json = excluded.rules_json,"
-    " stale_after_s = excluded.stale_after_s, source = 'config',"
+    " stale_after_s = excluded.stale_after_s, source = 'config', lon = excluded.lon,"
+    " lat = excluded.lat,"
     f" updated_ms = CASE WHEN {_CHANGED} OR risk_points.source IS NOT 'config'"
     " THEN excluded.updated_ms ELSE risk_points.updated_ms END"
 )
@@ -87,7 +97,8 @@ def register_config_points(db: Database, points: Sequence[RiskPointConfig], now_
         devices = devices_of([], rules)
         rows.append(
             (point.id, point.name or point.id, point.category.value, point.place,
-             json.dumps(devices), dump_rules(rules), point.stale_after_s, now_ms, now_ms)
+             json.dumps(devices), dump_rules(rules), point.stale_after_s, now_ms, now_ms,
+             point.lon, point.lat)
         )  # fmt: skip
     db.conn.executemany(_UPSERT_CONFIG_POINT, rows)
     configured = {p.id for p in points}

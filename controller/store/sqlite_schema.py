@@ -365,3 +365,101 @@ def _device_health_registers(db: Database) -> None:
     heartbeat, as a JSON object, kept with the device instead of parsed out of the
     gateway's whole heartbeat on every device query."""
     db.execute("ALTER TABLE devices ADD COLUMN health_registers TEXT")
+
+
+@migrations(name="0009_map")
+def _map(db: Database) -> None:
+    """Where risk points and gateways are (WGS84 / CGCS2000 degrees; NULL: not on the map),
+    and the places' outlines for the offline base layer (controller/map/boundaries.py)."""
+    for table in ("risk_points", "gateways"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN lon REAL")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN lat REAL")
+    db.execute(
+        """
+        CREATE TABLE place_boundaries (
+            place TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            geometry TEXT NOT NULL,  -- GeoJSON MultiPolygon, WGS84
+            vertices INTEGER NOT NULL,
+            loaded_ms INTEGER NOT NULL
+        )
+        """
+    )
+
+
+@migrations(name="0010_duty_notify")
+def _duty_notify(db: Database) -> None:
+    """Duty rosters per place, the people told of each alert step (their acknowledgement
+    links), one durable outbox row per notification, and each alert's escalation to people
+    (controller/notify/, controller/store/notify.py)."""
+    db.execute(
+        """
+        CREATE TABLE duty_rosters (
+            place TEXT PRIMARY KEY,
+            layer TEXT NOT NULL,
+            source TEXT NOT NULL,  -- 'config' ([[notify.rosters]]) or 'api'
+            doc_json TEXT NOT NULL,  -- controller.notify.config.RosterBody
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE notify_recipients (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a link names one
+            alert_id INTEGER NOT NULL,
+            step TEXT NOT NULL,  -- 'raised:red', 'escalated:street'...
+            place TEXT NOT NULL,
+            layer TEXT NOT NULL,
+            person TEXT NOT NULL,
+            person_name TEXT NOT NULL,
+            deadline_ms INTEGER NOT NULL,  -- the link's expiry
+            created_ms INTEGER NOT NULL,
+            link_uses INTEGER NOT NULL DEFAULT 0,
+            last_action TEXT
+        )
+        """
+    )
+    # No person is told twice of the same step of an alert.
+    db.execute(
+        "CREATE UNIQUE INDEX notify_recipients_once"
+        " ON notify_recipients (alert_id, step, place, person)"
+    )
+    db.execute(
+        """
+        CREATE TABLE notify_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            recipient_id INTEGER NOT NULL REFERENCES notify_recipients (id),
+            channel TEXT NOT NULL,
+            address TEXT,
+            escalation INTEGER NOT NULL,  -- 1: cancelled once the alert is acknowledged
+            state TEXT NOT NULL,  -- queued, sent, failed, cancelled
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms INTEGER NOT NULL,
+            claimed_until_ms INTEGER,
+            enqueued_ms INTEGER NOT NULL,
+            sent_ms INTEGER,
+            last_error TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX notify_outbox_recipient ON notify_outbox (recipient_id)")
+    db.execute(
+        "CREATE INDEX notify_outbox_due ON notify_outbox (next_attempt_ms, id)"
+        " WHERE state = 'queued'"
+    )
+    db.execute(
+        """
+        CREATE TABLE notify_episodes (
+            alert_id INTEGER PRIMARY KEY,
+            top_layer TEXT NOT NULL,  -- the highest layer told so far
+            escalate_after_s REAL NOT NULL,
+            deadline_ms INTEGER  -- NULL: nobody higher to tell
+        )
+        """
+    )
+    db.execute(
+        "CREATE INDEX notify_episodes_due ON notify_episodes (deadline_ms)"
+        " WHERE deadline_ms IS NOT NULL"
+    )

@@ -123,6 +123,7 @@ def fill(path: str, site: Site) -> str:
         "alert_id": str(site.alert_a),
         "command_id": site.command_b,
         "risk_point_id": "river-gw-a",
+        "place": "cq/yuzhong/jiefangbei",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

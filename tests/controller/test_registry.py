@@ -82,7 +82,7 @@ def test_places_gateways_devices_and_risk_points(
         ("get", "/api/v1/gateways/GW_1", None, None, "gateway_id"),
         ("post", "/api/v1/gateways", {"id": "GW_1", "place": "cq"}, None, "id"),
         ("post", "/api/v1/gateways", {"id": "gw-x"}, None, "place"),
-        ("post", "/api/v1/places", {"path": "cq/a/b/c/d", "name": "x"}, None, "path"),
+        ("post", "/api/v1/places", {"path": "cq/a/b/c/d/e", "name": "x"}, None, "path"),
         ("post", "/api/v1/gateways", {"id": "gw-x", "place": "cq", "colour": 1}, None, "colour"),
     ],
 )
@@ -109,5 +109,5 @@ def test_a_typo_in_a_body_gets_did_you_mean_as_a_config_typo_does(client: httpx.
     bad_place = client.post("/api/v1/gateways", json={"id": "gw-x", "place": "CQ//x"})
     assert bad_place.json()["detail"][0]["msg"] == (
         "body.place: expected a place path like 'cq/yuzhong/jiefangbei' "
-        "(lower-case, 1 to 4 levels), got 'CQ//x'"
+        "(lower-case, 1 to 5 levels), got 'CQ//x'"
     )

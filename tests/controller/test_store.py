@@ -82,6 +82,8 @@ def test_reopening_keeps_data_and_applies_no_migration_twice(tmp_path: Path) -> 
             "0006_gaps",
             "0007_degraded_reasons_json",
             "0008_device_health_registers",
+            "0009_map",
+            "0010_duty_notify",
         ]
         assert store.read(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
 

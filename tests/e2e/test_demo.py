@@ -41,6 +41,7 @@ def test_demo_runs_the_whole_system_and_prints_a_summary(tmp_path: Path) -> None
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert any("controller API: http://127.0.0.1:" in line for line in lines)
+    assert any("map: http://127.0.0.1:" in line and "38 districts" in line for line in lines)
     summary = json.loads(lines[-1])
     assert summary["gateways"]["online"] == 3  # two water-gauge gateways and the flood station
     assert any("sl651 sl651_river river-st-1 dials in over TCP" in line for line in lines)

@@ -7,6 +7,7 @@ import { LiveAlerts } from "./live.js";
 import * as alerts from "./pages/alerts.js";
 import * as device from "./pages/device.js";
 import * as gateway from "./pages/gateway.js";
+import * as map from "./pages/map.js";
 import * as overview from "./pages/overview.js";
 import * as risk from "./pages/risk.js";
 
@@ -14,6 +15,7 @@ const ROUTES = [
   [/^\/?$/, overview, "overview"],
   [/^\/gateway\/([^/]+)$/, gateway, "overview"],
   [/^\/device\/([^/]+)$/, device, "overview"],
+  [/^\/map$/, map, "map"],
   [/^\/risk$/, risk, "risk"],
   [/^\/alerts$/, alerts, "alerts"],
 ];
