@@ -46,6 +46,7 @@ UPLINK_END_CODES = frozenset({ETX, ETB, ENQ})
 DOWNLINK_END_CODES = frozenset({ENQ, ACK, EOT, ESC, NAK, ETX, ETB})
 MAX_BODY = 0xFFF  # the length field has 12 bits
 DEFAULT_MAX_FRAME_BYTES = 4096 + 24
+NO_PACKET_FIELD = "an M3 frame without its packet field"
 
 
 def crc16(data: bytes) -> int:
@@ -243,39 +244,12 @@ def _hex_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
     body_from = HEX_HEADER_BYTES
     if start == SYN:
         if length < 3:
-            return _bad(
-                buffer,
-                total_bytes,
-                max_frame_bytes,
-                "an M3 frame without its packet field",
-                station,
-            )
+            return _bad(buffer, total_bytes, max_frame_bytes, NO_PACKET_FIELD, station)
         field = int.from_bytes(buffer[14:17], "big")
         packet, body_from = (field >> 12, field & 0xFFF), HEX_HEADER_BYTES + 3
-    end = data[-1]
-    if int.from_bytes(buffer[total_bytes - 2 : total_bytes], "big") != crc16(data):
-        return _crc_problem(
-            buffer, total_bytes, Refused(station, function, packet), max_frame_bytes
-        )
-    if end not in (UPLINK_END_CODES if uplink else DOWNLINK_END_CODES):
-        return _bad(
-            buffer,
-            total_bytes,
-            max_frame_bytes,
-            f"end code {end:02X}H where an end code belongs",
-            station,
-        )
-    frame = Frame(
-        uplink=uplink,
-        centre=centre,
-        station=station,
-        password=password,
-        function=function,
-        body=bytes(data[body_from:-1]),
-        end=end,
-        packet=packet,
-    )
-    return Decoded(total_bytes, frame=frame)
+    good = int.from_bytes(buffer[total_bytes - 2 : total_bytes], "big") == crc16(data)
+    frame = Frame(uplink, centre, station, password, function, data[body_from:-1], data[-1])
+    return _checked(buffer, total_bytes, max_frame_bytes, replace(frame, packet=packet), good)
 
 
 _HEX_DIGITS = frozenset(b"0123456789ABCDEFabcdef")
@@ -309,13 +283,7 @@ def _ascii_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
     if start == SYN:
         field = data[ASCII_HEADER_BYTES : ASCII_HEADER_BYTES + 6]
         if length < 6 or any(byte not in _HEX_DIGITS for byte in field):
-            return _bad(
-                buffer,
-                total_bytes,
-                max_frame_bytes,
-                "an M3 frame without its packet field",
-                station,
-            )
+            return _bad(buffer, total_bytes, max_frame_bytes, NO_PACKET_FIELD, station)
         packet = (int(field[:3], 16), int(field[3:], 16))
         body_from += 6
     check = buffer[total_bytes - 4 : total_bytes]
@@ -323,30 +291,22 @@ def _ascii_at_start(buffer: bytes, max_frame_bytes: int) -> Decoded:
         good = int(check, 16) == crc16(data) and all(b in _HEX_DIGITS for b in check)
     except ValueError:
         good = False
-    if not good:
-        return _crc_problem(
-            buffer, total_bytes, Refused(station, function, packet), max_frame_bytes
-        )
-    end = data[-1]
-    if end not in (UPLINK_END_CODES if uplink else DOWNLINK_END_CODES):
-        return _bad(
-            buffer,
-            total_bytes,
-            max_frame_bytes,
-            f"end code {end:02X}H where an end code belongs",
-            station,
-        )
     frame = Frame(
-        uplink=uplink,
-        centre=centre,
-        station=station,
-        password=text[12:16],
-        function=function,
-        body=bytes(data[body_from:-1]),
-        end=end,
-        ascii=True,
-        packet=packet,
+        uplink, centre, station, text[12:16], function, data[body_from:-1], data[-1], True, packet
     )
+    return _checked(buffer, total_bytes, max_frame_bytes, frame, good)
+
+
+def _checked(
+    buffer: bytes, total_bytes: int, max_frame_bytes: int, frame: Frame, crc_good: bool
+) -> Decoded:
+    """A frame whose bytes have all come: refused for its CRC or its end code, or taken."""
+    if not crc_good:
+        refused = Refused(frame.station, frame.function, frame.packet)
+        return _crc_problem(buffer, total_bytes, refused, max_frame_bytes)
+    if frame.end not in (UPLINK_END_CODES if frame.uplink else DOWNLINK_END_CODES):
+        detail = f"end code {frame.end:02X}H where an end code belongs"
+        return _bad(buffer, total_bytes, max_frame_bytes, detail, frame.station)
     return Decoded(total_bytes, frame=frame)
 
 
