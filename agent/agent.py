@@ -39,7 +39,10 @@ from agent.config import AgentConfig, ConfigError
 from agent.edge_rules import EdgeRules
 from agent.local_state import Maintenance, Overrides
 from agent.sd_notify import Notifier
+from agent.stations.book import StationBook
+from agent.stations.server import StationServer
 from agent.status_file import agent_status, write_status
+from agent.system_info import clock_synchronized
 from agent.uplink.commands import CommandRunner
 from agent.uplink.handlers import Handlers
 from agent.uplink.health_report import build_health
@@ -54,10 +57,11 @@ from agent.uplink.reconfigure import (
 )
 from agent.uplink.session import MqttSession
 from drivers.base import DeviceConfig, Measurement
+from drivers.stations import Alarm, StationDeviceConfig
 from wire import CommandRequest, EdgeAlert, Health, Quality, TopicKind, encode
 from wire.clock import SYSTEM_CLOCK, Clock
 from wire.lifecycle import Lifecycle
-from wire.risk import ColourChange, RuleSet
+from wire.risk import Colour, ColourChange, RuleSet
 from wire.supervision import Backoff, FailureLog, supervise
 from wire.version import package_version
 
@@ -136,6 +140,8 @@ class Agent(Lifecycle):
         Handlers(self, on_restart=on_restart).register(self.commands.handlers)
         self.counters = SqliteCounterStore(config.gateway.data_dir / "counters.db")
         self.ports = self._build_ports(config)
+        self.station_book, self.stations = self._build_stations(config)
+        self.station_alarms_unrouted = 0  # 33H whose trigger no risk point watches
         self._stopping = threading.Event()
         self._heartbeat_due = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -144,6 +150,7 @@ class Agent(Lifecycle):
         self.edge_rules = EdgeRules(config.gateway.data_dir, config.risk.rules)
         self._alert_numbers = itertools.count(1)
         self.edge_alerts_unstored = 0  # alerts the buffer refused (disk full)
+        self._unrouted_logged: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -167,6 +174,8 @@ class Agent(Lifecycle):
         self.session.start()
         for owner in self.ports:
             owner.start()
+        if self.stations is not None:
+            self.stations.start()
         for name, target in (
             ("publisher", lambda: self.publisher.run(self._stopping)),
             ("heartbeat", self._heartbeat_loop),
@@ -187,6 +196,8 @@ class Agent(Lifecycle):
         self.commands.stop()
         self.session.stop()
         self._write_status()  # the last contact with the broker, for `agent status`
+        if self.stations is not None:
+            self.stations.stop()
         for owner in self.ports:
             owner.stop()
         self.counters.close()
@@ -209,27 +220,49 @@ class Agent(Lifecycle):
         for event in events:
             if not isinstance(event, ColourChange) or not event.rising:
                 continue  # only the controller lowers and closes; blind spots are its too
-            alert = EdgeAlert(
-                session=self.session.session,
-                id=f"{gateway}-{ts_ms}-{next(self._alert_numbers)}",
-                point=event.point,
-                colour=event.after,
-                previous=event.before,
+            raised |= self._raise_alert(
+                event.point,
+                event.after,
+                event.before,
                 ts_ms=event.source_ts_ms or ts_ms,
                 device=device,
                 metric=event.metric,
                 value=event.measure,
             )
-            try:
-                self.alerts.append(alert.ts_ms, encode(alert))
-            except (sqlite3.Error, OSError) as exc:
-                # The readings still carry the crossing: the controller judges them too.
-                self.edge_alerts_unstored += 1
-                log.error("edge alert %s could not be stored: %s", alert.id, exc)
-            else:
-                raised = True
         if raised:
             self.publisher.wake.set()
+
+    def _raise_alert(
+        self,
+        point: str,
+        colour: Colour,
+        previous: Colour,
+        *,
+        ts_ms: int,
+        device: str,
+        metric: str,
+        value: float | None,
+    ) -> bool:
+        """An edge alert into the alerts lane; False when the buffer refused it (the
+        readings still carry the crossing: the controller judges them too)."""
+        alert = EdgeAlert(
+            session=self.session.session,
+            id=f"{self.config.gateway.id}-{ts_ms}-{next(self._alert_numbers)}",
+            point=point,
+            colour=colour,
+            previous=previous,
+            ts_ms=ts_ms,
+            device=device,
+            metric=metric,
+            value=value,
+        )
+        try:
+            self.alerts.append(alert.ts_ms, encode(alert))
+        except (sqlite3.Error, OSError) as exc:
+            self.edge_alerts_unstored += 1
+            log.error("edge alert %s could not be stored: %s", alert.id, exc)
+            return False
+        return True
 
     # -- loops ----------------------------------------------------------------------------
 
@@ -268,6 +301,8 @@ class Agent(Lifecycle):
         """The names of the agent's loops whose thread is not running."""
         dead = [t.name for t in self._threads if not t.is_alive()]
         dead += [f"port-{o.port.name}" for o in self.ports if not o.alive]
+        if self.stations is not None and not self.stations.alive:
+            dead.append("stations")
         return dead + ([] if self.session.alive else ["mqtt-session"])
 
     def _feed_watchdog(self) -> None:
@@ -316,6 +351,61 @@ class Agent(Lifecycle):
             )
             for port in config.ports
         ]
+
+    def _build_stations(self, config: AgentConfig) -> tuple[StationBook, StationServer | None]:
+        """The listeners of stations that push, and the book of what they said."""
+        stations = [d for d in config.devices if isinstance(d, StationDeviceConfig)]
+        book = StationBook(
+            stations,
+            sink=self._store_reading,
+            alarm=self._station_alarm,
+            clock=self._clock,
+            counters=self.counters,
+        )
+        if not config.listeners:
+            return book, None
+        server = StationServer(
+            config.listeners,
+            stations,
+            book,
+            self._clock,
+            clock_trusted=lambda: clock_synchronized() is True,
+        )
+        return book, server
+
+    def _station_alarm(self, station: StationDeviceConfig, alarm: Alarm) -> None:
+        """A station's own alarm (SL651 33H): an edge alert of the station's alarm colour at
+        every risk point watching its trigger, stored in the alerts lane ahead of the
+        report's readings. Without such a point it cannot be routed: counted, logged once."""
+        colour = getattr(station, "alarm_colour", Colour.ORANGE)
+        gateway = self.config.gateway.id
+        watching = (
+            self.edge_rules.hold_at_least(f"{gateway}.{station.name}", alarm.metric, colour)
+            if alarm.metric is not None
+            else []
+        )
+        if not watching:
+            self.station_alarms_unrouted += 1
+            if station.name not in self._unrouted_logged:
+                self._unrouted_logged.add(station.name)
+                log.warning(
+                    "%s: an alarm report (trigger %s) that no risk point watches: its readings"
+                    " go on as readings (logged once)",
+                    station.describe(),
+                    alarm.element,
+                )
+            return
+        for point, before in watching:
+            self._raise_alert(
+                point,
+                colour,
+                before,
+                ts_ms=alarm.ts_ms,
+                device=station.name,
+                metric=alarm.metric or "",
+                value=alarm.value,
+            )
+        self.publisher.wake.set()
 
     def _store_reading(self, device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
         """The port owners' sink. A device in maintenance has its good values marked (they
@@ -388,11 +478,17 @@ class Agent(Lifecycle):
         old, self.ports = self.ports, []
         for owner in old:
             owner.stop()
+        if self.stations is not None:
+            self.stations.stop()
+            self.stations = None
         try:
             owners = self._build_ports(config)
             for owner in owners:
                 owner.start()
                 self.ports.append(owner)
+            self.station_book, self.stations = self._build_stations(config)
+            if self.stations is not None:
+                self.stations.start()
         except Exception as exc:
             log.exception("the new ports did not start")
             return f"failed to start: {exc!r}"

@@ -99,18 +99,13 @@ class MqttConfig(_Section):
         return {key: path for key, path in named.items() if path is not None}
 
 
-class PortConfig(_Section):
-    name: Name
-    url: str = Field(min_length=1, description="a device path or a pyserial URL")
+class SerialSettings(_Section):
+    """A serial line's settings: of a polled bus ([[ports]]) or a station line ([[listeners]])."""
+
     baud: int = Field(default=9600, gt=0)
     parity: Literal["N", "E", "O"] = "N"
     stopbits: float = 1
     bytesize: Literal[5, 6, 7, 8] = 8
-    timeout_s: float = Field(default=0.3, gt=0, le=30)
-    # Modbus RTU: silence before each request (see drivers.base.InterFrameSilence).
-    inter_frame_silence: InterFrameSilence = InterFrameSilence.MODBUS_STANDARD
-    # A failing device's tries back off up to this; never minutes of blackout.
-    backoff_max_s: float = Field(default=30.0, gt=0, le=30)
 
     @field_validator("stopbits")
     @classmethod
@@ -118,6 +113,68 @@ class PortConfig(_Section):
         if value not in (1, 1.5, 2):
             raise ValueError(f"stopbits must be 1, 1.5 or 2, got {value!r}")
         return value
+
+
+class PortConfig(SerialSettings):
+    name: Name
+    url: str = Field(min_length=1, description="a device path or a pyserial URL")
+    timeout_s: float = Field(default=0.3, gt=0, le=30)
+    # Modbus RTU: silence before each request (see drivers.base.InterFrameSilence).
+    inter_frame_silence: InterFrameSilence = InterFrameSilence.MODBUS_STANDARD
+    # A failing device's tries back off up to this; never minutes of blackout.
+    backoff_max_s: float = Field(default=30.0, gt=0, le=30)
+
+
+STATION_PROTOCOLS = ("sl651", "hj212")  # the station drivers a listener speaks
+# One frame at most, per protocol: SL651's 12-bit length plus its header; HJ212's standard
+# bound on the data segment.
+MAX_FRAME_BYTES = {"sl651": 4120, "hj212": 1024}
+
+
+class ListenerConfig(SerialSettings):
+    """Where stations that push (SL651, HJ212) reach the gateway: a TCP port they dial in
+    to, or a serial line they are wired to. Every number is bounded: a listener is open to
+    the field, and nothing one station does may blind the gateway to the others."""
+
+    name: Name
+    protocol: Literal["sl651", "hj212"]
+    kind: Literal["tcp", "serial"] = "tcp"
+    # tcp
+    host: str = Field(default="0.0.0.0", min_length=1, max_length=255)
+    port: int | None = Field(default=None, ge=0, le=65535, description="0: any free port")
+    max_connections: int = Field(default=1000, ge=1, le=20_000)
+    # serial: the line (its settings, as for [[ports]], come from SerialSettings)
+    url: str | None = Field(default=None, min_length=1)
+    # the protocol
+    centre: int = Field(default=1, ge=1, le=255, description="SL651: our centre address")
+    keep_online: bool = Field(
+        default=False, description="SL651: answer ESC (stations stay online), not EOT"
+    )
+    max_frame_bytes: int | None = Field(default=None, ge=64, le=65_536)
+    idle_timeout_s: float = Field(default=3900.0, gt=0, le=86_400)
+    bad_frames_per_min: int = Field(default=600, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _kind(self) -> ListenerConfig:
+        where = f"listener {self.name!r}"
+        if self.kind == "tcp" and self.port is None:
+            raise ValueError(f"{where}: a tcp listener needs port (0: any free port)")
+        if self.kind == "tcp" and self.url is not None:
+            raise ValueError(f'{where}: url is for a serial listener (kind = "serial")')
+        if self.kind == "serial" and self.url is None:
+            raise ValueError(f"{where}: a serial listener needs url (the line: /dev/ttyS1)")
+        if self.kind == "serial" and self.port is not None:
+            raise ValueError(f"{where}: port is for a tcp listener; a serial line has url")
+        return self
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.max_frame_bytes or MAX_FRAME_BYTES[self.protocol]
+
+    def describe(self) -> str:
+        if self.kind == "serial":
+            return f"listener {self.name!r} ({self.protocol} on {self.url})"
+        return f"listener {self.name!r} ({self.protocol} on {self.host}:{self.port})"
 
 
 class BufferConfig(_Section):
@@ -158,9 +215,13 @@ class AgentConfig(_Section):
     buffer: BufferConfig = BufferConfig()
     risk: RiskConfig = RiskConfig()
     ports: tuple[PortConfig, ...] = ()
+    listeners: tuple[ListenerConfig, ...] = ()
     devices: tuple[DeviceConfig, ...] = ()
     # The document this config was validated from (TOML file or pushed JSON), as written.
     _document: dict[str, Any] | None = PrivateAttr(default=None)
+    # (the document it was computed from, its hash): the heartbeat asks every few seconds,
+    # and a gateway with 2,000 stations has a document of half a megabyte.
+    _hash_of: tuple[object, str] | None = PrivateAttr(default=None)
 
     @property
     def document(self) -> dict[str, Any] | None:
@@ -172,6 +233,9 @@ class AgentConfig(_Section):
     def devices_on(self, port_name: str) -> list[DeviceConfig]:
         return [d for d in self.devices if d.port == port_name]
 
+    def listener(self, name: str) -> ListenerConfig:
+        return next(listener for listener in self.listeners if listener.name == name)
+
     @property
     def config_hash(self) -> str:
         """sha256 of the canonical (sorted keys, compact JSON) document the config came
@@ -179,7 +243,12 @@ class AgentConfig(_Section):
         a pushed config shows as in sync once applied. A config built without a document
         hashes its validated model instead."""
         if self._document is not None:
-            return document_hash(self._document)
+            cached = self._hash_of
+            if cached is not None and cached[0] is self._document:
+                return cached[1]
+            digest = document_hash(self._document)
+            self._hash_of = (self._document, digest)
+            return digest
         data: dict[str, Any] = self.model_dump(mode="json", exclude={"mqtt": {"password"}})
         data["devices"] = [d.model_dump(mode="json") for d in self.devices]
         return document_hash(data)
@@ -230,15 +299,17 @@ def config_from_dict(
     except ValidationError as exc:
         raise ConfigError(explain(exc, source, AgentConfig, body)) from None
     _check_unique([p.name for p in config.ports], "ports", source)
+    _check_unique([p.name for p in config.listeners], "listeners", source)
+    both = {p.name for p in config.ports} & {p.name for p in config.listeners}
+    if both:
+        raise ConfigError(
+            f"{source}: {sorted(both)[0]!r} names both a [[ports]] and a [[listeners]] entry;"
+            " names must be unique"
+        )
     devices = tuple(_parse_device(i, d, source) for i, d in enumerate(raw_devices))
     _check_unique([d.name for d in devices], "devices", source)
-    known_ports = [p.name for p in config.ports]
     for i, device in enumerate(devices):
-        if device.port not in known_ports:
-            raise ConfigError(
-                f"{source}: devices[{i}] ({device.name!r}).port: no [[ports]] entry named "
-                f"{device.port!r}{suggest(device.port, known_ports, 'defined ports')}"
-            )
+        _check_port(i, device, config, source)
     gateway, mqtt = config.gateway, config.mqtt
     if base_dir is not None:
         if not gateway.data_dir.is_absolute():
@@ -309,6 +380,32 @@ def _parse_device(index: int, raw: Any, source: str) -> DeviceConfig:
         if isinstance(cause, ValidationError):
             raise ConfigError(explain(cause, source, model, raw, prefix=where)) from None
         raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+def _check_port(index: int, device: DeviceConfig, config: AgentConfig, source: str) -> None:
+    """A polled device names a [[ports]] entry; a station a [[listeners]] entry of its
+    protocol."""
+    where = f"{source}: devices[{index}] ({device.name!r}).port"
+    if DRIVERS[device.driver].pushed:
+        listeners = {listener.name: listener for listener in config.listeners}
+        listener = listeners.get(device.port)
+        if listener is None:
+            hint = suggest(device.port, list(listeners), "defined listeners")
+            raise ConfigError(
+                f"{where}: {device.driver} stations push to a [[listeners]] entry; there is"
+                f" none named {device.port!r}{hint}"
+            )
+        if listener.protocol != device.driver:
+            raise ConfigError(
+                f"{where}: listener {device.port!r} speaks {listener.protocol}, not {device.driver}"
+            )
+        return
+    known_ports = [p.name for p in config.ports]
+    if device.port not in known_ports:
+        raise ConfigError(
+            f"{where}: no [[ports]] entry named "
+            f"{device.port!r}{suggest(device.port, known_ports, 'defined ports')}"
+        )
 
 
 def _check_unique(names: list[str], table: str, source: str) -> None:

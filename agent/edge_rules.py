@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.local_state import write_json_atomically
-from wire.risk import Event, RiskEvaluator, RuleSet
+from wire.risk import Colour, Event, RiskEvaluator, RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,20 @@ class EdgeRules:
             if self._evaluator is None:
                 return []
             return self._evaluator.observe(device, metric, ts_ms, value, quality)
+
+    def hold_at_least(self, device: str, metric: str, colour: Colour) -> list[tuple[str, Colour]]:
+        """A station's own alarm on ``device``/``metric``: every risk point watching it is
+        held at ``colour`` at least (``RiskEvaluator.hold_at_least``). Returns those points
+        with their colour before; empty when no rule watches it."""
+        with self._lock:
+            if self._evaluator is None:
+                return []
+            found: list[tuple[str, Colour]] = []
+            for point in self._evaluator.watching(device, metric):
+                before = self._evaluator.hold_at_least(point, colour, cause=(device, metric))
+                if before is not None:
+                    found.append((point, before))
+            return found
 
     def use_config(self, config_rules: RuleSet, *, now_ms: int) -> None:
         """A new config is running: its ``[risk]`` rules apply unless pushed ones do."""

@@ -16,6 +16,8 @@ from agent.bus.ports import PortOwner
 from agent.config import AgentConfig
 from agent.edge_rules import EdgeRules
 from agent.local_state import Maintenance, Overrides
+from agent.stations.book import StationBook
+from agent.stations.server import StationServer
 from agent.uplink.publisher import Publisher
 from agent.uplink.session import MqttSession
 from wire.risk import RuleSet
@@ -30,6 +32,9 @@ class RunningAgent(Protocol):
     buffer: Buffer
     intake: Intake
     ports: list[PortOwner]
+    station_book: StationBook
+    stations: StationServer | None
+    station_alarms_unrouted: int
     session: MqttSession
     publisher: Publisher
     edge_rules: EdgeRules

@@ -96,6 +96,15 @@ def agent_status(agent: RunningAgent) -> AgentStatus:
             for owner in agent.ports
             for poller in owner.pollers
             for health in [poller.health()]
+        }
+        | {
+            name: DeviceStatus(
+                state=str(health.state),
+                last_good_ms=health.last_good_ms,
+                consecutive_failures=health.consecutive_failures,
+                last_error=health.last_error,
+            )
+            for name, health in agent.station_book.health().items()
         },
         replay=agent.publisher.replay_progress(),
     )

@@ -1,11 +1,14 @@
 """``edgewatch demo``: the whole system on one machine, for a first look.
 
 Starts a private MQTT broker, three reference tier centers (city, district, street), the
-controller, and two simulated gateways: each is the real agent reading simulated firmware
-on a pseudo-terminal. Runs until Ctrl-C (or SIGTERM), or ``--seconds N``; then prints a
-JSON summary as its last line, taken while every part still runs, and stops them all. A stop
-by signal exits 0 (it is the normal way to end the demo); after ``--seconds N`` it exits 0
-only if every gateway came online, readings were stored and every center received some.
+controller, two simulated gateways (each the real agent reading simulated water gauges on a
+pseudo-terminal) and a third on the flood-station scenario: Modbus gauges plus the stations
+that push, an SL651 river station and an HJ212 air and water monitor dialing in to the
+agent's listeners over TCP and an SL651 rain station on a serial line. Runs until Ctrl-C
+(or SIGTERM), or ``--seconds N``; then prints a JSON summary as its last line, taken while
+every part still runs, and stops them all. A stop by signal exits 0 (it is the normal way
+to end the demo); after ``--seconds N`` it exits 0 only if every gateway came online,
+readings were stored, every center received some and a station of each protocol reported.
 Without ``--workdir`` it works in a temporary folder, removed on exit (kept when it failed,
 for its logs).
 """
@@ -26,9 +29,20 @@ from typing import Any
 
 from edgewatch.broker import BrokerError, Mosquitto, demo_broker
 from edgewatch.processes import ProcessGroup
-from edgewatch.system import CENTERS, GATEWAYS, PLACE_NAMES, LocalSystem, StartupError
+from edgewatch.system import (
+    CENTERS,
+    GATEWAYS,
+    PLACE_NAMES,
+    STATION_GATEWAY,
+    STATION_GATEWAY_PLACE,
+    GatewayTiming,
+    LocalSystem,
+    StartupError,
+)
 
 STATUS_EVERY_S = 5.0
+FLOOD_TIME_SCALE = 120.0  # the flood-station's three hours of storm in 90 s
+STATION_PROTOCOLS = frozenset({"sl651", "hj212"})
 
 # Each simulated gauge watches a river section, so the risk map and the alert chain have
 # something to show. The simulated river swings 230-270 cm over ten minutes: the first
@@ -61,7 +75,24 @@ metric = "level_cm"
 preset = "water_level"
 warning_level = 300.0
 guarantee_level = 340.0
+
+[[risk_points]]
+id = "jialing-station-grid-3"
+name = "Jialing river station, grid 3"
+category = "water_level"
+place = "cq/yuzhong/jiefangbei/grid-3"
+[[risk_points.metrics]]
+device = "gw-flood-1.river-st-1"
+metric = "level_m"
+preset = "water_level"
+warning_level = 16.0
+guarantee_level = 18.0
 """
+
+
+def stations_reporting(summary: dict[str, Any]) -> set[str]:
+    """The protocols of the stations that have a reading stored."""
+    return {s["protocol"] for s in summary.get("stations", {}).values() if s["value"] is not None}
 
 
 def load_outlines(system: LocalSystem) -> None:
@@ -82,10 +113,11 @@ def demo_succeeded(summary: dict[str, Any]) -> bool:
     online = summary.get("gateways", {}).get("online", 0)
     centers = summary.get("centers", {})
     return (
-        online == len(GATEWAYS)
+        online == len(GATEWAYS) + 1
         and summary.get("readings_stored", 0) > 0
         and len(centers) == len(CENTERS)
         and all(c.get("received", 0) > 0 for c in centers.values())
+        and stations_reporting(summary) == STATION_PROTOCOLS
     )
 
 
@@ -94,9 +126,15 @@ def status_line(summary: dict[str, Any]) -> str:
     centers = ", ".join(
         f"{name} {c.get('received', 0)}" for name, c in summary.get("centers", {}).items()
     )
-    return (
+    stations = ", ".join(
+        f"{name} {s['value']:g} {s['unit'] or ''}".rstrip()
+        for name, s in summary.get("stations", {}).items()
+        if s["value"] is not None
+    )
+    return (  # "centers received" last: scripts read the counts at the end of the line
         f"[demo] gateways: {gateways or 'none yet'} | readings stored: "
-        f"{summary.get('readings_stored', 0)} | centers received: {centers}"
+        f"{summary.get('readings_stored', 0)} | stations: {stations or 'none yet'}"
+        f" | centers received: {centers}"
     )
 
 
@@ -105,11 +143,17 @@ def verdict(summary: dict[str, Any]) -> str:
     if "error" in summary:
         return f"[demo] no summary: {summary['error']}"
     if demo_succeeded(summary):
-        return "[demo] every gateway came online, readings were stored, every center received some"
+        return (
+            "[demo] every gateway came online, readings were stored, every center received"
+            " some, a station of each protocol reported"
+        )
     missing = []
     online = summary.get("gateways", {}).get("online", 0)
-    if online < len(GATEWAYS):
-        missing.append(f"{online} of {len(GATEWAYS)} gateways online")
+    if online < len(GATEWAYS) + 1:
+        missing.append(f"{online} of {len(GATEWAYS) + 1} gateways online")
+    silent = STATION_PROTOCOLS - stations_reporting(summary)
+    if silent:
+        missing.append("no station reported yet for " + ", ".join(sorted(silent)))
     if not summary.get("readings_stored", 0):
         missing.append("no reading stored")
     idle = [n for n, c in summary.get("centers", {}).items() if not c.get("received", 0)]
@@ -119,9 +163,12 @@ def verdict(summary: dict[str, Any]) -> str:
 
 
 def take_summary(system: LocalSystem) -> dict[str, Any]:
-    """The system's summary, or ``{"error": ...}`` if the controller does not answer."""
+    """The system's summary with each station's latest value, or ``{"error": ...}`` if
+    the controller does not answer."""
     try:
-        return system.summary()
+        summary = system.summary()
+        summary["stations"] = system.station_readings(STATION_GATEWAY)
+        return summary
     except (OSError, urllib.error.URLError, ValueError) as exc:
         return {"error": f"the controller at {system.base_url} did not answer: {exc}"}
 
@@ -206,6 +253,16 @@ def run_system(
     for gateway_id, place in GATEWAYS.items():
         system.start_gateway(gateway_id)
         print(f"[demo] gateway {gateway_id} at {place}: agent reading a simulated water gauge")
+    flood = system.start_scenario_gateway(
+        STATION_GATEWAY, "flood-station", time_scale=FLOOD_TIME_SCALE, timing=GatewayTiming()
+    )
+    print(
+        f"[demo] gateway {STATION_GATEWAY} at {STATION_GATEWAY_PLACE}: Modbus gauges and"
+        " stations that push to its listeners:"
+    )
+    for station in flood.stations:
+        how = "dials in over TCP" if station["transport"] == "tcp" else "on a serial line"
+        print(f"[demo]   {station['protocol']} {station['model']} {station['name']} {how}")
     stop.starting = False
     print("[demo] running" + (f" for {seconds:g} s" if seconds else "; Ctrl-C stops it"))
     started = time.monotonic()

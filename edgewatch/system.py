@@ -20,8 +20,10 @@ from typing import Any
 
 from edgewatch.broker import free_port, port_accepts
 from edgewatch.processes import Child, ProcessGroup
-from edgewatch.sim_config import scenario_agent_config
+from edgewatch.sim_config import primary_metric, scenario_agent_config
 from edgewatch.waiting import wait_until
+
+STATION_PROTOCOLS = ("sl651", "hj212")  # each gets a listener port when a scenario runs
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ GATEWAYS = {
     "gw-demo-1": "cq/yuzhong/jiefangbei/grid-1",
     "gw-demo-2": "cq/yuzhong/jiefangbei/grid-2",
 }
+# The demo's third gateway: the flood-station scenario, Modbus gauges and pushing stations.
+STATION_GATEWAY = "gw-flood-1"
+STATION_GATEWAY_PLACE = "cq/yuzhong/jiefangbei/grid-3"
 # What people call the demo's places: the risk map and the console show names, not ids.
 PLACE_NAMES = {
     "cq": "Chongqing",
@@ -47,6 +52,7 @@ PLACE_NAMES = {
     "cq/yuzhong/jiefangbei": "Jiefangbei",
     "cq/yuzhong/jiefangbei/grid-1": "Jiefangbei grid 1",
     "cq/yuzhong/jiefangbei/grid-2": "Jiefangbei grid 2",
+    STATION_GATEWAY_PLACE: "Jiefangbei grid 3",
 }
 
 
@@ -67,6 +73,11 @@ def http_ok(url: str) -> bool:
     return True
 
 
+def demo_places() -> dict[str, str]:
+    """The demo's gateways and their places: two water-gauge gateways and the stations'."""
+    return {**GATEWAYS, STATION_GATEWAY: STATION_GATEWAY_PLACE}
+
+
 def controller_config(
     mqtt_port: int,
     http_port: int,
@@ -76,7 +87,7 @@ def controller_config(
     *,
     gateways: dict[str, str] | None = None,
 ) -> str:
-    """The controller's TOML; ``gateways`` (id -> place) defaults to the demo's two."""
+    """The controller's TOML; ``gateways`` (id -> place) defaults to the demo's three."""
     lines = [
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n',
         f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n',
@@ -84,7 +95,7 @@ def controller_config(
         # One machine, loopback only: no API tokens (production refuses this mode).
         '[api]\nauth = "demo"\n',
     ]
-    for gateway_id, place in (GATEWAYS if gateways is None else gateways).items():
+    for gateway_id, place in (demo_places() if gateways is None else gateways).items():
         lines.append(f'[[gateways]]\nid = "{gateway_id}"\nplace = "{place}"\n')
     for spec, port in centers.items():
         lines.append(
@@ -179,6 +190,12 @@ class SimulatedGateway:
     data_dir: Path
     sim: Child
     agent: Child
+    devices: list[dict[str, Any]] = field(default_factory=list)  # the simulator's manifest
+
+    @property
+    def stations(self) -> list[dict[str, Any]]:
+        """The manifest entries of stations that push (SL651, HJ212)."""
+        return [d for d in self.devices if d.get("station")]
 
 
 @dataclass
@@ -193,9 +210,9 @@ class LocalSystem:
     http_port: int = 0
     controller: Child | None = None
     center_secret: str | None = None  # webhooks signed, and verified by the centers
-    # The gateways the controller's config places (id -> place), the demo's two by default;
+    # The gateways the controller's config places (id -> place), the demo's three by default;
     # an unplaced gateway's readings go to the city centers only.
-    places: dict[str, str] = field(default_factory=lambda: dict(GATEWAYS))
+    places: dict[str, str] = field(default_factory=demo_places)
 
     @property
     def base_url(self) -> str:
@@ -264,12 +281,23 @@ class LocalSystem:
         timing: GatewayTiming | None = None,
     ) -> SimulatedGateway:
         """A gateway on a firmware-sim scenario (a name or a TOML file), its clock sped up
-        ``time_scale`` times, with an agent reading each Modbus device of its manifest."""
+        ``time_scale`` times, with an agent reading each Modbus device of its manifest and
+        listening for its stations (TCP stations dial a port chosen here for each protocol;
+        they retry until the agent listens)."""
+        ports = {protocol: free_port() for protocol in STATION_PROTOCOLS}
+        connect = [
+            arg for p, port in ports.items() for arg in ("--connect", f"{p}=127.0.0.1:{port}")
+        ]
         return self.start_simulated_gateway(
             gateway_id,
-            ["--scenario", scenario, "--time-scale", str(time_scale)],
+            ["--scenario", scenario, "--time-scale", str(time_scale), *connect],
             lambda data_dir, devices: scenario_agent_config(
-                gateway_id, self.mqtt_port, data_dir, devices, timing or GatewayTiming()
+                gateway_id,
+                self.mqtt_port,
+                data_dir,
+                devices,
+                timing or GatewayTiming(),
+                listener_ports=ports,
             ),
         )
 
@@ -288,9 +316,10 @@ class LocalSystem:
         wait_for_child(sim, f"simulator manifest {manifest}", manifest.exists, 20)
         data_dir = self.workdir / gateway_id
         config_path = self.workdir / f"{gateway_id}.toml"
-        config_path.write_text(agent_toml(data_dir, json.loads(manifest.read_text())["devices"]))
+        devices = json.loads(manifest.read_text())["devices"]
+        config_path.write_text(agent_toml(data_dir, devices))
         agent = self.start_agent(gateway_id, config_path)
-        gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent)
+        gateway = SimulatedGateway(gateway_id, config_path, data_dir, sim, agent, devices)
         self.gateways[gateway_id] = gateway
         return gateway
 
@@ -315,6 +344,31 @@ class LocalSystem:
             return str(get_json(f"{self.api}/gateways/{gateway_id}")["state"])
         except (OSError, urllib.error.URLError, ValueError, KeyError):
             return None
+
+    def station_readings(self, gateway_id: str) -> dict[str, dict[str, Any]]:
+        """Each pushing station of a gateway with its protocol and the newest reading of its
+        first metric (the river level, the rain, PM2.5, pH)."""
+        gateway = self.gateways.get(gateway_id)
+        if gateway is None:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for station in gateway.stations:
+            metric = primary_metric(station["model"])
+            try:
+                page = get_json(f"{self.api}/devices/{gateway_id}.{station['name']}/readings")
+                readings = [r for r in page["readings"] if r["metric"] == metric]
+            except (OSError, urllib.error.URLError, ValueError, KeyError):
+                readings = []
+            newest = readings[0] if readings else {}
+            found[station["name"]] = {
+                "protocol": station["protocol"],
+                "transport": station["transport"],
+                "metric": metric,
+                "value": newest.get("value"),
+                "unit": newest.get("unit"),
+                "quality": newest.get("quality"),
+            }
+        return found
 
     def summary(self) -> dict[str, Any]:
         """The controller's summary, with what each center says it received."""

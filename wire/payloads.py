@@ -88,10 +88,13 @@ class Quality(StrEnum):
     # Read while the device was in maintenance (a technician at work): the value is kept,
     # but it is no measurement of the world and never raises an alert.
     MAINTENANCE = "maintenance"
+    # The station itself says the value is not a plain measurement (HJ212 flags M
+    # maintenance, C calibration, S manual input, or an unknown flag): kept, never an alert.
+    UNCERTAIN = "uncertain"
 
     @property
     def carries_value(self) -> bool:
-        return self in (Quality.GOOD, Quality.MAINTENANCE)
+        return self in (Quality.GOOD, Quality.MAINTENANCE, Quality.UNCERTAIN)
 
 
 class GatewayState(StrEnum):
@@ -176,6 +179,11 @@ class Health(_Model):
     last_seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
     dropped: dict[Label, Count] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES)
     devices: dict[Name, DeviceHealth] = Field(default_factory=dict, max_length=MAX_DEVICES)
+    # Pushing stations' clocks minus the gateway's, by device (their send time against the
+    # arrival). Older agents send none; older controllers take it as an extra field.
+    station_clock_offsets_ms: dict[Name, Annotated[int, Field(ge=-MAX_TS_MS, le=MAX_TS_MS)]] = (
+        Field(default_factory=dict, max_length=MAX_DEVICES)
+    )
     config_hash: str = Field(default="", max_length=64)
     versions: dict[Label, Annotated[str, Field(max_length=64)]] = Field(
         default_factory=dict, max_length=MAX_MAP_ENTRIES

@@ -180,6 +180,30 @@ class RiskEvaluator:
         state.colour = worst(m.colour for m in state.metrics)
         state.blind = {d for d in blind if d in {m.rule.device for m in state.metrics}}
 
+    def hold_at_least(self, point: str, colour: Colour, *, cause: tuple[str, str]) -> Colour | None:
+        """An alarm judged elsewhere (a station's own alarm report, a gateway's edge alert)
+        puts the point at ``colour`` at least, held by the metric ``cause`` names if its
+        rule can reach that colour: it then falls by the rules' hysteresis and hold time,
+        like any colour. Returns the point's colour before (None: no such point)."""
+        state = self._points.get(point)
+        if state is None:
+            return None
+        before = state.colour
+        setter = next((m for m in state.metrics if (m.rule.device, m.rule.metric) == cause), None)
+        if (
+            setter is not None
+            and _reaches(setter.rule, colour)
+            and colour.rank > setter.colour.rank
+        ):
+            setter.colour, setter.lower_since_ms = colour, None
+        state.colour = worst(m.colour for m in state.metrics)
+        return before
+
+    def watching(self, device: str, metric: str) -> list[str]:
+        """The points with a rule on ``device``'s ``metric``."""
+        found = self._by_input.get((device, metric), [])
+        return list(dict.fromkeys(point.rules.id for point, _ in found))
+
     def watches(self, device: str, metric: str) -> bool:
         return (device, metric) in self._by_input
 

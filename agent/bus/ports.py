@@ -31,7 +31,7 @@ import serial
 from agent.bus.counter_state import CounterStore, MemoryCounterStore
 from agent.bus.outlook import BusOutlook
 from agent.bus.poller import INTERNAL_ERROR, DevicePoller, Sink
-from agent.config import PortConfig
+from agent.config import PortConfig, SerialSettings
 from drivers.base import DeviceConfig, Driver, ErrorKind, LineOptions, Measurement
 from drivers.registry import create_driver
 from wire.clock import Clock
@@ -83,14 +83,27 @@ PortCall = Callable[[PortAccess], T]
 
 def open_serial(port: PortConfig) -> serial.Serial:
     """Open ``port`` (a device path or any pyserial URL) with its line settings."""
-    return serial.serial_for_url(
+    return open_line(
         port.url,
-        baudrate=port.baud,
-        parity=port.parity,
-        stopbits=port.stopbits,
-        bytesize=port.bytesize,
-        timeout=port.timeout_s,
-        write_timeout=write_timeout_for(port.url, port.timeout_s),
+        port,
+        timeout_s=port.timeout_s,
+        write_timeout_s=write_timeout_for(port.url, port.timeout_s),
+    )
+
+
+def open_line(
+    url: str, settings: SerialSettings, *, timeout_s: float, write_timeout_s: float | None
+) -> serial.Serial:
+    """Open a serial line (a device path or any pyserial URL); ``timeout_s = 0``: reads
+    return what has arrived (a station line served by a selector)."""
+    return serial.serial_for_url(
+        url,
+        baudrate=settings.baud,
+        parity=settings.parity,
+        stopbits=settings.stopbits,
+        bytesize=settings.bytesize,
+        timeout=timeout_s,
+        write_timeout=write_timeout_s,
     )
 
 

@@ -62,8 +62,17 @@ class Handlers:
         for owner in self._agent.ports:
             if any(p.name == device for p in owner.pollers):
                 return owner
-        known = ", ".join(d.name for d in self._agent.config.devices) or "none"
-        raise ValueError(f"args.device: no device {device!r} on this gateway (devices: {known})")
+        self._known(device)
+        raise ValueError(
+            f"args.device: {device!r} is a station that pushes its reports: it is not polled"
+        )
+
+    def _known(self, device: str) -> None:
+        if not any(d.name == device for d in self._agent.config.devices):
+            known = ", ".join(d.name for d in self._agent.config.devices) or "none"
+            raise ValueError(
+                f"args.device: no device {device!r} on this gateway (devices: {known})"
+            )
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -124,7 +133,7 @@ class Handlers:
 
     def maintenance(self, request: CommandRequest) -> Result:
         args = MaintenanceArgs.model_validate(request.args)
-        self._owner_of(args.device)
+        self._known(args.device)  # polled devices and stations alike
         changed = self._agent.maintenance.set(args.device, on=args.on)
         log.info("device %r: maintenance %s", args.device, "on" if args.on else "off")
         if args.on:

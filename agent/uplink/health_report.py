@@ -25,6 +25,7 @@ def build_health(agent: RunningAgent, *, now_ms: int) -> Health:
     for reason, count in agent.intake.dropped().items():
         dropped[reason] = dropped.get(reason, 0) + count
     devices = {p.name: p.health() for owner in agent.ports for p in owner.pollers}
+    devices.update(agent.station_book.heartbeat_health())
     return Health.model_validate(
         {
             "session": agent.session.session,
@@ -37,6 +38,7 @@ def build_health(agent: RunningAgent, *, now_ms: int) -> Health:
             "last_seq": stats.last_seq,
             "dropped": dropped,
             "devices": devices,
+            "station_clock_offsets_ms": agent.station_book.clock_offsets_ms(),
             "config_hash": agent.config.config_hash,
             "versions": {
                 "agent": agent.version,
@@ -60,5 +62,7 @@ def build_health(agent: RunningAgent, *, now_ms: int) -> Health:
             "maintenance": sorted(agent.maintenance.devices),
             "local_overrides": agent.overrides.as_dict(),
             "local_overrides_error": agent.overrides.error,
+            "listeners": agent.stations.stats() if agent.stations is not None else {},
+            "station_alarms_unrouted": agent.station_alarms_unrouted,
         }
     )

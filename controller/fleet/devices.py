@@ -5,6 +5,9 @@
 - ``unreachable``: its gateway is offline (one gateway event, no alarm per device);
 - ``failing``: the agent reports N consecutive read errors;
 - ``stale``: no good reading for ``stale_after_s`` (or the agent says so);
+- ``degraded``: good readings, but a station's own clock is off by more than
+  ``clock_skew_max_s`` (its readings keep the station's time, so they land in the wrong
+  place on a chart; the heartbeat's ``station_clock_offsets_ms``);
 - ``ok``: a recent good reading.
 
 Gateway traffic never makes a device look alive: freshness comes only from the device's
@@ -30,6 +33,7 @@ class DeviceHealthState(StrEnum):
     OK = "ok"
     FAILING = "failing"
     STALE = "stale"
+    DEGRADED = "degraded"  # a station whose clock is off beyond the limit
     UNREACHABLE = "unreachable"
     MAINTENANCE = "maintenance"
 
@@ -40,10 +44,15 @@ class DeviceEvidence:
     gateway_alive: bool
     reported: wire.DeviceHealth | None  # from the latest heartbeat, if it named the device
     last_good_ms: int | None  # newest good reading's source time (readings or heartbeat)
+    clock_offset_ms: int | None = None  # a pushing station's clock minus its gateway's
 
 
 def judge_device(
-    evidence: DeviceEvidence, *, now_ms: int, stale_after_s: float
+    evidence: DeviceEvidence,
+    *,
+    now_ms: int,
+    stale_after_s: float,
+    clock_skew_max_s: float | None = None,
 ) -> tuple[DeviceHealthState, str]:
     """The device's state and the reason, from its evidence alone."""
     if evidence.maintenance:
@@ -70,6 +79,16 @@ def judge_device(
     age_s = (now_ms - last_good_ms) / 1000
     if age_s > stale_after_s:
         return DeviceHealthState.STALE, f"no good reading for {duration(age_s)}"
+    offset_ms = evidence.clock_offset_ms
+    if (
+        offset_ms is not None
+        and clock_skew_max_s is not None
+        and abs(offset_ms) > clock_skew_max_s * 1000
+    ):
+        return (
+            DeviceHealthState.DEGRADED,
+            f"station clock off by {offset_ms / 1000:+.0f} s (limit {clock_skew_max_s:g} s)",
+        )
     return DeviceHealthState.OK, "good readings"
 
 
@@ -91,11 +110,14 @@ def reevaluate_devices(
     reported: Mapping[str, wire.DeviceHealth] | None,
     now_ms: int,
     stale_after_s: float,
+    clock_offsets_ms: Mapping[str, int] | None = None,
+    clock_skew_max_s: float | None = None,
 ) -> list[DeviceTransition]:
     """Judge every device of ``gateway`` (writer thread), store and return the transitions.
 
     ``reported`` is the latest heartbeat's device map, or None when there is no new heartbeat
     (a gateway transition or a maintenance change): then the stored agent state is used.
+    ``clock_offsets_ms``: the pushing stations' clock offsets the gateway last reported.
     """
     rows = conn.execute(
         "SELECT name, state, maintenance, health_state, last_good_ms FROM devices"
@@ -113,9 +135,11 @@ def reevaluate_devices(
                 gateway_alive=gateway_alive,
                 reported=device_report,
                 last_good_ms=last_good_ms,
+                clock_offset_ms=(clock_offsets_ms or {}).get(name),
             ),
             now_ms=now_ms,
             stale_after_s=stale_after_s,
+            clock_skew_max_s=clock_skew_max_s,
         )
         if state.value == current:
             continue

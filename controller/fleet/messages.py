@@ -50,6 +50,7 @@ class Fleet:
         self._stale_logged = LoggedOnce()
         self._listener_failed = LoggedOnce()
         self._maintenance: dict[str, frozenset[str]] = {}
+        self._station_clocks: dict[str, dict[str, int]] = {}  # gateway -> station -> ms
         self._lock = threading.Lock()
         # Called (writer thread, after commit) when a gateway comes alive: queued commands go.
         self.on_gateway_alive: list[Callable[[str], None]] = []
@@ -119,6 +120,8 @@ class Fleet:
                 reported=None,
                 now_ms=now_ms,
                 stale_after_s=self.device_stale_after_s,
+                clock_offsets_ms=self._station_clocks.get(gateway),
+                clock_skew_max_s=self.tracker.limits.clock_skew_max_s,
             )
             return True
 
@@ -177,6 +180,9 @@ class Fleet:
     def on_health(self, gateway: str, health: wire.Health) -> None:
         for listener in self.on_health_seen:
             listener(gateway, health)
+        # Pushing stations' clocks as this heartbeat reports them (kept for the judgements
+        # that come without a heartbeat: a gateway transition, a maintenance change).
+        self._station_clocks[gateway] = dict(health.station_clock_offsets_ms)
         now_ms = self.tracker.clock.wall_ms()
         with self._lock:
             maintenance = self._maintenance.get(gateway, frozenset())
@@ -244,6 +250,8 @@ class Fleet:
                 reported=health.devices,
                 now_ms=now_ms,
                 stale_after_s=self.device_stale_after_s,
+                clock_offsets_ms=self._station_clocks.get(gateway),
+                clock_skew_max_s=self.tracker.limits.clock_skew_max_s,
             )
 
         self._submit(record, transition)
@@ -326,6 +334,8 @@ class Fleet:
                 reported=None,
                 now_ms=transition.at_ms,
                 stale_after_s=self.device_stale_after_s,
+                clock_offsets_ms=self._station_clocks.get(transition.gateway),
+                clock_skew_max_s=self.tracker.limits.clock_skew_max_s,
             )
 
         return record

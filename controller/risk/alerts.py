@@ -151,12 +151,15 @@ class AlertEngine:
         if point is None or alert.kind != "risk" or alert.colour.rank <= alert.previous.rank:
             self.edge_alerts_ignored += 1
             return
+        device = f"{gateway}.{alert.device}"
+        with self._lock:  # our evaluation holds the colour too, and lowers it by the rules
+            self.evaluator.hold_at_least(alert.point, alert.colour, cause=(device, alert.metric))
         change = ColourChange(
             alert.point,
             alert.previous,
             alert.colour,
             alert.ts_ms,
-            f"{gateway}.{alert.device}",
+            device,
             alert.metric,
             alert.value,
             alert.ts_ms,

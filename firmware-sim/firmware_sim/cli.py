@@ -2,10 +2,13 @@
 
 python -m firmware_sim.cli run [--scenario NAME|FILE] [--manifest PATH] [--seconds N]
                                [--devices N] [--link-dir DIR] [--control PATH]
-                               [--time-scale X]
+                               [--time-scale X] [--connect PROTOCOL=HOST:PORT ...]
 python -m firmware_sim.cli fault --control PATH --device NAME [--clear] [--silent] ...
 python -m firmware_sim.cli reboot --control PATH --device NAME
 python -m firmware_sim.cli set --control PATH --device NAME (REGISTER=RAW ... | --release)
+python -m firmware_sim.cli quirks --control PATH --device NAME [--lowercase-crc] ...
+python -m firmware_sim.cli values --control PATH --device NAME [ELEMENT=VALUE ...]
+python -m firmware_sim.cli report --control PATH --device NAME
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from types import FrameType
 from firmware_sim import control
 from firmware_sim.faults import Faults
 from firmware_sim.scenario import SCENARIOS, RunningScenario, load_scenario, write_manifest
+from firmware_sim.stations import StationQuirks
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--time-scale", type=float, help="scenario seconds per real second (default: the file's)"
     )
+    run.add_argument(
+        "--connect",
+        action="append",
+        default=[],
+        metavar="PROTOCOL=HOST:PORT",
+        help="where the TCP stations of a protocol (sl651, hj212) dial in; repeatable",
+    )
     fault = commands.add_parser("fault", help="switch a running device's faults (replaces them)")
     fault.add_argument("--control", type=Path, required=True, help="the sim's control socket")
     fault.add_argument("--device", required=True, help="device name, as in the manifest")
@@ -84,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     hold.add_argument(
         "--release", action="store_true", help="release every held register (give no values)"
     )
+    quirks = commands.add_parser("quirks", help="switch a station's quirks (replaces them)")
+    for name in ("lowercase_crc", "no_crlf", "wrong_length", "missing_values"):
+        quirks.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=name)
+    for name in ("wrong_password", "reconnect_storm"):
+        quirks.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=name)
+    quirks.add_argument("--clock-offset-s", type=float, default=0.0, help="its clock is off")
+    values = commands.add_parser("values", help="report these values instead of the model's")
+    values.add_argument("values", nargs="*", metavar="ELEMENT=VALUE", help="none: clear")
+    report = commands.add_parser("report", help="a station sends a timed report at once")
+    for station_command in (quirks, values, report):
+        station_command.add_argument("--control", type=Path, required=True, help="control socket")
+        station_command.add_argument("--device", required=True, help="station name")
     return parser
 
 
@@ -96,6 +119,18 @@ def _register_value(text: str) -> tuple[str, int]:
     if not sep or not name or not 0 <= value <= 0xFFFF:
         raise argparse.ArgumentTypeError(f"{text!r}: expected REGISTER=RAW, RAW 0-65535")
     return name, value
+
+
+def _targets(texts: list[str]) -> dict[str, tuple[str, int]]:
+    """``sl651=127.0.0.1:5001`` -> {"sl651": ("127.0.0.1", 5001)}; ValueError if malformed."""
+    targets: dict[str, tuple[str, int]] = {}
+    for text in texts:
+        protocol, _, address = text.partition("=")
+        host, _, port = address.rpartition(":")
+        if not protocol or not host or not port.isdigit():
+            raise ValueError(f"--connect {text!r}: give PROTOCOL=HOST:PORT (sl651=127.0.0.1:5001)")
+        targets[protocol] = (host, int(port))
+    return targets
 
 
 @contextmanager
@@ -119,6 +154,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.scenario).with_devices(args.devices)
+        targets = _targets(args.connect)
     except ValueError as exc:
         print(f"edgewatch sim: {exc}", file=sys.stderr)
         return 2
@@ -136,13 +172,19 @@ def run(args: argparse.Namespace) -> int:
                 link_dir=args.link_dir,
                 control_path=control_path,
                 time_scale=args.time_scale,
+                connect=targets,
             ) as running,
         ):
             for device in running.devices:
+                where = (
+                    f"station={device.station}  transport={device.transport}"
+                    if device.station is not None
+                    else f"slave={device.slave}  baud={device.baud}  parity={device.parity}"
+                    f"  bus={device.bus}"
+                )
                 print(
-                    f"{device.name}  model={device.model}  pty={device.pty}"
-                    f"  slave={device.slave}  baud={device.baud}  parity={device.parity}"
-                    f"  bus={device.bus}  protocol={device.protocol}  rfc2217={device.rfc2217}",
+                    f"{device.name}  model={device.model}  pty={device.pty or '-'}  {where}"
+                    f"  protocol={device.protocol}  rfc2217={device.rfc2217 or '-'}",
                     flush=True,
                 )
             print(f"control: {control_path}", flush=True)
@@ -190,6 +232,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         registers = dict(args.values)
         return _send(args.control, {"cmd": "set", "device": args.device, "registers": registers})
+    if args.command == "quirks":
+        switched = {name: getattr(args, name) for name in StationQuirks.__dataclass_fields__}
+        return _send(args.control, {"cmd": "quirks", "device": args.device, "quirks": switched})
+    if args.command == "values":
+        try:
+            parsed = {k: float(v) for k, _, v in (pair.partition("=") for pair in args.values)}
+        except ValueError:
+            print("edgewatch sim: values: give ELEMENT=NUMBER (Z=15.8)", file=sys.stderr)
+            return 2
+        return _send(args.control, {"cmd": "values", "device": args.device, "values": parsed})
+    if args.command == "report":
+        return _send(args.control, {"cmd": "report", "device": args.device})
     return 2  # pragma: no cover - argparse refuses unknown commands first
 
 

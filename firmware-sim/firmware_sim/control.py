@@ -12,6 +12,11 @@ The protocol is one JSON object per line, each answered by one JSON line:
   -> ``{"ok": true, "device": "gauge-1", "held": {"level": 3000}}``: the named registers
   (Modbus devices; raw values 0-65535) read these values until the next ``set`` replaces
   them (``{}`` releases them all): how a benchmark steps a reading over a threshold
+- stations only (``firmware_sim.stations``):
+  ``{"cmd": "quirks", "device": "river-st-1", "quirks": {"clock_offset_s": 600}}`` (replaces
+  them whole, like faults; names of ``StationQuirks``), ``{"cmd": "values", "device":
+  "river-st-1", "values": {"Z": 15.8}}`` (report these instead of the model's; ``{}``
+  clears) and ``{"cmd": "report", "device": "river-st-1"}`` (a timed report at once)
 - ``{"cmd": "status"}``
   -> ``{"ok": true, "devices": {"gauge-1": {"faults": {...}, "stats": {...}, "held": {}}}}``
 - anything wrong -> ``{"ok": false, "error": "..."}``
@@ -35,6 +40,7 @@ from typing import Any
 
 from firmware_sim.faults import Faults
 from firmware_sim.serving import ServingThread
+from firmware_sim.stations.station import SimStation, StationQuirks
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +137,12 @@ class ControlServer:
                     raise ValueError(f"device {name!r} has no registers to set (not Modbus)")
                 hold(registers)
                 return {"ok": True, "device": name, "held": device.held}
-            raise ValueError(f"unknown cmd {command!r} (known: faults, reboot, set, status)")
+            if command in ("quirks", "values", "report"):
+                return _station_command(device, str(name), command, request)
+            raise ValueError(
+                f"unknown cmd {command!r}"
+                " (known: faults, reboot, set, status, quirks, values, report)"
+            )
         except (ValueError, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
 
@@ -140,7 +151,34 @@ def _status(device: Any) -> dict[str, Any]:
     status = {"faults": device.faults.as_dict(), "stats": dataclasses.asdict(device.stats)}
     if hasattr(device, "held"):
         status["held"] = device.held
+    if isinstance(device, SimStation):
+        status["quirks"] = device.quirks.as_dict()
+        status["connected"] = device.connected
     return status
+
+
+def _station_command(
+    device: Any, name: str, command: str, request: Mapping[str, Any]
+) -> dict[str, Any]:
+    if not isinstance(device, SimStation):
+        raise ValueError(f"device {name!r} is not a station: {command} is for stations")
+    if command == "quirks":
+        quirks = request.get("quirks")
+        if not isinstance(quirks, dict):
+            raise ValueError("quirks must be an object")
+        device.quirks = StationQuirks.from_dict(quirks)
+        return {"ok": True, "device": name, "quirks": device.quirks.as_dict()}
+    if command == "values":
+        values = request.get("values")
+        if not isinstance(values, dict) or not all(
+            (isinstance(v, int | float) and not isinstance(v, bool)) or v is None
+            for v in values.values()
+        ):
+            raise ValueError("values must be an object of numbers (or null: missing)")
+        device.set_values({str(k): None if v is None else float(v) for k, v in values.items()})
+        return {"ok": True, "device": name, "values": device.values}
+    device.report_now()
+    return {"ok": True, "device": name}
 
 
 def send(path: Path | str, request: Mapping[str, Any], *, timeout_s: float = 5.0) -> Any:

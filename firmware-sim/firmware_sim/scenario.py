@@ -26,12 +26,30 @@ A scenario file (``firmware_sim/scenarios/NAME.toml``, or any path)::
     inputs = { level_cm = "river_level_cm" }   # model input -> scenario signal
     options = {}                     # model options (see each model's docstring)
 
+Stations that push (SL651 remote stations, HJ212 loggers: ``firmware_sim.stations``) are
+``[[stations]]`` tables::
+
+    [[stations]]
+    name = "river-st-1"
+    model = "sl651_river"            # sl651_river, sl651_rain, hj212_air, hj212_water
+    station = "0012345678"           # SL651: the address (10 hex digits); HJ212: the MN
+    password = "1234"
+    transport = "tcp"                # tcp: dial in to the gateway's listener; pty: a serial line
+    seed = 1
+    inputs = { level_m = "river_level_m" }
+    options = { period_s = 60, alarm_level_m = 15.0, keepalive_s = 40 }
+
+A TCP station dials the listener of its protocol given when the scenario is run
+(``RunningScenario(connect={"sl651": (host, port)})``, ``edgewatch sim run --connect``).
+
 A running scenario publishes a manifest (JSON) saying where each device is served, so an
 agent config can be written for it: ``{"devices": [{"name", "model", "bus", "pty",
-"slave", "baud", "parity", "protocol", "control", "rfc2217", "stopbits", "bytesize"}]}``;
-``control`` is the control socket (``firmware_sim.control``) through which faults are
-switched from outside; ``rfc2217`` is the bus's RFC 2217 URL (``rfc2217://127.0.0.1:N``),
-the door through which the master's parity reaches the simulator (a pty drops it).
+"slave", "baud", "parity", "protocol", "control", "rfc2217", "stopbits", "bytesize"}]}``
+(a station also has ``station``, ``password`` and ``transport``; ``protocol`` is ``sl651``
+or ``hj212``, ``pty`` empty for TCP); ``control`` is the control socket
+(``firmware_sim.control``) through which faults are switched from outside; ``rfc2217`` is the
+bus's RFC 2217 URL (``rfc2217://127.0.0.1:N``), the door through which the master's parity
+reaches the simulator (a pty drops it).
 """
 
 from __future__ import annotations
@@ -41,6 +59,7 @@ import json
 import os
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from importlib import resources
@@ -55,6 +74,7 @@ from firmware_sim.line import SerialLine
 from firmware_sim.models import MODELS, ModelContext
 from firmware_sim.sentence_devices import SENTENCE_MODELS, SentenceDevice
 from firmware_sim.signals import Quantity, build_quantities
+from firmware_sim.stations import SimStation, StationRunner, StationSpec, build_station
 from firmware_sim.uart import check_settings
 
 PROTOCOLS = ("modbus_rtu", "modbus_ascii", "sentences")
@@ -90,6 +110,7 @@ class Scenario:
     buses: tuple[BusSpec, ...]
     signals: dict[str, dict[str, Any]] = field(default_factory=dict)
     time_scale: float = 1.0
+    stations: tuple[StationSpec, ...] = ()
 
     def with_devices(self, count: int) -> Scenario:
         """The one-device scenario with ``count`` copies of its device (slaves 1..N)."""
@@ -138,16 +159,28 @@ def load_scenario(name_or_path: str) -> Scenario:
 
 def parse_scenario(raw: dict[str, Any], *, source: str = "scenario") -> Scenario:
     try:
-        buses = tuple(_bus(b) for b in raw["buses"])
+        buses = tuple(_bus(b) for b in raw.get("buses", []))
+        stations = tuple(StationSpec(**s) for s in raw.get("stations", []))
         scenario = Scenario(
             name=str(raw.get("name", source)),
             buses=buses,
             signals=dict(raw.get("signals", {})),
             time_scale=float(raw.get("time_scale", 1.0)),
+            stations=stations,
         )
+        for station in stations:
+            station.check()
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"scenario {source}: {exc!r}") from None
-    names = [d.name for b in buses for d in b.devices]
+    if not buses and not stations:
+        raise ValueError(f"scenario {source}: no [[buses]] and no [[stations]]")
+    for station in stations:
+        for signal in station.inputs.values():
+            if signal not in scenario.signals:
+                raise ValueError(
+                    f"scenario {source}: station {station.name!r}: no signal {signal!r}"
+                )
+    names = [d.name for b in buses for d in b.devices] + [s.name for s in stations]
     if len(set(names)) != len(names):
         raise ValueError(f"scenario {source}: device names repeat: {names}")
     for bus in buses:
@@ -213,6 +246,10 @@ class ServedDevice:
     rfc2217: str | None = None  # the bus's RFC 2217 URL: the master's parity shows there
     stopbits: float = 1
     bytesize: int = 8
+    station: str | None = None  # a pushing station: its address / MN,
+    password: str | None = None  # its password,
+    transport: str | None = None  # how it talks: "tcp" (dials in) or "pty",
+    period_s: float | None = None  # and how often it reports
 
 
 def build_device(
@@ -258,7 +295,8 @@ class RunningScenario:
 
     ``control_path`` also serves the control socket there. ``time_scale`` overrides the
     scenario's own. Each bus is also served over RFC 2217 on 127.0.0.1 (``rfc2217=False``:
-    on its pty only).
+    on its pty only). ``connect`` says where each protocol's listener is, for the stations
+    that dial in over TCP (``{"sl651": ("127.0.0.1", 5001)}``).
     """
 
     def __init__(
@@ -270,9 +308,11 @@ class RunningScenario:
         control_path: Path | None = None,
         time_scale: float | None = None,
         rfc2217: bool = True,
+        connect: Mapping[str, tuple[str, int]] | None = None,
     ) -> None:
         self.scenario = scenario
         self._rfc2217 = rfc2217
+        self._connect = dict(connect or {})
         self._link_dir = link_dir
         self._clock = clock
         self._control_path = control_path
@@ -280,7 +320,7 @@ class RunningScenario:
         self._stack = contextlib.ExitStack()
         self.buses: list[SimulatedBus | SerialLine] = []
         self.devices: list[ServedDevice] = []
-        self.by_name: dict[str, SimulatedDevice | SentenceDevice] = {}
+        self.by_name: dict[str, SimulatedDevice | SentenceDevice | SimStation] = {}
 
     def __enter__(self) -> RunningScenario:
         quantities = build_quantities(self.scenario.signals)
@@ -321,6 +361,8 @@ class RunningScenario:
                     )
                     for d in bus_spec.devices
                 )
+            if self.scenario.stations:
+                self._serve_stations(stack, quantities, control)
             if self._control_path is not None:
                 stack.enter_context(ControlServer(self._control_path, self.by_name))
             self._stack = stack.pop_all()  # started them all: keep them past this block
@@ -333,6 +375,41 @@ class RunningScenario:
         tb: TracebackType | None,
     ) -> None:
         self._stack.close()
+
+    def _serve_stations(
+        self, stack: contextlib.ExitStack, quantities: dict[str, Quantity], control: str | None
+    ) -> None:
+        specs = self.scenario.stations
+        stations = [
+            build_station(
+                spec,
+                quantities=quantities,
+                targets=self._connect,
+                clock=self._clock,
+                time_scale=self._time_scale,
+            )
+            for spec in specs
+        ]
+        runner = stack.enter_context(StationRunner(stations))
+        self.by_name.update(runner.by_name)
+        self.devices.extend(
+            ServedDevice(
+                spec.name,
+                spec.model,
+                spec.transport,
+                station.pty,
+                0,
+                9600,
+                "N",
+                spec.protocol,
+                control,
+                station=station.key,
+                password=spec.password,
+                transport=spec.transport,
+                period_s=station.options.period_s,
+            )
+            for spec, station in zip(specs, stations, strict=True)
+        )
 
 
 def _serve(
@@ -360,8 +437,17 @@ def _serve(
     )
 
 
+STATION_FIELDS = ("station", "password", "transport", "period_s")
+
+
 def manifest(devices: list[ServedDevice]) -> dict[str, Any]:
-    return {"devices": [asdict(d) for d in devices]}
+    """The manifest; a device that is no station has no station fields."""
+    entries = [asdict(d) for d in devices]
+    for entry in entries:
+        if entry["station"] is None:
+            for key in STATION_FIELDS:
+                del entry[key]
+    return {"devices": entries}
 
 
 def write_manifest(path: Path, devices: list[ServedDevice]) -> None:

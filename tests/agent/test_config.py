@@ -162,3 +162,5 @@ def test_the_agent_readme_config_parses_with_every_key() -> None:
     assert config.buffer.acked_retention_s == 86400
     assert config.mqtt.reconnect_max_s == 10.0
     assert config.ports[0].bytesize == 8
+    assert (config.listeners[0].protocol, config.listeners[0].frame_bytes) == ("sl651", 4120)
+    assert config.devices[-1].port == "sl651-tcp"

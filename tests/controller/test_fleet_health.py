@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -152,3 +153,43 @@ def test_a_devices_own_health_registers_are_shown_with_the_device(
     assert listed["odd.name:1_x-y"]["health_registers"] == registers
     # They are the device's health, never readings.
     assert device(client, "met-1")["last_metric"] is None
+
+
+def test_a_station_whose_clock_is_off_is_degraded_and_recovers(
+    controller: Controller, publisher: Publisher, client: httpx.Client
+) -> None:
+    """A pushing station keeps its own time: past clock_skew_max_s (10 s) it is degraded;
+    the gateway itself is not (its own clock is right)."""
+    publisher.publish(STATUS, birth(1), retain=True)
+    devices = {
+        "river-st-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms()),
+        "air-1": wire.DeviceHealth(state="ok", last_good_ms=now_ms()),
+    }
+    offsets = {"river-st-1": 600_000, "air-1": -2_000}
+    publisher.publish(HEALTH, health(1, 5.0, devices=devices, station_clock_offsets_ms=offsets))
+    wait_until(
+        lambda: device(client, "river-st-1")["health_state"] == "degraded",
+        timeout_s=5,
+        message="the skewed station degraded",
+    )
+    assert device(client, "river-st-1")["health_reason"] == (
+        "station clock off by +600 s (limit 10 s)"
+    )
+    assert device(client, "air-1")["health_state"] == "ok"  # 2 s off: within the limit
+    assert gateway_state(client) == "online"
+    publisher.publish(
+        HEALTH, health(1, 5.0, devices=devices, station_clock_offsets_ms={"river-st-1": 0})
+    )
+    wait_until(
+        lambda: device(client, "river-st-1")["health_state"] == "ok",
+        timeout_s=5,
+        message="the station's clock set right again",
+    )
+
+
+def test_a_heartbeat_without_station_clocks_still_validates() -> None:
+    """Agents before the field send none: the controller takes their heartbeats."""
+    payload = health(1, 5.0).model_dump(mode="json")
+    del payload["station_clock_offsets_ms"]
+    decoded = wire.decode(wire.Health, json.dumps(payload).encode())
+    assert decoded.station_clock_offsets_ms == {}

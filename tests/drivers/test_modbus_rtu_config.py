@@ -54,7 +54,8 @@ def test_readme_sample_parses() -> None:
 def test_unknown_driver_lists_the_known_ones() -> None:
     with pytest.raises(
         ValueError,
-        match=r"device 'x': unknown driver 'modbus_tcp' \(known: modbus_rtu, serial_line\)",
+        match=r"device 'x': unknown driver 'modbus_tcp'"
+        r" \(known: hj212, modbus_rtu, serial_line, sl651\)",
     ):
         parse_device_config({"name": "x", "driver": "modbus_tcp", "port": "bus1"})
 

@@ -43,7 +43,11 @@ def test_demo_runs_the_whole_system_and_prints_a_summary(tmp_path: Path) -> None
     assert any("controller API: http://127.0.0.1:" in line for line in lines)
     assert any("map: http://127.0.0.1:" in line and "38 districts" in line for line in lines)
     summary = json.loads(lines[-1])
-    assert summary["gateways"]["online"] == 2
+    assert summary["gateways"]["online"] == 3  # two water-gauge gateways and the flood station
+    assert any("sl651 sl651_river river-st-1 dials in over TCP" in line for line in lines)
+    assert any("hj212 hj212_air air-1 dials in over TCP" in line for line in lines)
+    reporting = {s["protocol"] for s in summary["stations"].values() if s["value"] is not None}
+    assert reporting == {"sl651", "hj212"}
     assert summary["readings_stored"] > 0
     tiers = {center["tier"] for center in summary["centers"].values()}
     assert tiers == {"city", "district", "street"}
@@ -123,7 +127,7 @@ def test_a_signal_to_the_demo_s_process_group_stops_it_cleanly_with_a_true_summa
     for name, before in seen.items():
         # Each center's own count, asked before anything stopped: never less than it had.
         assert summary["centers"][name]["received"] >= before, (name, printed)
-    assert summary["gateways"]["online"] == 2
+    assert summary["gateways"]["online"] == 3  # two water-gauge gateways and the flood station
     assert f"logs: {work / 'logs'}/" in printed
     assert (work / "logs" / "controller.log").exists()  # --workdir: kept
 
