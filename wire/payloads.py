@@ -56,6 +56,8 @@ MAX_DURATION_S = 100 * 366 * 86_400.0  # uptime, the age of a reading: at most a
 # Maps in a heartbeat: devices of one gateway (247 slaves per RS-485 bus, a few buses),
 # and the small maps (drop reasons, error kinds, health registers, versions).
 MAX_DEVICES = 1024
+# Stations that push to one gateway's listeners (bench.stations holds 2,000 on one agent).
+MAX_STATIONS = 8192
 MAX_MAP_ENTRIES = 64
 # Numbers in a heartbeat's extras (fields newer agents add): finite, and integers that fit
 # a signed 64-bit column.
@@ -182,7 +184,7 @@ class Health(_Model):
     # Pushing stations' clocks minus the gateway's, by device (their send time against the
     # arrival). Older agents send none; older controllers take it as an extra field.
     station_clock_offsets_ms: dict[Name, Annotated[int, Field(ge=-MAX_TS_MS, le=MAX_TS_MS)]] = (
-        Field(default_factory=dict, max_length=MAX_DEVICES)
+        Field(default_factory=dict, max_length=MAX_STATIONS)
     )
     config_hash: str = Field(default="", max_length=64)
     versions: dict[Label, Annotated[str, Field(max_length=64)]] = Field(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from controller.store.sqlite import Lane, Store
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from tests.controller.support import config_for
+from wire.payloads import MAX_INT, MAX_SEQ, MAX_TS_MS
 
 
 @pytest.fixture
@@ -99,29 +101,38 @@ def _numeric(text: str) -> bool:
     return True
 
 
+NOTHING: st.SearchStrategy[object] = st.nothing()
+
+
 @dataclass(frozen=True)
 class Field:
     """One field of the contract: values that keep a batch valid, values that make it invalid
-    (each alone, so the reason is known), and whether leaving the field out is valid.
-
-    Values whose fate is another engineer's decision (seq or ts_ms near 2**63, NaN and
-    Infinity, strings or booleans coerced to numbers) are in neither list: the tests of
-    the contract's bounds pin those down.
+    (each alone, so the reason is known: ``invalid`` for a wrong shape, ``out_of_range`` for a
+    number beyond the contract's bounds, ``not_finite`` for NaN and Infinity), and whether
+    leaving the field out is valid. Strings or booleans coerced to numbers are in no list:
+    tests/wire/test_payloads.py pins those down.
     """
 
     valid: st.SearchStrategy[object]
     invalid: st.SearchStrategy[object]
     optional: bool = False
+    out_of_range: st.SearchStrategy[object] = NOTHING
+    not_finite: st.SearchStrategy[object] = NOTHING
+
+
+not_finite = st.sampled_from([math.nan, math.inf, -math.inf])
 
 
 READING_FIELDS = {
     "seq": Field(
         valid=st.integers(1, 2**31),
-        invalid=st.one_of(st.integers(max_value=0), st.just(1.5), not_numbers),
+        invalid=st.one_of(st.just(1.5), not_numbers),
+        out_of_range=st.one_of(st.integers(max_value=0), st.integers(MAX_SEQ + 1, 2**64)),
     ),
     "ts_ms": Field(
         valid=st.integers(1_500_000_000_000, 2_000_000_000_000),
-        invalid=st.one_of(st.integers(-(2**40), -1), st.just(0.5), not_numbers),
+        invalid=st.one_of(st.just(0.5), not_numbers),
+        out_of_range=st.one_of(st.integers(-(2**40), -1), st.integers(MAX_TS_MS + 1, 2**64)),
     ),
     "device": Field(valid=names, invalid=bad_names),
     "metric": Field(valid=names, invalid=bad_names),
@@ -132,6 +143,7 @@ READING_FIELDS = {
             st.lists(st.integers(), max_size=1),
             st.fixed_dictionaries({}),
         ),
+        not_finite=not_finite,
     ),
     "unit": Field(
         valid=st.text(max_size=16),
@@ -149,7 +161,8 @@ READING_FIELDS = {
 BATCH_FIELDS = {
     "session": Field(
         valid=st.integers(0, 2**31),
-        invalid=st.one_of(st.integers(max_value=-1), st.just(2.5), not_numbers),
+        invalid=st.one_of(st.just(2.5), not_numbers),
+        out_of_range=st.one_of(st.integers(max_value=-1), st.integers(MAX_INT + 1, 2**64)),
     ),
     "readings": Field(
         valid=st.nothing(),  # the readings are mutated one by one instead
@@ -196,12 +209,18 @@ def cases(draw: st.DrawFn) -> Case:
         name = draw(st.sampled_from(sorted(fields)))
         target = readings[draw(st.integers(0, count - 1))] if where == "reading" else batch
         field = fields[name]
-        choice = draw(st.sampled_from(["valid", "valid", "invalid", "missing"]))
+        choices = ["valid", "valid", "invalid", "missing"]
+        choices += [] if field.out_of_range.is_empty else ["out_of_range"]
+        choices += [] if field.not_finite.is_empty else ["not_finite"]
+        choice = draw(st.sampled_from(choices))
         if choice == "valid" and not field.valid.is_empty:
             target[name] = draw(field.valid)
         elif choice == "missing":
             del target[name]
             reason = None if field.optional else "invalid"
+        elif choice in ("out_of_range", "not_finite"):
+            target[name] = draw(getattr(field, choice))
+            reason = choice
         else:
             target[name] = draw(field.invalid)
             reason = "invalid"
@@ -308,7 +327,7 @@ def test_the_mutations_reach_every_outcome() -> None:
 
     collect()
     outcomes = {"valid live", "valid backlog", "invalid", "schema_version", "unknown_topic",
-                "not_json", "oversized"}  # fmt: skip
+                "not_json", "oversized", "out_of_range", "not_finite"}  # fmt: skip
     assert outcomes <= set(seen), seen
     assert seen["valid live"] + seen["valid backlog"] >= 400 // 4, seen  # ~30 %
 
