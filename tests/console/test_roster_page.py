@@ -114,6 +114,26 @@ def roster_of(page: Page, place: str) -> Locator:
     return page.locator(f'details.roster[data-place="{place}"]')
 
 
+def add_person(roster: Locator, pid: str, name: str, channel: str, to: str) -> None:
+    """Fill and send the roster's "Add a person" form, as an operator does."""
+    add = roster.locator('form[data-edit="add-person"]')
+    add.locator('input[data-field="person-id"]').fill(pid)
+    add.locator('input[data-field="person-name"]').fill(name)
+    add.locator('select[data-field="channel"]').select_option(channel)
+    add.locator('input[data-field="to"]').fill(to)
+    add.locator("button[type=submit]").click()
+
+
+def add_override(roster: Locator, start: str, end: str, pid: str | None = None) -> None:
+    """Fill and send the roster's "Add a one-off override" form (times on its wall clock)."""
+    form = roster.locator('form[data-edit="add-override"]')
+    if pid is not None:
+        form.locator('select[data-field="person"]').select_option(pid)
+    form.locator('input[data-field="start"]').fill(start)
+    form.locator('input[data-field="end"]').fill(end)
+    form.locator("button[type=submit]").click()
+
+
 def on_duty_at(page: Page, layer: str) -> str:
     return page.locator(f'#on-duty tr[data-layer="{layer}"] td[data-field="on-duty"]').inner_text()
 
@@ -168,11 +188,7 @@ def test_an_operator_adds_an_override_and_sees_it_take_effect(duty: Duty, page: 
     roster = roster_of(page, GRID_A2)
     roster.locator('table.people tr[data-person="he"][data-on-duty="yes"]').wait_for()
 
-    form = roster.locator('form[data-edit="add-override"]')
-    form.locator('select[data-field="person"]').select_option("ma")
-    form.locator('input[data-field="start"]').fill("2026-12-09T09:00")
-    form.locator('input[data-field="end"]').fill("2026-12-09T18:00")
-    form.locator("button[type=submit]").click()
+    add_override(roster, "2026-12-09T09:00", "2026-12-09T18:00", "ma")
     roster.locator(".message.ok", has_text="added an override of ma").wait_for()
     # An override replaces the weekly pattern while it runs: Ma is on duty, He is not.
     roster.locator('table.people tr[data-person="ma"][data-on-duty="yes"]').wait_for()
@@ -191,12 +207,7 @@ def test_an_operator_adds_an_override_and_sees_it_take_effect(duty: Duty, page: 
     assert duty.roster(GRID_A2)["overrides"] == []
 
     # A person with a channel, a weekly shift of theirs, then both removed again.
-    add = roster.locator('form[data-edit="add-person"]')
-    add.locator('input[data-field="person-id"]').fill("qian")
-    add.locator('input[data-field="person-name"]').fill("Qian Bo")
-    add.locator('select[data-field="channel"]').select_option("sms")
-    add.locator('input[data-field="to"]').fill("+8613900000000")
-    add.locator("button[type=submit]").click()
+    add_person(roster, "qian", "Qian Bo", "sms", "+8613900000000")
     roster.locator('table.people tr[data-person="qian"] .channel[data-channel="sms"]').wait_for()
     add_shift = roster.locator('form[data-edit="add-shift"]')
     add_shift.locator('select[data-field="person"]').select_option("qian")
@@ -231,24 +242,15 @@ def test_the_page_bounds_what_it_sends_and_shows_the_apis_refusals(duty: Duty, p
     roster.locator('table.people tr[data-person="he"]').wait_for()
 
     # What the API bounds, the page bounds before sending: an override past a year.
-    form = roster.locator('form[data-edit="add-override"]')
-    form.locator('input[data-field="start"]').fill("2026-12-09T09:00")
-    form.locator('input[data-field="end"]').fill("2027-12-11T09:00")
-    form.locator("button[type=submit]").click()
+    add_override(roster, "2026-12-09T09:00", "2027-12-11T09:00")
     roster.locator(".message.error", has_text="longer than a year").wait_for()
-    form.locator('input[data-field="end"]').fill("2026-12-09T08:00")
-    form.locator("button[type=submit]").click()
+    add_override(roster, "2026-12-09T09:00", "2026-12-09T08:00")
     roster.locator(".message.error", has_text="the end is not after the start").wait_for()
     assert requests == []
     assert duty.roster(GRID_A2)["overrides"] == []
 
     # What only the API can judge comes back as its 422, naming the field.
-    add = roster.locator('form[data-edit="add-person"]')
-    add.locator('input[data-field="person-id"]').fill("qian")
-    add.locator('input[data-field="person-name"]').fill("Qian Bo")
-    add.locator('select[data-field="channel"]').select_option("hook")
-    add.locator('input[data-field="to"]').fill("qian bo")
-    add.locator("button[type=submit]").click()
+    add_person(roster, "qian", "Qian Bo", "hook", "qian bo")
     refused = roster.locator(".message.error", has_text="body.people:")
     refused.wait_for()
     assert "channel 'hook': 'to' = 'qian bo': letters, digits" in refused.inner_text()
@@ -262,9 +264,7 @@ def test_the_page_bounds_what_it_sends_and_shows_the_apis_refusals(duty: Duty, p
         headers={"If-Match": f'"{before["revision"]}"'},
     )
     assert changed.status_code == 200, changed.text
-    form.locator('input[data-field="start"]').fill("2026-12-09T09:00")
-    form.locator('input[data-field="end"]').fill("2026-12-09T12:00")
-    form.locator("button[type=submit]").click()
+    add_override(roster, "2026-12-09T09:00", "2026-12-09T12:00")
     roster.locator(".message.error", has_text="someone changed this roster").wait_for()
     roster.locator('table.people tr[data-person="wu"]').wait_for()
     assert duty.roster(GRID_A2)["overrides"] == []
