@@ -2,8 +2,11 @@
 
 Rosters are place-scoped like everything else: a token sees and changes only the rosters
 at or below its place. Writes need an operator and are audited; rosters from the config's
-``[[notify.rosters]]`` are changed there (409). Channels are named, never shown: their URLs
-hold credentials and stay in the config.
+``[[notify.rosters]]`` are changed there (409). A PUT replaces the whole roster, so a client
+that edits one (the console) sends ``If-Match: "<revision>"`` of the roster it read, or
+``If-None-Match: *`` to create one only if none exists: 412 when someone changed it since,
+instead of one operator's edit silently undoing another's. Channels are named, never shown:
+their URLs hold credentials and stay in the config.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Header, HTTPException, Path, Response
 from pydantic import BaseModel
 
 from controller.access import Principal
@@ -41,12 +44,15 @@ from controller.notify.planner import parse_roster
 from controller.notify.rosters import on_duty_ids
 from controller.risk import queries as alert_queries
 from controller.store import notify as notify_store
+from controller.store.notify import Precondition
 
 rosters = APIRouter(prefix="/rosters", tags=["duty"])
 notifications = APIRouter(tags=["duty"])
 
 RosterPlace = Annotated[str, Path(max_length=255, description="the roster's place path")]
 AlertId = Annotated[int, Path(ge=1, le=2**62)]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=512)]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", max_length=512)]
 MAX_NOTIFICATIONS = 2000
 
 
@@ -60,6 +66,7 @@ class RosterOut(BaseModel):
     shifts: list[WeeklyShift]
     overrides: list[Override]
     on_duty_now: list[str]  # person ids
+    revision: str  # for If-Match (also the ETag of GET/PUT /rosters/{place})
     created_ms: int
     updated_ms: int
 
@@ -113,8 +120,42 @@ def _out(backend: ApiBackend, row: dict[str, Any]) -> RosterOut:
         shifts=roster.shifts,
         overrides=roster.overrides,
         on_duty_now=sorted(on_duty_ids(roster, backend.clock.wall_ms())),
+        revision=notify_store.roster_revision(row),
         created_ms=row["created_ms"],
         updated_ms=row["updated_ms"],
+    )
+
+
+def _precondition(if_match: str | None, if_none_match: str | None) -> Precondition | None:
+    """``If-Match: "rev"[, "rev"...]`` or ``*``; ``If-None-Match: *`` (create only)."""
+    if if_match is not None and if_none_match is not None:
+        raise _bad_header("If-Match", "send If-Match or If-None-Match, not both")
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise _bad_header("If-None-Match", "only * (create if there is none) is taken")
+        return Precondition(absent=True)
+    if if_match is None:
+        return None
+    tags = frozenset(t.strip().removeprefix("W/").strip('"') for t in if_match.split(","))
+    if not tags or "" in tags or len(tags) > 16:
+        raise _bad_header("If-Match", 'one to 16 revisions, like "3f2a9c0d1e2b4a5c", or *')
+    return Precondition(revisions=tags)
+
+
+def _bad_header(name: str, message: str) -> HTTPException:
+    loc = ["header", name]
+    return HTTPException(
+        status_code=422,
+        detail=[{"loc": loc, "field": f"header.{name}", "type": "value_error",
+                 "msg": f"header.{name}: {message}"}],
+    )  # fmt: skip
+
+
+def _changed(place: str) -> HTTPException:
+    return HTTPException(
+        status_code=412,
+        detail=f"the roster of {place!r} was changed since you read it: read it again and"
+        " make your change on what it is now",
     )
 
 
@@ -139,17 +180,29 @@ def list_rosters(
 
 
 @rosters.get("/{place:path}", response_model=RosterOut)
-def get_roster(place: RosterPlace, backend: BackendDep, principal: Viewer) -> RosterOut:
-    return _out(backend, _scoped(backend, principal, _place(place)))
+def get_roster(
+    place: RosterPlace, backend: BackendDep, principal: Viewer, response: Response
+) -> RosterOut:
+    out = _out(backend, _scoped(backend, principal, _place(place)))
+    response.headers["ETag"] = f'"{out.revision}"'
+    return out
 
 
 @rosters.put("/{place:path}", response_model=RosterOut)
-def put_roster(
-    place: RosterPlace, body: RosterBody, backend: BackendDep, principal: Operator
+def put_roster(  # noqa: PLR0917
+    place: RosterPlace,
+    body: RosterBody,
+    backend: BackendDep,
+    principal: Operator,
+    response: Response,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> RosterOut:
     """Create or replace the roster of a place: its people and their contacts (channels by
-    name), weekly shifts and one-off overrides."""
+    name), weekly shifts and one-off overrides. ``If-Match`` (the ``revision`` read) or
+    ``If-None-Match: *`` make it conditional: 412 when the roster is not what was read."""
     place = _place(place)
+    precondition = _precondition(if_match, if_none_match)
     check_place_in_scope(principal, place, "place")
     allowed = LAYERS_AT_DEPTH[place_depth(place)]
     if body.layer is not None and body.layer not in allowed:
@@ -161,31 +214,46 @@ def put_roster(
     layer = (body.layer or allowed[0]).value
     row = notify_store.RosterRow(place, layer, body.model_dump_json(exclude={"layer"}))
     now_ms = backend.clock.wall_ms()
-    outcome = backend.store.call(lambda db: notify_store.put_roster(db.conn, row, now_ms))
+    outcome = backend.store.call(
+        lambda db: notify_store.put_roster(db.conn, row, now_ms, precondition)
+    )
     if outcome == "config":
         raise HTTPException(
             status_code=409,
             detail=f"the roster of {place!r} comes from the config ([[notify.rosters]]):"
             " change it there",
         )
+    if outcome == "exists":
+        raise HTTPException(status_code=412, detail=f"there is already a duty roster for {place!r}")
+    if outcome == "changed":
+        raise _changed(place)
     backend.notify.planner.refresh()
     action = {"created": "roster.create", "updated": "roster.update"}[outcome]
     counts = {"people": len(body.people), "shifts": len(body.shifts),
               "overrides": len(body.overrides)}  # fmt: skip
     audit_ok(backend, principal, action, f"roster:{place}", place, counts)
-    return _out(backend, _scoped(backend, principal, place))
+    out = _out(backend, _scoped(backend, principal, place))
+    response.headers["ETag"] = f'"{out.revision}"'
+    return out
 
 
 @rosters.delete("/{place:path}", status_code=204)
-def delete_roster(place: RosterPlace, backend: BackendDep, principal: Operator) -> None:
+def delete_roster(
+    place: RosterPlace, backend: BackendDep, principal: Operator, if_match: IfMatch = None
+) -> None:
     place = _place(place)
+    precondition = _precondition(if_match, None)
     _scoped(backend, principal, place)
-    outcome = backend.store.call(lambda db: notify_store.delete_roster(db.conn, place))
+    outcome = backend.store.call(
+        lambda db: notify_store.delete_roster(db.conn, place, precondition)
+    )
     if outcome == "config":
         raise HTTPException(
             status_code=409,
             detail=f"the roster of {place!r} comes from the config: remove it there",
         )
+    if outcome == "changed":
+        raise _changed(place)
     backend.notify.planner.refresh()
     audit_ok(backend, principal, "roster.delete", f"roster:{place}", place, {})
 

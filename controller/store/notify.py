@@ -7,6 +7,7 @@ Functions take the connection they run on: the writer's (inside a store transact
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -91,30 +92,78 @@ def get_roster(conn: sqlite3.Connection, place: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def put_roster(conn: sqlite3.Connection, roster: RosterRow, now_ms: int) -> str:
-    """Create or replace an API roster: 'created', 'updated', or 'config' (not changed: the
-    config owns it)."""
-    source = conn.execute(
-        "SELECT source FROM duty_rosters WHERE place = ?", (roster.place,)
-    ).fetchone()
-    if source is not None and source[0] == "config":
+def roster_revision(row: Any) -> str:
+    """A short digest of a stored roster (its layer, source and document): what a client saw,
+    for ``If-Match``. A digest, not ``updated_ms``: two changes in one millisecond (or under
+    an injected clock) would share a time."""
+    text = f"{row['layer']}\n{row['source']}\n{row['doc_json']}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Precondition:
+    """What a writer saw: ``revisions`` (``If-Match``; ``*``: any roster) or that there was
+    none (``If-None-Match: *``). Checked in the writer's transaction, so two operators
+    editing one roster at once cannot lose each other's change."""
+
+    revisions: frozenset[str] | None = None
+    absent: bool = False
+
+    def refuses(self, found: Any) -> str | None:
+        """'exists' or 'changed' when the stored roster is not what the writer saw."""
+        if self.absent and found is not None:
+            return "exists"
+        if self.revisions is None:
+            return None
+        if found is None:
+            return "changed"
+        if "*" in self.revisions or roster_revision(found) in self.revisions:
+            return None
+        return "changed"
+
+
+def _found(conn: sqlite3.Connection, place: str) -> dict[str, Any] | None:
+    rows = _dicts(
+        conn, "SELECT layer, source, doc_json FROM duty_rosters WHERE place = ?", (place,)
+    )
+    return rows[0] if rows else None
+
+
+def put_roster(
+    conn: sqlite3.Connection,
+    roster: RosterRow,
+    now_ms: int,
+    precondition: Precondition | None = None,
+) -> str:
+    """Create or replace an API roster: 'created', 'updated', 'config' (not changed: the
+    config owns it), or, when ``precondition`` refuses, 'exists' or 'changed'."""
+    found = _found(conn, roster.place)
+    if found is not None and found["source"] == "config":
         return "config"
+    refused = precondition.refuses(found) if precondition else None
+    if refused is not None:
+        return refused
     conn.execute(
         "INSERT INTO duty_rosters (place, layer, source, doc_json, created_ms, updated_ms)"
         " VALUES (?, ?, 'api', ?, ?, ?) ON CONFLICT (place) DO UPDATE SET"
         " layer = excluded.layer, doc_json = excluded.doc_json, updated_ms = excluded.updated_ms",
         (roster.place, roster.layer, roster.doc_json, now_ms, now_ms),
     )
-    return "created" if source is None else "updated"
+    return "created" if found is None else "updated"
 
 
-def delete_roster(conn: sqlite3.Connection, place: str) -> str:
-    """'deleted', 'missing', or 'config' (not deleted: the config owns it)."""
-    source = conn.execute("SELECT source FROM duty_rosters WHERE place = ?", (place,)).fetchone()
-    if source is None:
+def delete_roster(
+    conn: sqlite3.Connection, place: str, precondition: Precondition | None = None
+) -> str:
+    """'deleted', 'missing', 'config' (not deleted: the config owns it), or 'changed' (the
+    roster is not the one ``precondition`` saw)."""
+    found = _found(conn, place)
+    if found is None:
         return "missing"
-    if source[0] == "config":
+    if found["source"] == "config":
         return "config"
+    if precondition is not None and precondition.refuses(found) is not None:
+        return "changed"
     conn.execute("DELETE FROM duty_rosters WHERE place = ?", (place,))
     return "deleted"
 

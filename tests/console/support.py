@@ -14,6 +14,7 @@ from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from tests.controller.support import Publisher, birth, config_for, health
+from wire.clock import Clock
 
 STREET_A = "cq/yuzhong/jiefangbei"
 STREET_B = "cq/yuzhong/chaotianmen"
@@ -46,9 +47,13 @@ class Secured:
 
 @contextlib.contextmanager
 def secured_controller(
-    tmp_path: Path, broker: Mosquitto, extra: dict[str, Any] | None = None
+    tmp_path: Path,
+    broker: Mosquitto,
+    extra: dict[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[Secured]:
-    """A controller with ``[api] auth = "tokens"``, gw-a on street A and gw-b on street B."""
+    """A controller with ``[api] auth = "tokens"``, gw-a on street A and gw-b on street B
+    (and ``clock``, when a test sets the time)."""
     db = tmp_path / "controller.db"
     tokens = {
         "admin": create_token(db, "admin", name="admin"),
@@ -56,7 +61,7 @@ def secured_controller(
         "viewer-b": create_token(db, "viewer", STREET_B, name="viewer-b"),
     }
     config = config_for(tmp_path, broker, gateways=GATEWAYS, auth="tokens", extra=extra)
-    with Controller(config) as running:
+    with Controller(config, clock=clock) as running:
         wait_until(lambda: running.mqtt_connected, timeout_s=5, message="controller subscribed")
         yield Secured(running, tokens, db)
 

@@ -93,3 +93,46 @@ def test_roster_input_is_bounded_and_checked_against_the_channels(site: Site) ->
     assert admin.put(url, json=long_name).status_code == 422
     assert admin.get("/api/v1/rosters").status_code == 200
     assert as_(site.controller.api_url, "ewt_nope").get("/api/v1/rosters").status_code == 401
+
+
+def test_a_conditional_write_never_undoes_someone_elses_change(site: Site) -> None:
+    """The console sends the revision it read: a roster changed since is refused (412), not
+    silently replaced; If-None-Match: * creates a roster only where there is none."""
+    admin, street = site.admin, site.street
+    url = f"/api/v1/rosters/{STREET}/grid-4"
+    created = street.put(url, json=body("he"), headers={"If-None-Match": "*"})
+    assert created.status_code == 200, created.text
+    seen = created.json()["revision"]
+    assert created.headers["ETag"] == f'"{seen}"'
+    assert street.get(url).headers["ETag"] == f'"{seen}"'
+    again = street.put(url, json=body("ma"), headers={"If-None-Match": "*"})
+    assert again.status_code == 412
+    assert "already a duty roster" in again.json()["detail"]
+
+    # The admin changes it; the street operator's edit of what it read is refused.
+    by_admin = admin.put(url, json=body("he", "wu"), headers={"If-Match": f'"{seen}"'})
+    assert by_admin.status_code == 200, by_admin.text
+    now = by_admin.json()["revision"]
+    assert now != seen
+    stale = street.put(url, json=body("he", "ma"), headers={"If-Match": f'"{seen}"'})
+    assert stale.status_code == 412
+    assert "changed since you read it" in stale.json()["detail"]
+    assert [p["id"] for p in street.get(url).json()["people"]] == ["he", "wu"]
+    assert street.delete(url, headers={"If-Match": f'"{seen}"'}).status_code == 412
+    assert street.get(url).status_code == 200
+
+    # An unchanged write keeps the revision: it is the roster's content, not its time.
+    same = street.put(url, json=body("he", "wu"), headers={"If-Match": f'W/"{now}"'})
+    assert same.status_code == 200
+    assert same.json()["revision"] == now
+    assert street.put(url, json=body("he"), headers={"If-Match": "*"}).status_code == 200
+    missing = f"/api/v1/rosters/{STREET}/grid-5"
+    assert street.put(missing, json=body("he"), headers={"If-Match": "*"}).status_code == 412
+    both = street.put(url, json=body("he"), headers={"If-Match": "*", "If-None-Match": "*"})
+    assert both.status_code == 422
+    assert both.json()["detail"][0]["field"] == "header.If-Match"
+    odd = street.put(url, json=body("he"), headers={"If-None-Match": '"abc"'})
+    assert odd.status_code == 422
+    assert "header.If-None-Match" in odd.text
+    current = street.get(url).json()["revision"]
+    assert street.delete(url, headers={"If-Match": f'"{current}"'}).status_code == 204

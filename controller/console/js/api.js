@@ -31,8 +31,8 @@ function detailOf(body, fallback) {
   return JSON.stringify(body.detail);
 }
 
-export async function api(path, { method = "GET", body, params } = {}) {
-  const headers = { Accept: "application/json" };
+export async function api(path, { method = "GET", body, params, headers: extra = {} } = {}) {
+  const headers = { Accept: "application/json", ...extra };
   const bearer = token();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";

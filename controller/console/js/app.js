@@ -10,6 +10,7 @@ import * as gateway from "./pages/gateway.js";
 import * as map from "./pages/map.js";
 import * as overview from "./pages/overview.js";
 import * as risk from "./pages/risk.js";
+import * as rosters from "./pages/rosters.js";
 
 const ROUTES = [
   [/^\/?$/, overview, "overview"],
@@ -18,6 +19,7 @@ const ROUTES = [
   [/^\/map$/, map, "map"],
   [/^\/risk$/, risk, "risk"],
   [/^\/alerts$/, alerts, "alerts"],
+  [/^\/rosters$/, rosters, "rosters"],
 ];
 
 const main = document.getElementById("main");
