@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
 from firmware_sim.models import WaterLevelGauge
+from tests.clock import FakeClock
 from wire import TopicKind, decode, gateway_subscription, topic_for
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,25 +33,11 @@ WAIT_S = 10.0
 REPO = Path(__file__).parents[2]
 
 
-@dataclass
-class HeldClock:
-    """A ``wire.clock.Clock`` that moves only when a test says: a schedule or a live
-    batch's deadline never runs out by itself. Its wall clock moves with the monotonic one,
-    from ``wall_base_ms`` (by default the real time the clock was made)."""
-
-    mono_s: float = 1000.0
-    wall_base_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
-
-    def wall_ms(self) -> int:
-        return self.wall_base_ms + round((self.mono_s - 1000.0) * 1000)
-
-    def monotonic_s(self) -> float:
-        return self.mono_s
-
-
 @pytest.fixture
-def held_clock() -> HeldClock:
-    return HeldClock()
+def held_clock() -> FakeClock:
+    """A clock that moves only when the test says: a schedule or a live batch's deadline
+    never runs out by itself; its wall clock starts at the real time."""
+    return FakeClock.from_now()
 
 
 @dataclass(frozen=True)

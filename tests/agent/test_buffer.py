@@ -11,15 +11,8 @@ import pytest
 
 from agent.buffer.store import SEQ_BLOCK, Buffer, seq_runs
 from drivers.base import Measurement
+from tests.clock import FakeClock
 from wire import Quality
-
-
-class FakeWallClock:
-    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
 
 
 def level(value: float) -> list[Measurement]:
@@ -27,13 +20,13 @@ def level(value: float) -> list[Measurement]:
 
 
 @pytest.fixture
-def clock() -> FakeWallClock:
-    return FakeWallClock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def buffer(tmp_path: Path, clock: FakeWallClock) -> Iterator[Buffer]:
-    with Buffer(tmp_path / "buffer.db", now_ms=clock) as opened:
+def buffer(tmp_path: Path, clock: FakeClock) -> Iterator[Buffer]:
+    with Buffer(tmp_path / "buffer.db", now_ms=clock.wall_ms) as opened:
         yield opened
 
 
@@ -117,11 +110,11 @@ def test_rows_come_out_as_stored_and_as_readings_alike(buffer: Buffer) -> None:
 
 
 def test_stats_count_rows_and_the_age_of_the_oldest_unsent(
-    buffer: Buffer, clock: FakeWallClock
+    buffer: Buffer, clock: FakeClock
 ) -> None:
     assert buffer.stats().oldest_unsent_age_s == 0.0
-    buffer.append("gauge-1", clock.now_ms - 30_000, level(1.0))
-    buffer.append("gauge-1", clock.now_ms - 10_000, level(2.0))
+    buffer.append("gauge-1", clock.wall_ms() - 30_000, level(1.0))
+    buffer.append("gauge-1", clock.wall_ms() - 10_000, level(2.0))
     buffer.ack([1, 2])
 
     stats = buffer.stats()
@@ -133,11 +126,11 @@ def test_stats_count_rows_and_the_age_of_the_oldest_unsent(
     assert stats.bytes > 0
 
 
-def test_purge_deletes_only_acked_rows_past_retention(buffer: Buffer, clock: FakeWallClock) -> None:
-    buffer.append("gauge-1", clock.now_ms, level(1.0))
-    buffer.append("gauge-1", clock.now_ms, level(2.0))
+def test_purge_deletes_only_acked_rows_past_retention(buffer: Buffer, clock: FakeClock) -> None:
+    buffer.append("gauge-1", clock.wall_ms(), level(1.0))
+    buffer.append("gauge-1", clock.wall_ms(), level(2.0))
     buffer.ack([1, 2])
-    clock.now_ms += 3_600_000
+    clock.advance(3600)
     buffer.ack([3])
 
     assert buffer.purge_acked(retention_s=1800) == 2
@@ -145,18 +138,18 @@ def test_purge_deletes_only_acked_rows_past_retention(buffer: Buffer, clock: Fak
     assert [r.seq for r in buffer.take_unsent(10)] == [4]
 
 
-def test_seq_and_session_persist_and_are_never_reused(tmp_path: Path, clock: FakeWallClock) -> None:
+def test_seq_and_session_persist_and_are_never_reused(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "buffer.db"
-    with Buffer(path, now_ms=clock) as buffer:
+    with Buffer(path, now_ms=clock.wall_ms) as buffer:
         assert buffer.bump_session() == 1
         buffer.append("gauge-1", 1, level(1.0))
         buffer.ack([1, 2])
         buffer.purge_acked(retention_s=0)  # even with every row gone...
-        clock.now_ms += 1
+        clock.advance(0.001)
         buffer.purge_acked(retention_s=0)
         assert buffer.stats().rows == 0
 
-    with Buffer(path, now_ms=clock) as buffer:
+    with Buffer(path, now_ms=clock.wall_ms) as buffer:
         assert buffer.session == 1
         assert buffer.bump_session() == 2
         assert [r.seq for r in buffer.append("gauge-1", 2, level(2.0))] == [3, 4]

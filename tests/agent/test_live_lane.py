@@ -10,7 +10,8 @@ from agent.config import parse_config
 from edgewatch.broker import Mosquitto
 from firmware_sim.bus import SimulatedBus
 from firmware_sim.models import WaterLevelGauge
-from tests.agent.conftest import HeldClock, Recorder, agent_toml
+from tests.agent.conftest import Recorder, agent_toml
+from tests.clock import FakeClock
 from wire import ReadingBatch, TopicKind
 
 # Deadline 5 s, next round in 10 s: with the clock held, neither ever comes, so whatever
@@ -42,7 +43,7 @@ def reads_per_message(recorder: Recorder) -> list[list[str]]:
 
 
 def test_a_busy_bus_sends_its_reads_together(
-    tmp_path: Path, mosquitto: Mosquitto, recorder: Recorder, held_clock: HeldClock
+    tmp_path: Path, mosquitto: Mosquitto, recorder: Recorder, held_clock: FakeClock
 ) -> None:
     gauges = [WaterLevelGauge(slave=slave) for slave in (1, 2, 3)]
     with SimulatedBus(gauges) as bus:
@@ -59,7 +60,7 @@ def test_a_lone_reading_is_not_held(
     tmp_path: Path,
     mosquitto: Mosquitto,
     recorder: Recorder,
-    held_clock: HeldClock,
+    held_clock: FakeClock,
     gauge_bus: SimulatedBus,
 ) -> None:
     config = parse_config(gauges_config(tmp_path / "data", mosquitto, gauge_bus, 1))

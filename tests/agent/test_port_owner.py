@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import pytest
 
@@ -15,6 +14,7 @@ from drivers.base import DriverError, ErrorKind, Measurement
 from drivers.registry import parse_device_config
 from firmware_sim import Faults
 from tests.agent.bus_rig import Rig, Sink, bus_rig, gauge, simulated
+from tests.clock import FakeClock
 from wire.clock import SYSTEM_CLOCK
 
 
@@ -110,13 +110,11 @@ def test_a_dead_slave_costs_only_its_own_bounded_tries() -> None:
         rig.wait(lambda: dead.state() is DeviceState.OK, "back on its interval")
 
 
-@dataclass
-class FakeClock:
-    now_s: float = 1000.0
-    explode: bool = False
+class BreakableClock(FakeClock):
+    """The one fake clock, whose next reading on a port owner's thread can be made to raise
+    (``explode``): a bug inside the owner loop."""
 
-    def wall_ms(self) -> int:
-        return int(self.now_s * 1000)
+    explode = False
 
     def monotonic_s(self) -> float:
         if self.explode and threading.current_thread().name.startswith("port-"):
@@ -178,7 +176,7 @@ def test_backoff_rule() -> None:
         backoff_s(1, base_s=0, max_s=1)
 
 
-def test_a_crashed_owner_loop_is_counted_and_restarted(rig_clock: FakeClock) -> None:
+def test_a_crashed_owner_loop_is_counted_and_restarted(rig_clock: BreakableClock) -> None:
     clock = rig_clock
     with bus_rig([simulated("water_level", 1)], [gauge(1)], clock=clock) as rig:
         _tick_until(rig, clock, lambda: rig.sink.good_reads("gauge-1") >= 2)
@@ -190,8 +188,8 @@ def test_a_crashed_owner_loop_is_counted_and_restarted(rig_clock: FakeClock) -> 
 
 
 @pytest.fixture
-def rig_clock() -> FakeClock:
-    return FakeClock()
+def rig_clock() -> BreakableClock:
+    return BreakableClock()
 
 
 def _tick_until(rig: Rig, clock: FakeClock, condition: object) -> None:

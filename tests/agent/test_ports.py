@@ -20,7 +20,7 @@ from drivers.registry import parse_device_config
 from edgewatch.waiting import wait_until
 from firmware_sim.bus import SimulatedBus
 from firmware_sim.device import Faults
-from tests.agent.conftest import HeldClock
+from tests.clock import FakeClock
 from wire import Quality
 from wire.clock import SYSTEM_CLOCK
 
@@ -243,7 +243,7 @@ def test_reads_the_simulated_gauge_on_a_real_pty(sink: Sink, gauge_bus: Simulate
 class WireTimedDriver:
     """Answers after ``read_s`` of a held clock, as a 9600-baud read takes ~29 ms."""
 
-    def __init__(self, name: str, clock: HeldClock, read_s: float) -> None:
+    def __init__(self, name: str, clock: FakeClock, read_s: float) -> None:
         self._name, self._clock, self._read_s = name, clock, read_s
 
     @property
@@ -251,7 +251,7 @@ class WireTimedDriver:
         return self._name
 
     def read(self) -> list[Measurement]:
-        self._clock.mono_s += self._read_s
+        self._clock.advance(self._read_s)
         return [Measurement("level_cm", 1.0, "cm")]
 
     def close(self) -> None:
@@ -259,13 +259,13 @@ class WireTimedDriver:
 
 
 def test_the_outlook_says_when_the_port_will_store_its_next_reading(
-    held_clock: HeldClock,
+    held_clock: FakeClock,
 ) -> None:
     outlook = BusOutlook()
     seen: list[tuple[str, float, float]] = []  # (device, now, next store) at each store
 
     def sink(device: str, ts_ms: int, measurements: Sequence[Measurement]) -> None:
-        seen.append((device, held_clock.mono_s, outlook.next_store_s()))
+        seen.append((device, held_clock.now_s, outlook.next_store_s()))
 
     owner = PortOwner(
         PORT,

@@ -17,7 +17,7 @@ from agent.bus.outlook import BusOutlook
 from agent.config import BufferConfig
 from agent.uplink.publisher import Publisher
 from drivers.base import Measurement
-from tests.agent.conftest import HeldClock
+from tests.clock import FakeClock
 from wire import ReadingBatch, TopicKind, encode, topic_for
 from wire.clock import SYSTEM_CLOCK, Clock
 
@@ -145,7 +145,7 @@ READ_S = 0.029  # a two-register Modbus read at 9600 baud
 
 
 @pytest.fixture
-def live_buffer(tmp_path: Path, held_clock: HeldClock) -> Iterator[Buffer]:
+def live_buffer(tmp_path: Path, held_clock: FakeClock) -> Iterator[Buffer]:
     with Buffer(tmp_path / "live.db", monotonic_s=held_clock.monotonic_s) as opened:
         yield opened
 
@@ -164,7 +164,7 @@ def readings_of(sent: Sent) -> list[tuple[int, str]]:
 @contextmanager
 def live_publisher(
     buffer: Buffer,
-    clock: HeldClock,
+    clock: FakeClock,
     live_linger_s: float,
     *,
     outlook: BusOutlook | None = None,
@@ -185,31 +185,31 @@ def live_publisher(
 
 
 def test_a_batch_is_held_while_the_bus_has_a_read_due_before_its_deadline(
-    live_buffer: Buffer, held_clock: HeldClock
+    live_buffer: Buffer, held_clock: FakeClock
 ) -> None:
     outlook = BusOutlook()
     with live_publisher(live_buffer, held_clock, 0.05, outlook=outlook) as (session, publisher):
         # Time never moves by itself: only what the outlook says decides.
         for device in ("gauge-1", "gauge-2"):
-            outlook.expect(PORT, held_clock.mono_s + READ_S)  # the next read is on the wire
+            outlook.expect(PORT, held_clock.now_s + READ_S)  # the next read is on the wire
             store_read(publisher, live_buffer, device)
-        outlook.expect(PORT, held_clock.mono_s + 0.7)  # the round ended: next in 0.7 s
+        outlook.expect(PORT, held_clock.now_s + 0.7)  # the round ended: next in 0.7 s
         store_read(publisher, live_buffer, "gauge-3")
         (sent,) = session.wait_for(1)
         assert sent.topic.endswith("/readings")
         assert readings_of(sent) == [(1, "gauge-1"), (2, "gauge-2"), (3, "gauge-3")]
 
         # The next round: a read due past the deadline (0.05 s) sends at once.
-        held_clock.mono_s += 1.0
-        outlook.expect(PORT, held_clock.mono_s + 2 * READ_S)
+        held_clock.now_s += 1.0
+        outlook.expect(PORT, held_clock.now_s + 2 * READ_S)
         store_read(publisher, live_buffer, "gauge-1")
         second = session.wait_for(2)[1]
     assert readings_of(second) == [(4, "gauge-1")]
 
 
-def test_a_lone_reading_is_not_held(live_buffer: Buffer, held_clock: HeldClock) -> None:
+def test_a_lone_reading_is_not_held(live_buffer: Buffer, held_clock: FakeClock) -> None:
     outlook = BusOutlook()
-    outlook.expect(PORT, held_clock.mono_s + 60.0)  # a device read once a minute
+    outlook.expect(PORT, held_clock.now_s + 60.0)  # a device read once a minute
     with live_publisher(live_buffer, held_clock, 5.0, outlook=outlook) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
         (sent,) = session.wait_for(1)  # time never moved: the 5 s deadline did not send it
@@ -217,7 +217,7 @@ def test_a_lone_reading_is_not_held(live_buffer: Buffer, held_clock: HeldClock) 
 
 
 def test_without_port_owners_a_live_reading_goes_at_once(
-    live_buffer: Buffer, held_clock: HeldClock
+    live_buffer: Buffer, held_clock: FakeClock
 ) -> None:
     with live_publisher(live_buffer, held_clock, 5.0) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
@@ -226,25 +226,25 @@ def test_without_port_owners_a_live_reading_goes_at_once(
 
 
 def test_a_held_batch_goes_at_its_deadline_when_the_expected_read_is_late(
-    live_buffer: Buffer, held_clock: HeldClock
+    live_buffer: Buffer, held_clock: FakeClock
 ) -> None:
     outlook = BusOutlook()
-    outlook.expect(PORT, held_clock.mono_s + READ_S)  # then the slave never answers
+    outlook.expect(PORT, held_clock.now_s + READ_S)  # then the slave never answers
     with live_publisher(live_buffer, held_clock, 0.05, outlook=outlook) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
-        held_clock.mono_s += 0.04
+        held_clock.now_s += 0.04
         publisher.wake.set()  # the publisher looks again, as its own timer would
-        held_clock.mono_s += 0.01  # the deadline
+        held_clock.now_s += 0.01  # the deadline
         publisher.wake.set()
         (sent,) = session.wait_for(1)
     assert readings_of(sent) == [(1, "gauge-1")]
 
 
 def test_a_full_live_batch_goes_without_waiting_for_the_next_read(
-    live_buffer: Buffer, held_clock: HeldClock
+    live_buffer: Buffer, held_clock: FakeClock
 ) -> None:
     outlook = BusOutlook()
-    outlook.expect(PORT, held_clock.mono_s)  # always another read due: only size sends
+    outlook.expect(PORT, held_clock.now_s)  # always another read due: only size sends
     with live_publisher(live_buffer, held_clock, 5.0, outlook=outlook, batch=3) as (
         session,
         publisher,
@@ -257,11 +257,11 @@ def test_a_full_live_batch_goes_without_waiting_for_the_next_read(
 
 
 def test_an_alert_never_waits_for_a_held_live_batch(
-    live_buffer: Buffer, held_clock: HeldClock
+    live_buffer: Buffer, held_clock: FakeClock
 ) -> None:
     alerts = AlertQueue(live_buffer)
     outlook = BusOutlook()
-    outlook.expect(PORT, held_clock.mono_s)
+    outlook.expect(PORT, held_clock.now_s)
     with live_publisher(live_buffer, held_clock, 5.0, outlook=outlook, alerts=alerts) as (
         session,
         publisher,
@@ -275,13 +275,13 @@ def test_an_alert_never_waits_for_a_held_live_batch(
 
 
 def test_a_refused_live_batch_goes_again_at_once(
-    live_buffer: Buffer, held_clock: HeldClock
+    live_buffer: Buffer, held_clock: FakeClock
 ) -> None:
     outlook = BusOutlook()
-    outlook.expect(PORT, held_clock.mono_s)  # another read always due: held to the deadline
+    outlook.expect(PORT, held_clock.now_s)  # another read always due: held to the deadline
     with live_publisher(live_buffer, held_clock, 0.2, outlook=outlook) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
-        held_clock.mono_s += 0.2
+        held_clock.now_s += 0.2
         publisher.wake.set()
         (sent,) = session.wait_for(1)
         assert sent.on_refused is not None
@@ -291,10 +291,10 @@ def test_a_refused_live_batch_goes_again_at_once(
 
 
 def test_without_a_linger_every_read_goes_as_it_is_stored(
-    live_buffer: Buffer, held_clock: HeldClock
+    live_buffer: Buffer, held_clock: FakeClock
 ) -> None:
     outlook = BusOutlook()
-    outlook.expect(PORT, held_clock.mono_s)  # another read always due: no matter
+    outlook.expect(PORT, held_clock.now_s)  # another read always due: no matter
     with live_publisher(live_buffer, held_clock, 0.0, outlook=outlook) as (session, publisher):
         store_read(publisher, live_buffer, "gauge-1")
         session.wait_for(1)

@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from edgewatch.broker import Mosquitto
+from tests.clock import FakeClock
 from tests.console.support import STREET_A, STREET_B, Secured, secured_controller
 from tests.console.test_access_pages import log_in
-from tests.controller.support import FakeClock, as_
+from tests.controller.support import as_
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -101,8 +102,8 @@ class Duty:
 
 @pytest.fixture
 def duty(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Duty]:
-    clock = FakeClock()
-    clock.now_s = WEDNESDAY_10H.timestamp()
+    start_s = WEDNESDAY_10H.timestamp()
+    clock = FakeClock(start_s, wall_start_ms=round(start_s * 1000))
     with (
         secured_controller(tmp_path, mosquitto, {"notify": NOTIFY}, clock) as secured,
         as_(secured.url, secured.tokens["admin"]) as admin,

@@ -21,22 +21,6 @@ from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
 
 
-class FakeClock:
-    """An injected clock that moves only when a test moves it."""
-
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds
-
-    def monotonic_s(self) -> float:
-        return self.now_s
-
-    def wall_ms(self) -> int:
-        return int(self.now_s * 1000)
-
-
 class Publisher:
     """A paho client publishing as a gateway would (QoS 1, waits for the PUBACK)."""
 

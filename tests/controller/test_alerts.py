@@ -22,7 +22,8 @@ from controller.service import Controller
 from edgewatch.broker import Mosquitto, free_port
 from edgewatch.center import ReferenceCenter
 from edgewatch.waiting import wait_until
-from tests.controller.support import FakeClock, Publisher, api, config_for, get_json
+from tests.clock import FakeClock
+from tests.controller.support import Publisher, api, config_for, get_json
 
 SECRET = "s3cret-shared-with-centers"
 PLACES = {"street": "cq/yuzhong/jiefangbei", "district": "cq/yuzhong", "city": "cq"}
@@ -126,8 +127,7 @@ def start_rig(
     clock: FakeClock | None = None,
 ) -> Iterator[Rig]:
     if clock is None:
-        clock = FakeClock()
-        clock.now_s = time.time()
+        clock = FakeClock.from_now(time.time())
     config = config_for(
         tmp_path,
         mosquitto,

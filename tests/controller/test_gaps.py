@@ -17,9 +17,9 @@ from controller.service import Controller
 from controller.store.sqlite import Store
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
+from tests.clock import FakeClock
 from tests.controller.support import (
     CommandListener,
-    FakeClock,
     Publisher,
     api,
     batch,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import wire
 from controller.fleet.devices import DeviceEvidence, DeviceHealthState, judge_device
 from controller.fleet.health import GatewayHealthState, HealthTracker, StatusVerdict
-from tests.controller.support import FakeClock, birth, health, offline
+from tests.clock import FakeClock
+from tests.controller.support import birth, health, offline
 
 ONLINE, OFFLINE = GatewayHealthState.ONLINE, GatewayHealthState.OFFLINE
 
@@ -16,11 +17,12 @@ def tracker() -> tuple[HealthTracker, FakeClock]:
 
 
 def test_birth_then_will_of_the_same_session() -> None:
-    health_tracker, _ = tracker()
+    health_tracker, clock = tracker()
     verdict, up = health_tracker.on_status("gw", birth(1))
     assert verdict is StatusVerdict.APPLIED
     assert up is not None
-    assert (up.from_state, up.to_state, up.at_ms) == (GatewayHealthState.UNKNOWN, ONLINE, 1_000_000)
+    expected = (GatewayHealthState.UNKNOWN, ONLINE, clock.wall_ms())
+    assert (up.from_state, up.to_state, up.at_ms) == expected
     assert health_tracker.on_status("gw", birth(1)) == (StatusVerdict.APPLIED, None)  # no repeat
     _, down = health_tracker.on_status("gw", offline(1))
     assert down is not None

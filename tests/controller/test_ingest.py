@@ -13,8 +13,8 @@ from controller.fleet import queries
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
+from tests.clock import FakeClock
 from tests.controller.support import (
-    FakeClock,
     Publisher,
     api,
     batch,

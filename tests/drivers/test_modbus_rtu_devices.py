@@ -19,17 +19,10 @@ from drivers.registry import create_driver, parse_device_config
 from edgewatch.waiting import wait_until
 from firmware_sim import Faults, SimulatedDevice
 from firmware_sim.device import Quirks
+from tests.clock import FakeClock
 from wire import Quality
 
 from .sims import FAULT_TIMEOUT_S, Served, modbus_device
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def driver(

@@ -8,14 +8,7 @@ from firmware_sim import modbus
 from firmware_sim.device import DeviceModel, Faults, RegisterSpec, SimulatedDevice, constant
 from firmware_sim.modbus import ExceptionCode, Request
 from firmware_sim.models import WATER_LEVEL_PERIOD_S, WaterLevelGauge
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
+from tests.clock import FakeClock
 
 
 def ask(device: SimulatedDevice, frame: bytes) -> bytes | None:

@@ -19,14 +19,7 @@ from firmware_sim.stx_frames import (
     stx_checksum,
     stx_frame,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
+from tests.clock import FakeClock
 
 
 def make(model: str, clock: FakeClock, slave: int = 1, **options: object) -> SimulatedDevice:

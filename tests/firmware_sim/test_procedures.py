@@ -5,8 +5,9 @@ from __future__ import annotations
 from firmware_sim import ModelContext, SimulatedDevice, modbus
 from firmware_sim.modbus import ExceptionCode
 from firmware_sim.models import MODELS
+from tests.clock import FakeClock
 
-from .test_device import FakeClock, ask, registers_of
+from .test_device import ask, registers_of
 
 
 def device(model: str, clock: FakeClock, slave: int, **options: object) -> SimulatedDevice:

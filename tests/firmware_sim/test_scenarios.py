@@ -22,14 +22,7 @@ from firmware_sim.scenario import (
 from firmware_sim.sentence_devices import parse_sentence, sentence
 from firmware_sim.signals import build_quantities
 from firmware_sim.stx_frames import enquiry, parse_stx_frame
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
+from tests.clock import FakeClock
 
 
 def test_packaged_scenarios_load() -> None:

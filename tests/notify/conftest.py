@@ -17,7 +17,8 @@ import wire
 from controller.service import Controller
 from edgewatch.broker import Mosquitto
 from edgewatch.waiting import wait_until
-from tests.controller.support import FakeClock, Publisher, api, config_for, get_json
+from tests.clock import FakeClock
+from tests.controller.support import Publisher, api, config_for, get_json
 from tests.notify.receivers import JsonReceiver, SmtpReceiver
 
 GRID = "cq/yuzhong/jiefangbei/grid-1"
@@ -150,8 +151,7 @@ def link_of(message: dict[str, Any]) -> str:
 def start_duty_rig(
     tmp_path: Path, mosquitto: Mosquitto, *, notify_extra: dict[str, Any] | None = None
 ) -> Iterator[DutyRig]:
-    clock = FakeClock()
-    clock.now_s = time.time()
+    clock = FakeClock.from_now(time.time())
     with ExitStack() as stack:
         hook = stack.enter_context(JsonReceiver())
         smtp = stack.enter_context(SmtpReceiver())
